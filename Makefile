@@ -1,0 +1,91 @@
+# libipc + ipcrun. GNU make; every object goes under $(BUILD).
+#
+#   make            build libipc, ipcrun, the stock kernels and the examples
+#   make run        build and run config/demo.ini
+#   make test       build and run every test under the four shm/semaphore backends
+#   make check      the same suite built with ASan+UBSan, and the threaded tests with TSan
+#   make bench      benchmarks (never part of test)
+#   make lint       cppcheck and clang-tidy
+#   make fuzz       libFuzzer target for the topology loader
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Each part of the tree keeps its rules in mk/<part>.mk.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+SAN     ?=
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-unused-parameter
+CSTD    := -std=c11 -D_GNU_SOURCE
+OPT     ?= -O2 -g
+ifeq ($(CI),true)
+WERROR  ?= -Werror
+endif
+SANFLAGS :=
+ifeq ($(SAN),asan)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ifeq ($(SAN),tsan)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS = $(CSTD) $(CFLAGS) $(WARN) $(WERROR) $(SANFLAGS) -pthread -Iruntime/include
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS) -pthread
+
+# Parts append to these.
+ALL_TARGETS :=
+UNIT_TESTS  :=
+STRESS_TESTS :=
+TSAN_TESTS  :=
+INTEGRATION_DEPS :=
+BENCH_TARGETS :=
+
+.PHONY: all run test check bench lint fuzz install uninstall clean deps deps-run \
+        test-unit test-integration
+.DEFAULT_GOAL := all
+
+include mk/lib.mk
+-include mk/kernels.mk
+-include mk/ipcrun.mk
+-include mk/examples.mk
+-include mk/tests.mk
+-include mk/bench.mk
+
+all: $(ALL_TARGETS)
+
+deps:
+	@scripts/deps.sh test
+
+deps-run:
+	@scripts/deps.sh run
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# Tests: unit and stress binaries under each backend combination, then the
+# integration tests. scripts/run-tests.sh prints "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(STRESS_TESTS) $(INTEGRATION_DEPS)
+	@scripts/run-tests.sh $(BUILD) "$(UNIT_TESTS) $(STRESS_TESTS)"
+
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan test
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan $(TSAN_TESTS)
+	@TSAN_OPTIONS=halt_on_error=1 IPC_TEST_TSAN=1 scripts/run-tests.sh build/tsan "$(TSAN_TESTS)" unit-only
+
+bench: deps all $(BENCH_TARGETS)
+	@scripts/run-bench.sh $(BUILD) "$(BENCH_TARGETS)"
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+	  --suppress=missingIncludeSystem -Iruntime/include runtime kernels examples
+	clang-tidy --quiet $(wildcard runtime/lib/*.c) -- $(CSTD) -Iruntime/include
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install the Debian packages a target needs when they are missing.
+#   deps.sh test | run
+set -e
+case "$1" in
+run)  pkgs="libinih-dev libffi-dev pkg-config" ;;
+*)    pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config" ;;
+esac
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run as root, or: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q $missing >/dev/null 2>&1 ||
+	{ apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
