@@ -1,0 +1,44 @@
+# cmocka tests: tests/unit/test_<module>.c and tests/stress/<name>.c, one
+# binary each, linked with libipc.a and tests/common/testutil.c.
+#
+#   UNIT_TESTS, STRESS_TESTS  run by `make test` under the four IPC_SHM/IPC_SEM
+#                             combinations, and again by `make check` (ASan)
+#   TSAN_TESTS                threaded tests that never fork (ThreadSanitizer
+#                             cannot see synchronisation between processes)
+#
+# TSAN_TESTS names build/tsan paths outright: `make check` expands it in the
+# top-level make (BUILD=build) and hands the paths to a BUILD=build/tsan make.
+TSAN_BUILD ?= build/tsan
+
+UNIT_NAMES   := heap buffer record segment channel ring
+STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
+                stress_death stress_many stress_kill stress_sigstop
+TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel \
+                unit/test_segment stress/stress_threads
+
+# Only the sources that exist, so a half-written suite still builds.
+tu_have = $(patsubst tests/%.c,%,$(wildcard $(1:%=tests/%.c)))
+UNIT_TESTS   += $(addprefix $(BUILD)/tests/,$(call tu_have,$(UNIT_NAMES:%=unit/test_%)))
+STRESS_TESTS += $(addprefix $(BUILD)/tests/,$(call tu_have,$(STRESS_NAMES:%=stress/%)))
+TSAN_TESTS   += $(addprefix $(TSAN_BUILD)/tests/,$(call tu_have,$(TSAN_NAMES)))
+
+TEST_CFLAGS  := -Iruntime/lib -Itests/common
+TEST_LIBS    := -lcmocka -lrt
+TEST_COMMON  := $(BUILD)/tests/common/testutil.o
+
+$(BUILD)/tests/common/%.o: tests/common/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_COMMON) $(LIBIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -MMD -MP $< $(TEST_COMMON) $(LIBIPC_A) \
+	  $(TEST_LIBS) $(ALL_LDFLAGS) -o $@
+
+$(BUILD)/tests/stress/%: tests/stress/%.c $(TEST_COMMON) $(LIBIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -MMD -MP $< $(TEST_COMMON) $(LIBIPC_A) \
+	  $(TEST_LIBS) $(ALL_LDFLAGS) -o $@
+
+.PHONY: tests
+tests: $(UNIT_TESTS) $(STRESS_TESTS)
