@@ -1,0 +1,650 @@
+/*
+ * Buffers: create-or-attach, process slots, close and removal, stats, the
+ * channel directory, dead-process reaping, garbage collection.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+#define MAX_PROCS 256u
+#define MAX_TLS 1024u
+
+struct layout {
+	uint64_t procs_off, tls_off, dir_off, heap_off, data_off, data_size, map_size;
+	uint32_t dir_cap, nblocks, slab_blocks;
+};
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static void plan(struct layout *l, uint64_t size)
+{
+	uint64_t data = align_up(size, IPC_BLOCK);
+	uint32_t cap = 512;
+	while ((uint64_t)cap < 2 * data / 16384 && cap < (1u << 22))
+		cap <<= 1;
+	l->nblocks = (uint32_t)(data / IPC_BLOCK);
+	l->data_size = data;
+	l->dir_cap = cap;
+	l->procs_off = 4096;
+	l->tls_off = l->procs_off + MAX_PROCS * sizeof(struct ipc__proc);
+	l->dir_off = l->tls_off + MAX_TLS * sizeof(struct ipc__tslot);
+	l->heap_off = align_up(l->dir_off + (uint64_t)cap * sizeof(struct ipc__dirent), 64);
+	l->data_off = align_up(l->heap_off + ipc__heap_meta_size(l->nblocks), IPC_BLOCK);
+	l->map_size = l->data_off + data;
+	uint64_t slab = data / 256;
+	if (slab < (16u << 10)) slab = 16u << 10;
+	if (slab > (256u << 10)) slab = 256u << 10;
+	l->slab_blocks = (uint32_t)(slab / IPC_BLOCK);
+}
+
+static bool handle_ok(const char *h)
+{
+	size_t n = h ? strlen(h) : 0;
+	if (n == 0 || n > IPC_HANDLE_MAX || h[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* "64M", "1G", "4096", "512k" -> bytes; 0 on a malformed value. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B') end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	return *end ? 0 : v;
+}
+
+static int env_choice(const char *var, const char *a, int va, const char *b, int vb,
+                      const char *c, int vc, int dflt)
+{
+	const char *v = getenv(var);
+	if (!v || !*v)
+		return dflt;
+	if (!strcmp(v, a)) return va;
+	if (!strcmp(v, b)) return vb;
+	if (c && !strcmp(v, c)) return vc;
+	return -1;
+}
+
+int ipc__lock_buf(struct ipc_buffer *b)
+{
+	return ipc__lock(&b->hdr->lock);
+}
+
+void ipc__unlock_buf(struct ipc_buffer *b)
+{
+	ipc__unlock(&b->hdr->lock);
+}
+
+static struct ipc__proc *procs(struct ipc_buffer *b)
+{
+	return (struct ipc__proc *)(b->base + b->hdr->procs_off);
+}
+
+static struct ipc__tslot *tslots(struct ipc_buffer *b)
+{
+	return (struct ipc__tslot *)(b->base + b->hdr->tls_off);
+}
+
+static struct ipc__dirent *dir(struct ipc_buffer *b)
+{
+	return (struct ipc__dirent *)(b->base + b->hdr->dir_off);
+}
+
+/* Take a process slot (L held). */
+static int proc_attach_locked(struct ipc_buffer *b)
+{
+	struct ipc__proc *p = procs(b);
+	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
+		if (ipc__load_relaxed(&p[i].pid) == 0) {
+			p[i].gen++;
+			p[i].start = b->start;
+			ipc__store_release(&p[i].pid, (int32_t)b->pid);
+			b->proc = i;
+			ipc__add_relaxed(&b->hdr->nprocs, 1);
+			return 0;
+		}
+	}
+	return -EUSERS;
+}
+
+static int creator_init(struct ipc_buffer *b, const struct layout *l,
+                        const struct ipc_buffer_opts *o, enum ipc_sem_kind sem)
+{
+	struct ipc__hdr *h = b->hdr;
+	int err;
+
+	h->version = IPC__LAYOUT;
+	h->hdr_size = sizeof(*h);
+	h->map_size = l->map_size;
+	h->data_off = l->data_off;
+	h->data_size = l->data_size;
+	h->procs_off = l->procs_off;
+	h->tls_off = l->tls_off;
+	h->dir_off = l->dir_off;
+	h->heap_off = l->heap_off;
+	h->max_procs = MAX_PROCS;
+	h->max_tls = MAX_TLS;
+	h->dir_cap = l->dir_cap;
+	h->slab_blocks = l->slab_blocks;
+	h->def_capacity = o->capacity ? o->capacity : IPC_CHANNEL_CAPACITY_DEFAULT;
+	h->def_wait = o->wait;
+	h->shm_kind = (uint32_t)b->shm.kind;
+	h->sem_kind = (uint32_t)sem;
+	h->creator_pid = (int32_t)b->pid;
+	h->creator_start = b->start;
+	snprintf(h->handle, sizeof(h->handle), "%s", b->handle);
+	err = ipc__lock_create(&h->lock, sem, b->handle);
+	if (err)
+		return err;
+	ipc__heap_init(b->heap, l->nblocks);
+	proc_attach_locked(b);
+	ipc__store_release(&h->state, IPC__ST_READY);
+	/* Pairs with the opener's acquire load of magic: publishes the header. */
+	ipc__store_release(&h->magic, IPC__MAGIC);
+	ipc__futex_wake(&h->state);
+	ipc__shm_ready(&b->shm);
+	return 0;
+}
+
+static void set_views(struct ipc_buffer *b)
+{
+	b->base = b->shm.base;
+	b->hdr = (struct ipc__hdr *)b->base;
+	b->map_size = b->shm.size;
+	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
+	b->data = b->base + b->hdr->data_off;
+}
+
+/* Attach to an existing buffer. -EAGAIN: it vanished or is being destroyed,
+ * try again from the start. */
+static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline)
+{
+	struct ipc__hdr *h;
+	size_t size;
+	int err = ipc__shm_open(&b->shm, kind, b->handle);
+
+	if (err)
+		return err == -ENOENT || err == -EIDRM ? -EAGAIN : err;
+	for (;;) {
+		size = ipc__shm_size(&b->shm);
+		if (size >= 4096)
+			break;
+		if (size == 0 && kind == IPC_SHM_SYSV)
+			return -EAGAIN; /* removed */
+		if (ipc__now_ms() > deadline)
+			goto timeout;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	err = ipc__shm_map(&b->shm, size);
+	if (err)
+		return err == -EIDRM || err == -EINVAL ? -EAGAIN : err;
+	h = (struct ipc__hdr *)b->shm.base;
+	/* Pairs with the creator's release store of magic. */
+	while (ipc__load_acquire(&h->magic) != IPC__MAGIC) {
+		int busy = ipc__shm_creator_busy(&b->shm);
+		if (busy == 0 && ipc__load_acquire(&h->magic) != IPC__MAGIC)
+			return -EOWNERDEAD;
+		if (busy < 0 && h->creator_pid > 0 &&
+		    !ipc__pid_alive(h->creator_pid, 0))
+			return -EOWNERDEAD;
+		if (ipc__now_ms() > deadline)
+			goto timeout;
+		ipc__futex_wait(&h->state, IPC__ST_INIT, 10);
+	}
+	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h) || h->map_size != size ||
+	    h->data_off + h->data_size != h->map_size) {
+		fprintf(stderr, "libipc: buffer '%s' has layout %u (size %llu), expected %u: "
+		        "made by another version of libipc\n", b->handle, h->version,
+		        (unsigned long long)h->map_size, IPC__LAYOUT);
+		return -EPROTO;
+	}
+	if (strcmp(h->handle, b->handle) != 0)
+		return -EEXIST; /* SysV key collision with another handle */
+	set_views(b);
+	err = ipc__lock_buf(b);
+	if (err)
+		return -EAGAIN;
+	if (ipc__load_relaxed(&h->state) != IPC__ST_READY) {
+		ipc__unlock_buf(b);
+		return -EAGAIN;
+	}
+	ipc__reap_locked(b);
+	err = proc_attach_locked(b);
+	ipc__unlock_buf(b);
+	return err;
+timeout:
+	fprintf(stderr, "libipc: buffer '%s': its creator did not finish in time\n", b->handle);
+	return -ETIMEDOUT;
+}
+
+struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_opts *opts)
+{
+	struct ipc_buffer_opts o = {0};
+	struct ipc_buffer *b;
+	struct layout l;
+	int err;
+
+	if (opts)
+		o = *opts;
+	if (!handle_ok(handle)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o.shm == IPC_SHM_DEFAULT)
+		o.shm = env_choice("IPC_SHM", "posix", IPC_SHM_POSIX, "sysv", IPC_SHM_SYSV,
+		                   "memfd", IPC_SHM_MEMFD, IPC_SHM_POSIX);
+	if (o.sem == IPC_SEM_DEFAULT)
+		o.sem = env_choice("IPC_SEM", "posix", IPC_SEM_POSIX, "sysv", IPC_SEM_SYSV,
+		                   NULL, 0, IPC_SEM_POSIX);
+	if (o.wait == IPC_WAIT_DEFAULT)
+		o.wait = env_choice("IPC_WAIT", "hybrid", IPC_WAIT_HYBRID, "spin", IPC_WAIT_SPIN,
+		                    "block", IPC_WAIT_BLOCK, IPC_WAIT_HYBRID);
+	if (o.size == 0) {
+		const char *v = getenv("IPC_BUFFER_SIZE");
+		o.size = v ? parse_size(v) : IPC_BUFFER_SIZE_DEFAULT;
+	}
+	if ((int)o.shm < 0 || o.shm > IPC_SHM_MEMFD || (int)o.sem < 0 || o.sem > IPC_SEM_SYSV ||
+	    (int)o.wait < 0 || o.wait > IPC_WAIT_BLOCK || o.size < (64u << 10) ||
+	    o.size > ((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK ||
+	    o.capacity > (1u << 30) || o.open_timeout_ms < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o.open_timeout_ms == 0)
+		o.open_timeout_ms = 5000;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	snprintf(b->handle, sizeof(b->handle), "%s", handle);
+	b->pid = getpid();
+	b->start = ipc__proc_start(b->pid);
+	pthread_mutex_init(&b->tls_mu, NULL);
+	plan(&l, o.size);
+
+	int64_t deadline = ipc__now_ms() + o.open_timeout_ms;
+	for (;;) {
+		err = ipc__shm_create(&b->shm, o.shm, handle, l.map_size);
+		if (err == 0) {
+			set_views(b);
+			err = creator_init(b, &l, &o, o.sem);
+			if (err == 0)
+				return b;
+			ipc__shm_unlink(&b->shm, handle);
+			ipc__shm_detach(&b->shm);
+			break;
+		}
+		if (err != -EEXIST)
+			break;
+		err = attach(b, o.shm, deadline);
+		if (err == 0)
+			return b;
+		ipc__shm_detach(&b->shm);
+		if (err != -EAGAIN)
+			break;
+		if (ipc__now_ms() > deadline) {
+			err = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_destroy(&b->tls_mu);
+	free(b);
+	errno = -err;
+	return NULL;
+}
+
+/* Remove every OS object (the caller made sure nobody is attached). */
+static void destroy(struct ipc_buffer *b)
+{
+	if (b->hdr->sem_kind == IPC_SEM_SYSV)
+		ipc__lock_destroy(&b->hdr->lock);
+	if (!b->hdr->name_unlinked)
+		ipc__shm_unlink(&b->shm, b->handle);
+}
+
+int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
+{
+	bool last = false;
+	int err;
+
+	if (!b)
+		return -EINVAL;
+	if (b->pid != getpid()) { /* inherited across fork: not ours to count */
+		ipc__shm_detach(&b->shm);
+		free(b);
+		return 0;
+	}
+	while (b->tls_list)
+		ipc_tls_close(b->tls_list);
+	err = ipc__lock_buf(b);
+	if (err == 0) {
+		struct ipc__proc *p = &procs(b)[b->proc];
+		ipc__store_release(&p->pid, 0);
+		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
+		ipc__reap_locked(b);
+		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
+		if (last)
+			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
+		else if (unlink && !b->hdr->name_unlinked) {
+			ipc__shm_unlink(&b->shm, b->handle);
+			b->hdr->name_unlinked = 1;
+		}
+		ipc__unlock_buf(b);
+		if (last)
+			destroy(b);
+	}
+	ipc__shm_detach(&b->shm);
+	pthread_mutex_destroy(&b->tls_mu);
+	free(b);
+	return err;
+}
+
+int ipc_buffer_gen_handle(char *out, size_t len)
+{
+	static _Atomic uint32_t counter;
+	uint32_t r = 0;
+
+	if (!out || len < 32)
+		return -EINVAL;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint32_t)ipc__now_ms() ^ (uint32_t)(uintptr_t)&r;
+	snprintf(out, len, "h%x-%x-%08x", (unsigned)getpid(),
+	         (unsigned)ipc__add_relaxed(&counter, 1), (unsigned)r);
+	return 0;
+}
+
+int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
+{
+	struct ipc_buffer_stats s = {0};
+	struct ipc__hdr *h;
+
+	if (!b || !out)
+		return -EINVAL;
+	h = b->hdr;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	s.size = h->data_size;
+	s.free = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
+	s.slab = (uint64_t)h->slab_used * IPC_BLOCK;
+	uint64_t ab = h->acc_alloc_bytes, ac = h->acc_alloc_count;
+	uint64_t fb = h->acc_freed_bytes, fc = h->acc_freed_count;
+	for (uint32_t i = 0; i < h->max_tls; i++) {
+		struct ipc__tslot *t = &tslots(b)[i];
+		if (!ipc__load_relaxed(&t->used))
+			continue;
+		ab += ipc__load_relaxed(&t->alloc_bytes);
+		ac += ipc__load_relaxed(&t->alloc_count);
+		fb += ipc__load_relaxed(&t->freed_bytes);
+		fc += ipc__load_relaxed(&t->freed_count);
+	}
+	s.records = ab - fb;
+	s.record_count = ac - fc;
+	s.channels = h->dir_live;
+	s.processes = ipc__load_relaxed(&h->nprocs);
+	ipc__unlock_buf(b);
+	*out = s;
+	return 0;
+}
+
+bool ipc_buffer_has_channels(struct ipc_buffer *b)
+{
+	bool any;
+	if (!b || ipc__lock_buf(b))
+		return false;
+	any = b->hdr->dir_live > 0;
+	ipc__unlock_buf(b);
+	return any;
+}
+
+const char *ipc_buffer_handle(const struct ipc_buffer *b)
+{
+	return b ? b->handle : NULL;
+}
+
+enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b)
+{
+	return b ? (enum ipc_shm_kind)b->hdr->shm_kind : IPC_SHM_DEFAULT;
+}
+
+enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b)
+{
+	return b ? (enum ipc_sem_kind)b->hdr->sem_kind : IPC_SEM_DEFAULT;
+}
+
+/* ---- directory (L held) ------------------------------------------------ */
+
+static uint32_t dir_slot(uint64_t id, uint32_t cap)
+{
+	return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
+{
+	uint32_t cap = b->hdr->dir_cap;
+	struct ipc__dirent *d = dir(b);
+	for (uint32_t i = dir_slot(id, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
+		if (d[i].off == IPC__DIR_EMPTY)
+			return NULL;
+		if (d[i].off != IPC__DIR_TOMB && d[i].id == id)
+			return &d[i];
+	}
+	return NULL;
+}
+
+int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
+{
+	struct ipc__hdr *h = b->hdr;
+	uint32_t cap = h->dir_cap;
+	struct ipc__dirent *d = dir(b);
+
+	if (h->dir_live + 1 > cap / 4 * 3)
+		return -ENOSPC;
+	if (h->dir_used + 1 > cap / 4 * 3) { /* too many tombstones: rehash */
+		struct ipc__dirent *copy = malloc((size_t)cap * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, d, (size_t)cap * sizeof(*copy));
+		memset(d, 0, (size_t)cap * sizeof(*d));
+		h->dir_used = h->dir_live = 0;
+		for (uint32_t i = 0; i < cap; i++)
+			if (copy[i].off > IPC__DIR_TOMB)
+				ipc__dir_insert(b, copy[i].id, copy[i].off);
+		free(copy);
+	}
+	uint32_t i = dir_slot(id, cap);
+	while (d[i].off > IPC__DIR_TOMB)
+		i = (i + 1) & (cap - 1);
+	if (d[i].off == IPC__DIR_EMPTY)
+		h->dir_used++;
+	d[i].id = id;
+	d[i].off = off;
+	h->dir_live++;
+	ipc__add_acq_rel(&h->dir_gen, 1);
+	ipc__futex_wake(&h->dir_gen);
+	return 0;
+}
+
+void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e)
+{
+	e->off = IPC__DIR_TOMB;
+	b->hdr->dir_live--;
+}
+
+/* ---- dead processes (L held) ------------------------------------------- */
+
+static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
+{
+	struct ipc__hdr *h = b->hdr;
+	struct ipc__dirent *d = dir(b);
+
+	/* Its threads' slots: fold counters, free the slots. */
+	for (uint32_t i = 0; i < h->max_tls; i++) {
+		struct ipc__tslot *t = &tslots(b)[i];
+		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
+			continue;
+		h->acc_alloc_bytes += ipc__load_relaxed(&t->alloc_bytes);
+		h->acc_alloc_count += ipc__load_relaxed(&t->alloc_count);
+		h->acc_freed_bytes += ipc__load_relaxed(&t->freed_bytes);
+		h->acc_freed_count += ipc__load_relaxed(&t->freed_count);
+		memset((char *)t + sizeof(t->used), 0, sizeof(*t) - sizeof(t->used));
+		ipc__store_release(&t->used, 0);
+	}
+	/* Its slabs still being carved: seal them as their owner would. */
+	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
+		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
+		uint32_t len = k->len ? k->len : 1;
+		if (k->len && k->kind == IPC__BLK_SLAB && k->owner == slot) {
+			struct ipc__slab *s = ipc__block_ptr(b, blk);
+			if (!s->sealed)
+				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved));
+		}
+		blk += len;
+	}
+	/* Its channel ends: dead, so that peers drain and stop. */
+	for (uint32_t i = 0; i < h->dir_cap; i++) {
+		if (d[i].off <= IPC__DIR_TOMB)
+			continue;
+		struct ipc__chan *c = ipc__ptr(b, d[i].off, sizeof(*c));
+		if (!c || c->type != IPC_CHANNEL_SPSC)
+			continue;
+		uint32_t f = ipc__load_acquire(&c->flags);
+		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
+		    ipc__load_relaxed(&c->prod.pid) == pid && c->prod.proc == slot)
+			ipc__chan_end_detach_locked(b, c, IPC_PRODUCER, true);
+		if ((f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD)) &&
+		    ipc__load_relaxed(&c->cons.pid) == pid && c->cons.proc == slot)
+			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
+		ipc__chan_maybe_destroy(b, &d[i]);
+	}
+}
+
+int ipc__reap_locked(struct ipc_buffer *b)
+{
+	struct ipc__proc *p = procs(b);
+	int n = 0;
+
+	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
+		pid_t pid = ipc__load_relaxed(&p[i].pid);
+		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p[i].start))
+			continue;
+		reap_proc(b, i, pid);
+		ipc__store_release(&p[i].pid, 0);
+		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
+		n++;
+	}
+	return n;
+}
+
+int ipc_buffer_reap(struct ipc_buffer *b)
+{
+	int n;
+	if (!b)
+		return -EINVAL;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	n = ipc__reap_locked(b);
+	ipc__unlock_buf(b);
+	return n;
+}
+
+int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
+{
+	struct ipc__shm s;
+	int removed = 0;
+
+	if (!handle_ok(handle))
+		return -EINVAL;
+	if (kind == IPC_SHM_DEFAULT)
+		kind = IPC_SHM_POSIX;
+	if (kind == IPC_SHM_SYSV) { /* an orphaned semaphore set without its memory */
+		int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
+		if (semid >= 0 && shmget(ipc__sysv_key(handle, 0), 0, 0) < 0 && errno == ENOENT) {
+			semctl(semid, 0, IPC_RMID);
+			removed = 1;
+		}
+	}
+	if (ipc__shm_open(&s, kind, handle) != 0)
+		return removed;
+	size_t size = ipc__shm_size(&s);
+	if (size < 4096 || ipc__shm_map(&s, size) != 0) {
+		if (ipc__shm_creator_busy(&s) == 0) { /* creator died before sizing it */
+			ipc__shm_unlink(&s, handle);
+			removed = 1;
+		}
+		ipc__shm_detach(&s);
+		return removed;
+	}
+	struct ipc__hdr *h = s.base;
+	bool ready = ipc__load_acquire(&h->magic) == IPC__MAGIC && h->version == IPC__LAYOUT &&
+	             h->map_size == size && h->procs_off + MAX_PROCS * sizeof(struct ipc__proc) <= size;
+	bool alive = false;
+	if (ready) {
+		struct ipc__proc *p = (struct ipc__proc *)((char *)s.base + h->procs_off);
+		for (uint32_t i = 0; i < h->max_procs && i < MAX_PROCS; i++) {
+			pid_t pid = ipc__load_relaxed(&p[i].pid);
+			if (pid && ipc__pid_alive(pid, p[i].start))
+				alive = true;
+		}
+	} else {
+		alive = ipc__shm_creator_busy(&s) == 1 ||
+		        (h->creator_pid > 0 && ipc__pid_alive(h->creator_pid, 0));
+	}
+	if (!alive) {
+		if (ready && h->sem_kind == IPC_SEM_SYSV)
+			ipc__lock_destroy(&h->lock);
+		if (!ready || !h->name_unlinked)
+			ipc__shm_unlink(&s, handle);
+		removed = 1;
+	}
+	ipc__shm_detach(&s);
+	return removed;
+}
+
+const char *ipc_strerror(int err)
+{
+	switch (err) {
+	case IPC_TX_SUCCESS: return "success";
+	case IPC_TX_RETRY: return "try again: channel full or empty, or time out";
+	case IPC_TX_EOF: return "end of stream: the producer closed and everything was received";
+	case IPC_TX_ABORTED: return "aborted: the producer died; everything it sent was received";
+	case -ENOENT: return "no such channel or segment (in this thread's TLS)";
+	case -EPROTOTYPE: return "the id names a segment where a channel was expected, or the reverse";
+	case -EBUSY: return "that end of the SPSC channel is already taken";
+	case -ENOMEM: return "the shared buffer is exhausted";
+	case -EINVAL: return "invalid argument";
+	case -EPIPE: return "the consumer closed or died";
+	case -EALREADY: return "this TLS already holds that end";
+	case -EOWNERDEAD: return "the creator died before it finished";
+	case -ETIMEDOUT: return "timed out";
+	case -EPROTO: return "buffer made by another version of libipc";
+	case -ENOSPC: return "no room: too many channels, threads or processes";
+	default: return err < 0 ? strerror(-err) : "unknown result";
+	}
+}

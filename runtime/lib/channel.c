@@ -1,0 +1,523 @@
+/*
+ * SPSC record channels.
+ *
+ * A ring of record offsets with free-running 64-bit indices:
+ *
+ *     0 <= tail - head <= capacity <= mask + 1      (unsigned differences)
+ *
+ * slots [head, tail) hold records sent and not yet received. The producer
+ * alone writes tail and the slots; the consumer alone writes head. Each side
+ * keeps the other's index cached and re-reads it only when its cached view
+ * says full (producer) or empty (consumer).
+ *
+ * Pairings:
+ *   producer store tail (release)  ->  consumer load tail (acquire):
+ *       publishes the slots below tail and the bytes of their records
+ *   consumer store head (release)  ->  producer load head (acquire):
+ *       publishes that the consumer is done with the slots below head
+ *   close/death: flags |= CLOSED/DEAD (acq_rel, after the last tail store)
+ *       ->  consumer load flags (acquire), then a new load of tail: every
+ *       record sent before the close is seen before EOF / ABORTED
+ *
+ * Sleeping (modes hybrid and block): a side that finds the ring empty (full)
+ * reads its sequence word, sets its sleep flag, re-reads the other index and
+ * sleeps on the sequence word with FUTEX_WAIT. The other side, after storing
+ * its index, reads the flag and, if set, bumps the sequence word and wakes.
+ * Flag store and index load are seq_cst on one side, index store and flag
+ * load seq_cst on the other: one of the two sees the other's store, so no
+ * wake-up is lost. Mode spin never sleeps and skips the flag.
+ * Sleeps last at most 20 ms: a waiter then checks that its peer is alive.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+#define SPIN_ROUNDS 2000
+#define SLEEP_SLICE_MS 20
+#define LIVENESS_EVERY_MS 20
+
+static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
+{
+	return ipc__ptr(b, d->off, sizeof(struct ipc__chan));
+}
+
+void ipc__chan_wake_all(struct ipc__chan *c)
+{
+	ipc__add_acq_rel(&c->cons_seq, 1);
+	ipc__futex_wake(&c->cons_seq);
+	ipc__add_acq_rel(&c->prod_seq, 1);
+	ipc__futex_wake(&c->prod_seq);
+}
+
+void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
+                                 bool dead)
+{
+	(void)b;
+	uint32_t bit = role == IPC_PRODUCER ? (dead ? IPC__P_DEAD : IPC__P_CLOSED)
+	                                    : (dead ? IPC__C_DEAD : IPC__C_CLOSED);
+	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
+	ipc__store_relaxed(&o->pid, 0);
+	ipc__or_acq_rel(&c->flags, bit);
+	ipc__chan_wake_all(c);
+}
+
+void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
+{
+	struct ipc__chan *c = dirent_chan(b, d);
+	if (!c || c->type != IPC_CHANNEL_SPSC)
+		return;
+	uint32_t f = ipc__load_acquire(&c->flags);
+	bool p_done = (f & IPC__P_ATTACHED) && (f & (IPC__P_CLOSED | IPC__P_DEAD));
+	bool c_done = (f & IPC__C_ATTACHED) && (f & (IPC__C_CLOSED | IPC__C_DEAD));
+	if (!p_done || !c_done)
+		return;
+	/* Records still queued go back to the heap. */
+	uint64_t head = ipc__load_acquire(&c->head), tail = ipc__load_acquire(&c->tail);
+	for (; head != tail && tail - head <= c->mask + 1; head++) {
+		uint64_t off = ipc__load_relaxed(&c->ring[head & c->mask]);
+		char *p = ipc__ptr(b, off, sizeof(struct ipc__rec));
+		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+		if (r)
+			ipc__rec_free(b, NULL, r, true);
+	}
+	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
+	ipc__dir_remove(b, d);
+	ipc__heap_free(b->heap, blk);
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+	uint64_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
+                         const struct ipc_channel_opts *opts)
+{
+	struct ipc_buffer *b;
+	struct ipc__dirent *d;
+	struct ipc__chan *c;
+	uint32_t cap, wait;
+	int err = 0;
+
+	if (!t || (role != IPC_PRODUCER && role != IPC_CONSUMER))
+		return -EINVAL;
+	b = t->b;
+	cap = opts && opts->capacity ? opts->capacity : b->hdr->def_capacity;
+	wait = opts && opts->wait ? (uint32_t)opts->wait : b->hdr->def_wait;
+	if (cap == 0 || cap > (1u << 30) || wait > IPC_WAIT_BLOCK)
+		return -EINVAL;
+	if (ipc__end_find(t, id, (uint8_t)role))
+		return -EALREADY;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	d = ipc__dir_find(b, id);
+	if (d) {
+		c = dirent_chan(b, d);
+		if (!c) {
+			err = -EBADMSG;
+			goto out;
+		}
+		if (c->type != IPC_CHANNEL_SPSC) {
+			err = -EPROTOTYPE;
+			goto out;
+		}
+	} else {
+		uint64_t slots = pow2_at_least(cap);
+		uint64_t bytes = sizeof(*c) + slots * sizeof(uint64_t);
+		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((bytes + IPC_BLOCK - 1) / IPC_BLOCK),
+		                              IPC__BLK_CHANNEL, (uint16_t)b->proc);
+		if (blk < 0) {
+			err = (int)blk;
+			goto out;
+		}
+		c = ipc__block_ptr(b, (uint32_t)blk);
+		memset(c, 0, sizeof(*c));
+		c->id = id;
+		c->type = IPC_CHANNEL_SPSC;
+		c->capacity = cap;
+		c->mask = slots - 1;
+		c->wait = wait;
+		err = ipc__dir_insert(b, id, ipc__off(b, c));
+		if (err) {
+			ipc__heap_free(b->heap, (uint32_t)blk);
+			goto out;
+		}
+	}
+	uint32_t bit = role == IPC_PRODUCER ? IPC__P_ATTACHED : IPC__C_ATTACHED;
+	if (ipc__load_relaxed(&c->flags) & bit) {
+		err = -EBUSY;
+		goto out;
+	}
+	struct ipc__end *e = ipc__end_add(t, id, (uint8_t)role);
+	if (!e) {
+		err = -ENOMEM;
+		goto out;
+	}
+	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
+	o->proc = b->proc;
+	o->start = b->start;
+	ipc__store_relaxed(&o->pid, (int32_t)b->pid);
+	ipc__or_acq_rel(&c->flags, bit);
+	e->c = c;
+	e->capacity = c->capacity;
+	e->wait = (uint8_t)c->wait;
+	if (role == IPC_PRODUCER) {
+		e->pos = ipc__load_relaxed(&c->tail);
+		e->other = ipc__load_acquire(&c->head);
+	} else {
+		e->pos = ipc__load_relaxed(&c->head);
+		e->other = ipc__load_acquire(&c->tail);
+	}
+out:
+	ipc__unlock_buf(b);
+	return err;
+}
+
+int ipc_channel_add(struct ipc_tls *t, uint64_t id, enum ipc_role role)
+{
+	return ipc_channel_add_opts(t, id, role, NULL);
+}
+
+int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e)
+{
+	struct ipc_buffer *b = t->b;
+	if (ipc__lock_buf(b) == 0) {
+		struct ipc__dirent *d = ipc__dir_find(b, e->id);
+		ipc__chan_end_detach_locked(b, e->c, e->role, false);
+		if (d)
+			ipc__chan_maybe_destroy(b, d);
+		ipc__unlock_buf(b);
+	}
+	ipc__end_del(t, e);
+	return 0;
+}
+
+int ipc_channel_close(struct ipc_tls *t, uint64_t id)
+{
+	struct ipc__end *e;
+	int err = -ENOENT;
+
+	if (!t)
+		return -EINVAL;
+	if ((e = ipc__end_find(t, id, IPC_PRODUCER)))
+		err = ipc__chan_close_end(t, e);
+	if ((e = ipc__end_find(t, id, IPC_CONSUMER)))
+		err = ipc__chan_close_end(t, e);
+	if ((e = ipc__end_find(t, id, 0)))
+		err = ipc__seg_close_end(t, e);
+	return err;
+}
+
+bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms)
+{
+	struct ipc_buffer *b;
+	int64_t deadline;
+
+	if (!t)
+		return false;
+	b = t->b;
+	deadline = ipc__now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		uint32_t gen = ipc__load_acquire(&b->hdr->dir_gen);
+		if (ipc__lock_buf(b))
+			return false;
+		bool found = ipc__dir_find(b, id) != NULL;
+		ipc__unlock_buf(b);
+		if (found)
+			return true;
+		int64_t left = deadline - ipc__now_ms();
+		if (timeout_ms >= 0 && left <= 0)
+			return false;
+		ipc__futex_wait(&b->hdr->dir_gen, gen,
+		                timeout_ms < 0 || left > 100 ? 100 : (int)left);
+	}
+}
+
+size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size_t max)
+{
+	struct ipc__dirent *d;
+	size_t n = 0;
+
+	if (!b || ipc__lock_buf(b))
+		return 0;
+	d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
+	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
+		if (d[i].off <= IPC__DIR_TOMB)
+			continue;
+		if (n < max && out) {
+			struct ipc_channel_info *ci = &out[n];
+			struct ipc__chan *c = dirent_chan(b, &d[i]);
+			memset(ci, 0, sizeof(*ci));
+			ci->id = d[i].id;
+			if (c && c->type == IPC_CHANNEL_SPSC) {
+				uint32_t f = ipc__load_acquire(&c->flags);
+				uint64_t head = ipc__load_acquire(&c->head);
+				uint64_t tail = ipc__load_acquire(&c->tail);
+				ci->type = IPC_CHANNEL_SPSC;
+				ci->capacity = c->capacity;
+				ci->sent = tail;
+				ci->received = head;
+				ci->pending = tail - head;
+				ci->producer = (f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD));
+				ci->consumer = (f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD));
+				ci->closed = f & IPC__P_CLOSED;
+				ci->aborted = f & IPC__P_DEAD;
+			} else if (c) {
+				struct ipc__seg *s = (struct ipc__seg *)c;
+				ci->type = IPC_CHANNEL_SEGMENT;
+				ci->size = s->size;
+			}
+		}
+		n++;
+	}
+	ipc__unlock_buf(b);
+	return n;
+}
+
+/* The channel id from this TLS if it holds an end, else from the directory
+ * (L taken and released: the caller only reads atomics of the result). */
+static struct ipc__chan *chan_lookup(struct ipc_tls *t, uint64_t id)
+{
+	struct ipc__end *e = ipc__end_find(t, id, IPC_CONSUMER);
+	if (!e)
+		e = ipc__end_find(t, id, IPC_PRODUCER);
+	if (e)
+		return e->c;
+	return NULL;
+}
+
+bool ipc_channel_has_producer(struct ipc_tls *t, uint64_t id)
+{
+	if (!t)
+		return false;
+	struct ipc__chan *c = chan_lookup(t, id);
+	bool yes = false;
+	if (c) {
+		uint32_t f = ipc__load_acquire(&c->flags);
+		return (f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD));
+	}
+	if (ipc__lock_buf(t->b))
+		return false;
+	struct ipc__dirent *d = ipc__dir_find(t->b, id);
+	c = d ? dirent_chan(t->b, d) : NULL;
+	if (c && c->type == IPC_CHANNEL_SPSC) {
+		uint32_t f = ipc__load_acquire(&c->flags);
+		yes = (f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD));
+	}
+	ipc__unlock_buf(t->b);
+	return yes;
+}
+
+size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
+{
+	if (!t)
+		return 0;
+	struct ipc__chan *c = chan_lookup(t, id);
+	size_t n = 0;
+	if (c)
+		return (size_t)(ipc__load_acquire(&c->tail) - ipc__load_acquire(&c->head));
+	if (ipc__lock_buf(t->b))
+		return 0;
+	struct ipc__dirent *d = ipc__dir_find(t->b, id);
+	c = d ? dirent_chan(t->b, d) : NULL;
+	if (c && c->type == IPC_CHANNEL_SPSC)
+		n = (size_t)(ipc__load_acquire(&c->tail) - ipc__load_acquire(&c->head));
+	ipc__unlock_buf(t->b);
+	return n;
+}
+
+/* ---- send and receive --------------------------------------------------- */
+
+/* Is the peer of end e gone without closing? Checked at most every
+ * LIVENESS_EVERY_MS; a dead peer's end is marked dead for everyone. */
+static void peer_check(struct ipc_tls *t, struct ipc__end *e)
+{
+	int64_t now = ipc__now_ms();
+	if (now < e->next_check_ms)
+		return;
+	e->next_check_ms = now + LIVENESS_EVERY_MS;
+	struct ipc__chan *c = e->c;
+	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
+	pid_t pid = ipc__load_relaxed(&o->pid);
+	if (pid == 0 || ipc__pid_alive(pid, o->start))
+		return;
+	if (ipc__lock_buf(t->b))
+		return;
+	if (ipc__load_relaxed(&o->pid) == pid) /* nobody marked it meanwhile */
+		ipc__chan_end_detach_locked(t->b, c, e->role == IPC_PRODUCER ? IPC_CONSUMER
+		                                                             : IPC_PRODUCER, true);
+	ipc__unlock_buf(t->b);
+}
+
+static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
+{
+	struct ipc__chan *c = e->c;
+	struct ipc__rec *r = ipc__rec_check(t->b, *rec);
+
+	if (!r)
+		return -EINVAL;
+	if (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD))
+		return -EPIPE;
+	if (e->pos - e->other >= e->capacity) {
+		/* Pairs with the consumer's release store of head. */
+		e->other = ipc__load_acquire(&c->head);
+		if (e->pos - e->other >= e->capacity)
+			return IPC_TX_RETRY;
+	}
+	ipc__store_relaxed(&c->ring[e->pos & c->mask], ipc__off(t->b, r));
+	e->pos++;
+	if (e->wait == IPC_WAIT_SPIN) {
+		/* Pairs with the consumer's acquire load of tail. */
+		ipc__store_release(&c->tail, e->pos);
+	} else {
+		ipc__store_seq_cst(&c->tail, e->pos);
+		if (ipc__load_seq_cst(&c->cons_sleep)) {
+			ipc__add_acq_rel(&c->cons_seq, 1);
+			ipc__futex_wake(&c->cons_seq);
+		}
+	}
+	*rec = NULL;
+	return IPC_TX_SUCCESS;
+}
+
+static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
+{
+	struct ipc__chan *c = e->c;
+
+	if (e->pos == e->other) {
+		/* Pairs with the producer's release store of tail. */
+		e->other = ipc__load_acquire(&c->tail);
+		if (e->pos == e->other) {
+			uint32_t f = ipc__load_acquire(&c->flags);
+			if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)))
+				return IPC_TX_RETRY;
+			e->other = ipc__load_acquire(&c->tail);
+			if (e->pos == e->other)
+				return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
+		}
+	}
+	if (e->other - e->pos > c->mask + 1)
+		return -EBADMSG; /* a corrupt tail: never index with it */
+	uint64_t off = ipc__load_relaxed(&c->ring[e->pos & c->mask]);
+	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
+	e->pos++;
+	if (e->wait == IPC_WAIT_SPIN) {
+		/* Pairs with the producer's acquire load of head. */
+		ipc__store_release(&c->head, e->pos);
+	} else {
+		ipc__store_seq_cst(&c->head, e->pos);
+		if (ipc__load_seq_cst(&c->prod_sleep)) {
+			ipc__add_acq_rel(&c->prod_seq, 1);
+			ipc__futex_wake(&c->prod_seq);
+		}
+	}
+	if (!p || !ipc__rec_check(t->b, p + sizeof(struct ipc__rec))) {
+		fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): "
+		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
+		return -EBADMSG;
+	}
+	*rec = p + sizeof(struct ipc__rec);
+	return IPC_TX_SUCCESS;
+}
+
+/* Sleep until the ring may have changed, for at most ms. Returns early when
+ * the condition is already gone. */
+static void nap(struct ipc__end *e, int ms)
+{
+	struct ipc__chan *c = e->c;
+	bool prod = e->role == IPC_PRODUCER;
+	ipc_a32 *seq = prod ? &c->prod_seq : &c->cons_seq;
+	ipc_a32 *flag = prod ? &c->prod_sleep : &c->cons_sleep;
+	uint32_t s = ipc__load_acquire(seq);
+
+	ipc__store_seq_cst(flag, 1);
+	bool still = prod ? e->pos - ipc__load_seq_cst(&c->head) >= e->capacity
+	                  : ipc__load_seq_cst(&c->tail) == e->pos;
+	uint32_t f = ipc__load_acquire(&c->flags);
+	if (still && !(f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
+		ipc__futex_wait(seq, s, ms);
+	ipc__store_relaxed(flag, 0);
+}
+
+static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int timeout_ms,
+                     int (*try)(struct ipc_tls *, struct ipc__end *, void **))
+{
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : ipc__now_ms() + timeout_ms;
+	int spins = e->wait == IPC_WAIT_BLOCK ? 0 : SPIN_ROUNDS;
+
+	for (uint64_t round = 0;; round++) {
+		int rc = try(t, e, rec);
+		if (rc != IPC_TX_RETRY)
+			return rc;
+		if (e->wait == IPC_WAIT_SPIN || spins > 0) {
+			spins--;
+			ipc__cpu_relax();
+			if ((round & 1023) != 1023)
+				continue;
+		}
+		int64_t now = ipc__now_ms();
+		if (now >= deadline)
+			return IPC_TX_RETRY;
+		peer_check(t, e);
+		if (e->wait == IPC_WAIT_SPIN || spins > 0)
+			continue;
+		int64_t left = deadline - now;
+		nap(e, left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
+	}
+}
+
+int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	struct ipc__end *e;
+	if (!t || !rec)
+		return -EINVAL;
+	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
+		return -ENOENT;
+	int rc = try_send(t, e, rec);
+	if (rc == IPC_TX_RETRY)
+		peer_check(t, e);
+	return rc;
+}
+
+int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	struct ipc__end *e;
+	if (!t || !rec)
+		return -EINVAL;
+	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
+		return -ENOENT;
+	int rc = try_recv(t, e, rec);
+	if (rc == IPC_TX_RETRY) {
+		peer_check(t, e);
+		rc = try_recv(t, e, rec);
+	}
+	return rc;
+}
+
+int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
+{
+	struct ipc__end *e;
+	if (!t || !rec)
+		return -EINVAL;
+	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
+		return -ENOENT;
+	return wait_loop(t, e, rec, timeout_ms, try_send);
+}
+
+int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
+{
+	struct ipc__end *e;
+	if (!t || !rec)
+		return -EINVAL;
+	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
+		return -ENOENT;
+	return wait_loop(t, e, rec, timeout_ms, try_recv);
+}

@@ -1,0 +1,369 @@
+/*
+ * The priority heap (see heap.h for the picture).
+ *
+ * Metadata, from the start of struct ipc__heap (all offsets 8-aligned):
+ *
+ *   0                 struct ipc__heap   nblocks, nleaves, free_blocks
+ *   16                struct ipc__leaf   leaf[nleaves]      80 bytes each
+ *   16 + 80 L         uint32_t           order[nleaves]     the max-heap
+ *   align8(...)       struct ipc__blk    blk[nblocks]       8 bytes each
+ *
+ * Invariants (checked by ipc__heap_valid):
+ *   leaf[order[i]].pos == i;  leaf[order[parent(i)]].longest >= leaf[order[i]].longest
+ *   bit b set  <=>  b lies in a run [s, s + blk[s].len) with blk[s].len > 0,
+ *                   or b >= nblocks (the tail of the last leaf, never free)
+ *   free_blocks == number of clear bits
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LEAF_OFF 16u
+
+static struct ipc__leaf *leaves(const struct ipc__heap *h)
+{
+	return (struct ipc__leaf *)((char *)h + LEAF_OFF);
+}
+
+static uint32_t *order(const struct ipc__heap *h)
+{
+	return (uint32_t *)((char *)h + LEAF_OFF + (size_t)h->nleaves * sizeof(struct ipc__leaf));
+}
+
+static size_t blk_off(uint32_t nleaves)
+{
+	size_t off = LEAF_OFF + (size_t)nleaves * (sizeof(struct ipc__leaf) + sizeof(uint32_t));
+	return (off + 7) & ~(size_t)7;
+}
+
+static struct ipc__blk *blks(const struct ipc__heap *h)
+{
+	return (struct ipc__blk *)((char *)h + blk_off(h->nleaves));
+}
+
+_Static_assert(sizeof(struct ipc__heap) == LEAF_OFF, "heap header size");
+_Static_assert(sizeof(struct ipc__leaf) == 80, "leaf size");
+_Static_assert(sizeof(struct ipc__blk) == 8, "blk size");
+
+size_t ipc__heap_meta_size(uint32_t nblocks)
+{
+	uint32_t nleaves = (nblocks + IPC_LEAF_BLOCKS - 1) / IPC_LEAF_BLOCKS;
+	return blk_off(nleaves) + (size_t)nblocks * sizeof(struct ipc__blk);
+}
+
+static inline bool bit_get(const uint64_t *w, uint32_t i)
+{
+	return (w[i / 64] >> (i % 64)) & 1u;
+}
+
+/* Mask of bits [a, b) of one word, 0 <= a < b <= 64. */
+static inline uint64_t word_mask(uint32_t a, uint32_t b)
+{
+	uint64_t m = (b - a == 64) ? ~UINT64_C(0) : ((UINT64_C(1) << (b - a)) - 1);
+	return m << a;
+}
+
+uint32_t ipc__bits_longest_zero(const uint64_t *words, uint32_t nbits,
+                                uint32_t *prefix, uint32_t *suffix)
+{
+	uint32_t best = 0, run = 0, pre = 0;
+	bool in_prefix = true;
+
+	for (uint32_t i = 0; i < nbits;) {
+		uint64_t w = words[i / 64];
+		if (i % 64 == 0 && i + 64 <= nbits && (w == 0 || w == ~UINT64_C(0))) {
+			if (w == 0) {
+				run += 64;
+			} else {
+				if (in_prefix) pre = run;
+				in_prefix = false;
+				if (run > best) best = run;
+				run = 0;
+			}
+			i += 64;
+			continue;
+		}
+		if (!bit_get(words, i)) {
+			run++;
+		} else {
+			if (in_prefix) pre = run;
+			in_prefix = false;
+			if (run > best) best = run;
+			run = 0;
+		}
+		i++;
+	}
+	if (in_prefix) pre = run;
+	if (run > best) best = run;
+	if (prefix) *prefix = pre;
+	if (suffix) *suffix = run;
+	return best;
+}
+
+int64_t ipc__bits_find_zero_run(const uint64_t *words, uint32_t nbits, uint32_t n)
+{
+	uint32_t run = 0;
+
+	if (n == 0 || n > nbits)
+		return -1;
+	for (uint32_t i = 0; i < nbits;) {
+		uint64_t w = words[i / 64];
+		if (i % 64 == 0 && i + 64 <= nbits && (w == 0 || w == ~UINT64_C(0))) {
+			if (w == 0) {
+				if (run + 64 >= n)
+					return (int64_t)i - run;
+				run += 64;
+			} else {
+				run = 0;
+			}
+			i += 64;
+			continue;
+		}
+		if (!bit_get(words, i)) {
+			if (++run == n)
+				return (int64_t)(i + 1 - n);
+		} else {
+			run = 0;
+		}
+		i++;
+	}
+	return -1;
+}
+
+/* Blocks of leaf li that exist (the last leaf may be short). */
+static uint32_t leaf_span(const struct ipc__heap *h, uint32_t li)
+{
+	uint32_t first = li * IPC_LEAF_BLOCKS;
+	uint32_t n = h->nblocks - first;
+	return n < IPC_LEAF_BLOCKS ? n : IPC_LEAF_BLOCKS;
+}
+
+static void leaf_update(struct ipc__heap *h, uint32_t li)
+{
+	struct ipc__leaf *l = &leaves(h)[li];
+	l->longest = ipc__bits_longest_zero(l->bits, IPC_LEAF_BLOCKS, &l->prefix, &l->suffix);
+}
+
+static void swap_pos(struct ipc__heap *h, uint32_t a, uint32_t b)
+{
+	uint32_t *o = order(h);
+	struct ipc__leaf *lv = leaves(h);
+	uint32_t t = o[a];
+	o[a] = o[b];
+	o[b] = t;
+	lv[o[a]].pos = a;
+	lv[o[b]].pos = b;
+}
+
+static void sift(struct ipc__heap *h, uint32_t li)
+{
+	uint32_t *o = order(h);
+	struct ipc__leaf *lv = leaves(h);
+	uint32_t p = lv[li].pos;
+
+	while (p > 0 && lv[o[(p - 1) / 2]].longest < lv[o[p]].longest) {
+		swap_pos(h, p, (p - 1) / 2);
+		p = (p - 1) / 2;
+	}
+	for (;;) {
+		uint32_t c = 2 * p + 1, m = p;
+		if (c < h->nleaves && lv[o[c]].longest > lv[o[m]].longest)
+			m = c;
+		if (c + 1 < h->nleaves && lv[o[c + 1]].longest > lv[o[m]].longest)
+			m = c + 1;
+		if (m == p)
+			break;
+		swap_pos(h, p, m);
+		p = m;
+	}
+}
+
+/* Set (or clear) bits [start, start + n) and re-sift each leaf touched. */
+static void mark(struct ipc__heap *h, uint32_t start, uint32_t n, bool set)
+{
+	uint32_t end = start + n;
+
+	for (uint32_t i = start; i < end;) {
+		uint32_t li = i / IPC_LEAF_BLOCKS;
+		uint32_t leaf_end = (li + 1) * IPC_LEAF_BLOCKS;
+		uint32_t stop = end < leaf_end ? end : leaf_end;
+		struct ipc__leaf *l = &leaves(h)[li];
+
+		while (i < stop) {
+			uint32_t b = i % IPC_LEAF_BLOCKS;
+			uint32_t wend = (b / 64 + 1) * 64;
+			uint32_t e = b + (stop - i);
+			if (e > wend) e = wend;
+			uint64_t m = word_mask(b % 64, (e - 1) % 64 + 1);
+			if (set)
+				l->bits[b / 64] |= m;
+			else
+				l->bits[b / 64] &= ~m;
+			i += e - b;
+		}
+		leaf_update(h, li);
+		sift(h, li);
+	}
+}
+
+void ipc__heap_init(struct ipc__heap *h, uint32_t nblocks)
+{
+	uint32_t nleaves = (nblocks + IPC_LEAF_BLOCKS - 1) / IPC_LEAF_BLOCKS;
+
+	memset(h, 0, ipc__heap_meta_size(nblocks));
+	h->nblocks = nblocks;
+	h->nleaves = nleaves;
+	h->free_blocks = nblocks;
+	for (uint32_t li = 0; li < nleaves; li++) {
+		struct ipc__leaf *l = &leaves(h)[li];
+		uint32_t span = leaf_span(h, li);
+		for (uint32_t b = span; b < IPC_LEAF_BLOCKS; b++)
+			l->bits[b / 64] |= UINT64_C(1) << (b % 64);
+		leaf_update(h, li);
+		order(h)[li] = li;
+		l->pos = li;
+	}
+	/* Only the last leaf can be short: it sits last, below every full one. */
+}
+
+/* A run of n blocks spanning leaves: first fit over the leaves' edges. */
+static int64_t find_spanning(const struct ipc__heap *h, uint32_t n)
+{
+	uint32_t run = 0, start = 0;
+
+	for (uint32_t li = 0; li < h->nleaves; li++) {
+		const struct ipc__leaf *l = &leaves(h)[li];
+		if (run > 0 && run + l->prefix >= n)
+			return start;
+		if (l->prefix == IPC_LEAF_BLOCKS) {
+			if (run == 0)
+				start = li * IPC_LEAF_BLOCKS;
+			run += IPC_LEAF_BLOCKS;
+			if (run >= n)
+				return start;
+		} else {
+			run = l->suffix;
+			start = (li + 1) * IPC_LEAF_BLOCKS - l->suffix;
+		}
+	}
+	return -ENOMEM;
+}
+
+int64_t ipc__heap_alloc(struct ipc__heap *h, uint32_t n, enum ipc__blk_kind kind,
+                        uint16_t owner)
+{
+	int64_t start;
+
+	if (n == 0 || kind == IPC__BLK_FREE)
+		return -EINVAL;
+	if (n > h->free_blocks || h->nleaves == 0)
+		return -ENOMEM;
+	const struct ipc__leaf *top = &leaves(h)[order(h)[0]];
+	if (n <= IPC_LEAF_BLOCKS && top->longest >= n) {
+		uint32_t li = order(h)[0];
+		start = ipc__bits_find_zero_run(top->bits, IPC_LEAF_BLOCKS, n);
+		if (start < 0)
+			return -ENOMEM; /* cannot happen: longest >= n */
+		start += (int64_t)li * IPC_LEAF_BLOCKS;
+	} else {
+		start = find_spanning(h, n);
+		if (start < 0)
+			return start;
+	}
+	mark(h, (uint32_t)start, n, true);
+	struct ipc__blk *b = &blks(h)[start];
+	b->len = n;
+	b->kind = (uint16_t)kind;
+	b->owner = owner;
+	h->free_blocks -= n;
+	return start;
+}
+
+int ipc__heap_free(struct ipc__heap *h, uint32_t block)
+{
+	if (block >= h->nblocks)
+		return -EINVAL;
+	struct ipc__blk *b = &blks(h)[block];
+	uint32_t n = b->len;
+	if (n == 0 || n > h->nblocks - block)
+		return -EINVAL;
+	mark(h, block, n, false);
+	memset(b, 0, sizeof(*b));
+	h->free_blocks += n;
+	return 0;
+}
+
+struct ipc__blk *ipc__heap_blk(struct ipc__heap *h, uint32_t block)
+{
+	return block < h->nblocks ? &blks(h)[block] : NULL;
+}
+
+uint32_t ipc__heap_longest(const struct ipc__heap *h)
+{
+	uint32_t best = 0, run = 0;
+
+	if (h->nleaves == 0)
+		return 0;
+	best = leaves(h)[order(h)[0]].longest;
+	for (uint32_t li = 0; li < h->nleaves; li++) {
+		const struct ipc__leaf *l = &leaves(h)[li];
+		if (l->prefix == IPC_LEAF_BLOCKS) {
+			run += IPC_LEAF_BLOCKS;
+		} else {
+			run += l->prefix;
+			if (run > best) best = run;
+			run = l->suffix;
+		}
+		if (run > best) best = run;
+	}
+	return best;
+}
+
+#define CHECK(cond, ...)                                                        \
+	do {                                                                    \
+		if (!(cond)) {                                                  \
+			fprintf(stderr, "ipc heap: invariant: " __VA_ARGS__);   \
+			fputc('\n', stderr);                                    \
+			return false;                                           \
+		}                                                               \
+	} while (0)
+
+bool ipc__heap_valid(const struct ipc__heap *h)
+{
+	const struct ipc__leaf *lv = leaves(h);
+	const uint32_t *o = order(h);
+	uint32_t clear = 0;
+
+	for (uint32_t i = 0; i < h->nleaves; i++) {
+		uint32_t pre, suf;
+		uint32_t lg = ipc__bits_longest_zero(lv[i].bits, IPC_LEAF_BLOCKS, &pre, &suf);
+		CHECK(o[lv[i].pos] == i, "leaf %u pos %u", i, lv[i].pos);
+		CHECK(lg == lv[i].longest && pre == lv[i].prefix && suf == lv[i].suffix,
+		      "leaf %u stats stale", i);
+		if (i > 0)
+			CHECK(lv[o[(i - 1) / 2]].longest >= lv[o[i]].longest, "heap order at %u", i);
+		for (uint32_t b = leaf_span(h, i); b < IPC_LEAF_BLOCKS; b++)
+			CHECK(bit_get(lv[i].bits, b), "tail bit %u of leaf %u clear", b, i);
+	}
+	for (uint32_t b = 0; b < h->nblocks;) {
+		const struct ipc__blk *k = &blks(h)[b];
+		const uint64_t *bits = lv[b / IPC_LEAF_BLOCKS].bits;
+		if (k->len == 0) {
+			CHECK(!bit_get(bits, b % IPC_LEAF_BLOCKS), "block %u set outside a run", b);
+			clear++;
+			b++;
+			continue;
+		}
+		CHECK(k->len <= h->nblocks - b, "run at %u too long", b);
+		for (uint32_t j = b; j < b + k->len; j++) {
+			CHECK(bit_get(lv[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS),
+			      "block %u of run %u clear", j, b);
+			CHECK(j == b || blks(h)[j].len == 0, "run inside run at %u", j);
+		}
+		b += k->len;
+	}
+	CHECK(clear == h->free_blocks, "free_blocks %u, clear bits %u", h->free_blocks, clear);
+	return true;
+}

@@ -1,0 +1,277 @@
+/*
+ * libipc's shared-memory layout and private structures.
+ *
+ * One mapping per buffer:
+ *
+ *   offset            what                                   who writes, under
+ *   0                 struct ipc__hdr (4096 bytes)           creator; then fields
+ *                                                            marked (L) under the lock
+ *   procs_off         struct ipc__proc[max_procs]  32 B      attach/close/reap (L)
+ *   tls_off           struct ipc__tslot[max_tls]   64 B      slot: (L); counters: the
+ *                                                            owning thread only
+ *   dir_off           struct ipc__dirent[dir_cap]  16 B      (L)
+ *   heap_off          struct ipc__heap + metadata            (L)
+ *   data_off          the heap's blocks (IPC_BLOCK each)     slabs, records, channels,
+ *                                                            segments
+ *
+ * Every reference stored in shared memory is an offset from the start of the
+ * mapping, checked with ipc__ptr() before use. Objects in the data region:
+ *
+ *   slab     struct ipc__slab (128 B), then records      kind IPC__BLK_SLAB
+ *   record   struct ipc__rec (16 B) + payload            in a slab, or a run of
+ *                                                        its own (IPC__BLK_RECORD)
+ *   channel  struct ipc__chan (320 B) + ring of u64      IPC__BLK_CHANNEL
+ *   segment  struct ipc__seg (64 B) + payload            IPC__BLK_SEGMENT
+ */
+#ifndef IPC_INTERNAL_H
+#define IPC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ipc/buffer.h>
+
+#include "atomic.h"
+#include "heap.h"
+#include "shm.h"
+
+#define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
+#define IPC__LAYOUT 1u
+#define IPC__CACHELINE 64
+
+enum { IPC__ST_INIT = 0, IPC__ST_READY = 1, IPC__ST_DESTROYED = 2 };
+
+struct ipc__hdr {
+	ipc_a64 magic;            /* written last by the creator (release) */
+	uint32_t version;         /* IPC__LAYOUT */
+	uint32_t hdr_size;        /* sizeof(struct ipc__hdr) */
+	uint64_t map_size;
+	uint64_t data_off, data_size;
+	uint64_t procs_off, tls_off, dir_off, heap_off;
+	uint32_t max_procs, max_tls, dir_cap, slab_blocks;
+	uint32_t def_capacity, def_wait;
+	uint32_t shm_kind, sem_kind;
+	int32_t creator_pid;
+	uint32_t pad0;
+	uint64_t creator_start;
+	ipc_a32 state;            /* IPC__ST_* (L) */
+	ipc_a32 nprocs;           /* attached processes (L) */
+	ipc_a32 dir_gen;          /* futex: bumped when a channel/segment appears */
+	uint32_t dir_used;        /* live + tombstone entries (L) */
+	uint32_t dir_live;        /* live entries (L) */
+	uint32_t name_unlinked;   /* the name was removed early (L) */
+	uint32_t slab_used;       /* blocks held by slabs (L) */
+	/* record counters of closed TLS slots and of frees by no TLS (L) */
+	uint64_t acc_alloc_bytes, acc_alloc_count, acc_freed_bytes, acc_freed_count;
+	char handle[IPC_HANDLE_MAX + 1];
+	struct ipc__lock lock;
+};
+_Static_assert(sizeof(struct ipc__hdr) <= 4096, "header fits its page");
+
+struct ipc__proc {
+	ipc_ai32 pid;             /* 0: free slot (L) */
+	uint32_t gen;
+	uint64_t start;           /* process start time */
+	uint64_t pad[2];
+};
+_Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
+
+struct ipc__tslot {
+	ipc_a32 used;             /* (L) */
+	uint16_t proc;            /* process slot */
+	uint16_t pad;
+	int32_t thread_id;
+	uint32_t pad2;
+	ipc_a64 alloc_bytes, alloc_count;  /* written by the owner only */
+	ipc_a64 freed_bytes, freed_count;  /* written by the owner only */
+	uint64_t pad3[2];
+};
+_Static_assert(sizeof(struct ipc__tslot) == 64, "tls slot");
+
+#define IPC__DIR_EMPTY 0u
+#define IPC__DIR_TOMB 1u
+struct ipc__dirent {
+	uint64_t id;
+	uint64_t off;             /* object offset, or EMPTY / TOMB (L) */
+};
+
+/* Channel end flags. */
+enum {
+	IPC__P_ATTACHED = 1u << 0, /* a producer attached at some point */
+	IPC__C_ATTACHED = 1u << 1,
+	IPC__P_CLOSED = 1u << 2,   /* the producer closed: end-of-stream */
+	IPC__C_CLOSED = 1u << 3,
+	IPC__P_DEAD = 1u << 4,     /* the producer died: aborted */
+	IPC__C_DEAD = 1u << 5,
+};
+
+struct ipc__end_owner {
+	ipc_ai32 pid;
+	uint32_t proc;
+	uint64_t start;
+};
+
+struct ipc__chan {
+	/* line 0: fixed at creation, and end state (L for attach/close) */
+	uint64_t id;
+	uint32_t type;            /* IPC_CHANNEL_SPSC */
+	uint32_t capacity;        /* records in flight, <= mask + 1 */
+	uint64_t mask;            /* ring slots - 1 (power of two) */
+	uint32_t wait;            /* enum ipc_wait_mode */
+	ipc_a32 flags;            /* IPC__P_* / IPC__C_* */
+	struct ipc__end_owner prod, cons;
+	/* line 1: the producer's */
+	alignas(IPC__CACHELINE) ipc_a64 tail;   /* next slot to fill */
+	/* line 2: the consumer's */
+	alignas(IPC__CACHELINE) ipc_a64 head;   /* next slot to read */
+	/* line 3: consumer sleeps here (written rarely) */
+	alignas(IPC__CACHELINE) ipc_a32 cons_seq;
+	ipc_a32 cons_sleep;
+	/* line 4: producer sleeps here */
+	alignas(IPC__CACHELINE) ipc_a32 prod_seq;
+	ipc_a32 prod_sleep;
+	alignas(IPC__CACHELINE) ipc_a64 ring[];
+};
+
+enum { IPC__SEG_INIT = 0, IPC__SEG_READY = 1, IPC__SEG_DEAD = 2 };
+struct ipc__seg {
+	uint64_t id;
+	uint32_t type;            /* IPC_CHANNEL_SEGMENT */
+	ipc_a32 state;            /* IPC__SEG_*; futex while INIT */
+	uint64_t size;
+	uint32_t users;           /* (L) */
+	int32_t creator_pid;
+	uint64_t creator_start;
+	uint64_t pad[3];
+};
+_Static_assert(sizeof(struct ipc__seg) == 64, "segment header");
+
+#define IPC__SLAB_MAGIC 0x534c4142u
+#define IPC__SLAB_CHARGE (UINT64_C(1) << 40)
+struct ipc__slab {
+	/* line 0: the owner's */
+	uint32_t magic;
+	uint16_t proc;
+	uint16_t sealed;          /* (L) set once the owner stops carving */
+	uint32_t tslot;
+	uint32_t nblocks;
+	ipc_a32 carved;           /* records carved so far (owner, relaxed) */
+	uint32_t pad[11];
+	/* line 1: freers' */
+	alignas(IPC__CACHELINE) ipc_a64 live; /* IPC__SLAB_CHARGE - freed, until sealed */
+};
+#define IPC__SLAB_HDR 128u
+_Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
+
+#define IPC__REC_MAGIC 0x52454331u /* check = MAGIC ^ size ^ (size >> 32) ^ slab */
+#define IPC__REC_FREED 0xdeadf4eeu
+#define IPC__REC_DIRECT UINT32_MAX
+struct ipc__rec {
+	uint64_t size;            /* as asked for */
+	uint32_t slab;            /* first block of its slab, or IPC__REC_DIRECT */
+	ipc_a32 check;            /* see IPC__REC_MAGIC, or IPC__REC_FREED */
+};
+_Static_assert(sizeof(struct ipc__rec) == 16, "record header");
+
+/* ---- private, per process ---------------------------------------------- */
+
+struct ipc_buffer {
+	struct ipc__shm shm;
+	char *base;
+	struct ipc__hdr *hdr;
+	struct ipc__heap *heap;
+	char *data;
+	uint64_t map_size;
+	pid_t pid;                /* the process that opened it */
+	uint32_t proc;            /* our process slot */
+	uint64_t start;
+	pthread_mutex_t tls_mu;   /* guards tls_list */
+	struct ipc_tls *tls_list;
+	char handle[IPC_HANDLE_MAX + 1];
+};
+
+struct ipc__end {
+	uint64_t id;              /* key; with role */
+	uint8_t role;             /* IPC_PRODUCER, IPC_CONSUMER, or 0 (segment) */
+	uint8_t used;
+	uint8_t wait;
+	uint8_t pad;
+	uint32_t capacity;
+	struct ipc__chan *c;
+	struct ipc__seg *seg;
+	uint64_t pos;             /* producer: tail; consumer: head (our copy) */
+	uint64_t other;           /* producer: cached head; consumer: cached tail */
+	int64_t next_check_ms;    /* when to check the peer's liveness again */
+};
+
+struct ipc_tls {
+	struct ipc_buffer *b;
+	struct ipc__tslot *ts;
+	uint32_t slot;
+	int32_t thread_id;
+	/* current slab */
+	struct ipc__slab *slab;
+	char *cur, *end;
+	uint32_t carved;
+	/* channel ends and segments: open addressing on (id, role) */
+	struct ipc__end *ends;
+	uint32_t ends_cap, ends_used;
+	struct ipc__end *last;    /* last end used */
+	struct ipc_tls *next;     /* in b->tls_list */
+};
+
+/* ---- cross-file helpers ------------------------------------------------- */
+
+static inline void *ipc__ptr(const struct ipc_buffer *b, uint64_t off, uint64_t len)
+{
+	if (off < b->hdr->data_off || off > b->map_size || len > b->map_size - off)
+		return NULL;
+	return b->base + off;
+}
+
+static inline uint64_t ipc__off(const struct ipc_buffer *b, const void *p)
+{
+	return (uint64_t)((const char *)p - b->base);
+}
+
+static inline void *ipc__block_ptr(const struct ipc_buffer *b, uint32_t block)
+{
+	return b->data + (size_t)block * IPC_BLOCK;
+}
+
+int ipc__lock_buf(struct ipc_buffer *b);
+void ipc__unlock_buf(struct ipc_buffer *b);
+
+/* Directory (L): find, insert, remove by id. */
+struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id);
+int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off);
+void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e);
+
+/* TLS end map. */
+struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role);
+struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role);
+void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
+
+/* Records. */
+struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
+/* Free a record; ts (may be NULL) is counted as the freer; locked: L held. */
+int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked);
+/* Seal a slab: the owner stops carving; frees it if empty (L held). */
+void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
+
+/* Channels (L held): destroy when both ends are done; mark ends of a dead process. */
+void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *e);
+void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
+                                 bool dead);
+void ipc__chan_wake_all(struct ipc__chan *c);
+int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e);
+int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
+
+/* Process slots (L held): reap every dead process; returns how many. */
+int ipc__reap_locked(struct ipc_buffer *b);
+
+#endif

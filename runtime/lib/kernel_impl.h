@@ -1,0 +1,85 @@
+/*
+ * The kernel API's private state, shared by libipc's kernel.c (which
+ * implements <ipc/kernel.h>) and ipcrun (which builds kernels, attaches their
+ * channels and collects their counters). Not installed.
+ *
+ * A struct ipc_kernel belongs to the one thread that runs the kernel: none of
+ * its fields is touched by another thread while the kernel runs, except the
+ * stop flag, which ipcrun's runner sets and kernels read.
+ */
+#ifndef IPC_KERNEL_IMPL_H
+#define IPC_KERNEL_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ipc/kernel.h>
+
+#include "atomic.h"
+
+/* Counters of one port, kept by the thread that runs its kernel. */
+struct ipc__port_stats {
+	uint64_t records;    /* sent (output) or received (input) */
+	uint64_t bytes;      /* their sizes as asked for at allocation */
+	uint64_t blocked_ns; /* time spent waiting while full / empty */
+	uint64_t hwm;        /* highest queue length seen (sampled) */
+};
+
+struct ipc_port {
+	struct ipc_kernel *k;
+	const char *name;     /* owned by whoever built the kernel */
+	uint64_t id;          /* channel id in the buffer */
+	bool out;             /* producer end */
+	int end;              /* 0 while open; IPC_TX_EOF / IPC_TX_ABORTED /
+	                         -EPIPE once that end has finished */
+	uint32_t capacity;    /* channel capacity, for the high-water mark */
+	uint32_t sample;      /* sends since the queue length was sampled */
+	struct ipc__port_stats st;
+};
+
+struct ipc_kernel {
+	const char *name;
+	struct ipc_tls *tls;
+	/* Inputs first, then outputs, each group sorted by name with digit runs
+	 * compared as numbers (in2 < in10). */
+	struct ipc_port *port;
+	size_t nin, nout;
+	const ipc_a32 *stop;  /* non-zero: the graph is being stopped */
+	size_t rr;            /* next input ipc_recv_any tries first */
+};
+
+/* Order of port names used for ipc_port_at: digit runs compare as numbers
+ * (leading zeros ignored, then the longer run is larger). Returns <0, 0 or
+ * >0 as strcmp does. Inline because ipcrun sorts with the same order. */
+static inline int ipc__port_name_cmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			while (*a == '0' && a[1] >= '0' && a[1] <= '9')
+				a++;
+			while (*b == '0' && b[1] >= '0' && b[1] <= '9')
+				b++;
+			size_t la = 0, lb = 0;
+			while (a[la] >= '0' && a[la] <= '9')
+				la++;
+			while (b[lb] >= '0' && b[lb] <= '9')
+				lb++;
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			for (size_t i = 0; i < la; i++)
+				if (a[i] != b[i])
+					return a[i] < b[i] ? -1 : 1;
+			a += la;
+			b += lb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return (unsigned char)*a - (unsigned char)*b;
+}
+
+#endif /* IPC_KERNEL_IMPL_H */

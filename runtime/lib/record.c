@@ -1,0 +1,410 @@
+/*
+ * Thread-local state, per-thread slabs and records.
+ *
+ * A slab is a run of heap blocks carved by one thread without any lock: a
+ * bump pointer in private memory. Its shared header keeps `live`, charged
+ * with IPC__SLAB_CHARGE when the slab is fresh; every free subtracts 1, and
+ * the owner subtracts (CHARGE - carved) when it stops carving (seals it):
+ *
+ *     live == CHARGE - freed                   while the owner carves
+ *     live == carved - freed                   once sealed
+ *
+ * so live reaches 0 exactly once, after the seal and the last free, and
+ * whoever brings it there (owner or freer) owns the empty slab: the owner
+ * reuses it at once, a freer gives it back to the heap under the lock.
+ * Records of more than a quarter of a slab get a heap run of their own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static uint32_t rec_check_word(uint64_t size, uint32_t slab)
+{
+	return IPC__REC_MAGIC ^ (uint32_t)size ^ (uint32_t)(size >> 32) ^ slab;
+}
+
+/* ---- the TLS end map: open addressing on (id, role) --------------------- */
+
+static uint32_t end_hash(uint64_t id, uint8_t role)
+{
+	return (uint32_t)(((id ^ ((uint64_t)role << 61)) * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
+}
+
+struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role)
+{
+	struct ipc__end *e = t->last;
+	if (e && e->id == id && e->role == role && e->used == 1)
+		return e;
+	for (uint32_t i = end_hash(id, role) & (t->ends_cap - 1);; i = (i + 1) & (t->ends_cap - 1)) {
+		e = &t->ends[i];
+		if (e->used == 0)
+			return NULL;
+		if (e->used == 1 && e->id == id && e->role == role)
+			return t->last = e;
+	}
+}
+
+static int ends_grow(struct ipc_tls *t)
+{
+	uint32_t cap = t->ends_cap * 2;
+	struct ipc__end *old = t->ends, *n = calloc(cap, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->ends_cap; i++) {
+		if (old[i].used != 1)
+			continue;
+		uint32_t j = end_hash(old[i].id, old[i].role) & (cap - 1);
+		while (n[j].used)
+			j = (j + 1) & (cap - 1);
+		n[j] = old[i];
+	}
+	t->ends = n;
+	t->ends_cap = cap;
+	t->last = NULL;
+	free(old);
+	return 0;
+}
+
+struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
+{
+	if ((t->ends_used + 1) * 2 > t->ends_cap && ends_grow(t))
+		return NULL;
+	uint32_t i = end_hash(id, role) & (t->ends_cap - 1);
+	while (t->ends[i].used == 1)
+		i = (i + 1) & (t->ends_cap - 1);
+	struct ipc__end *e = &t->ends[i];
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->role = role;
+	e->used = 1;
+	t->ends_used++;
+	return t->last = e;
+}
+
+void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
+{
+	e->used = 2; /* tombstone: ends_used counts it until the next grow */
+	e->c = NULL;
+	e->seg = NULL;
+	if (t->last == e)
+		t->last = NULL;
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
+{
+	struct ipc__tslot *slots;
+	struct ipc_tls *t;
+
+	if (!b || b->pid != getpid()) {
+		errno = EINVAL;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->ends_cap = 16;
+	t->ends = calloc(t->ends_cap, sizeof(*t->ends));
+	if (!t->ends)
+		goto fail;
+	t->b = b;
+	t->thread_id = thread_id;
+	if (ipc__lock_buf(b)) {
+		errno = EIDRM;
+		goto fail;
+	}
+	slots = (struct ipc__tslot *)(b->base + b->hdr->tls_off);
+	for (uint32_t i = 0; i < b->hdr->max_tls; i++) {
+		if (ipc__load_relaxed(&slots[i].used) == 0) {
+			t->slot = i;
+			t->ts = &slots[i];
+			memset((char *)t->ts + sizeof(t->ts->used), 0,
+			       sizeof(*t->ts) - sizeof(t->ts->used));
+			t->ts->proc = (uint16_t)b->proc;
+			t->ts->thread_id = thread_id;
+			ipc__store_release(&t->ts->used, 1);
+			break;
+		}
+	}
+	ipc__unlock_buf(b);
+	if (!t->ts) {
+		errno = ENOSPC;
+		goto fail;
+	}
+	pthread_mutex_lock(&b->tls_mu);
+	t->next = b->tls_list;
+	b->tls_list = t;
+	pthread_mutex_unlock(&b->tls_mu);
+	return t;
+fail:
+	free(t->ends);
+	free(t);
+	return NULL;
+}
+
+void ipc_tls_close(struct ipc_tls *t)
+{
+	struct ipc_buffer *b;
+
+	if (!t)
+		return;
+	b = t->b;
+	for (uint32_t i = 0; i < t->ends_cap; i++) {
+		struct ipc__end *e = &t->ends[i];
+		if (e->used != 1)
+			continue;
+		if (e->seg)
+			ipc__seg_close_end(t, e);
+		else
+			ipc__chan_close_end(t, e);
+	}
+	if (ipc__lock_buf(b) == 0) {
+		struct ipc__hdr *h = b->hdr;
+		if (t->slab)
+			ipc__slab_seal_locked(b, t->slab, t->carved);
+		h->acc_alloc_bytes += ipc__load_relaxed(&t->ts->alloc_bytes);
+		h->acc_alloc_count += ipc__load_relaxed(&t->ts->alloc_count);
+		h->acc_freed_bytes += ipc__load_relaxed(&t->ts->freed_bytes);
+		h->acc_freed_count += ipc__load_relaxed(&t->ts->freed_count);
+		ipc__store_release(&t->ts->used, 0);
+		ipc__unlock_buf(b);
+	}
+	pthread_mutex_lock(&b->tls_mu);
+	for (struct ipc_tls **p = &b->tls_list; *p; p = &(*p)->next) {
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->tls_mu);
+	free(t->ends);
+	free(t);
+}
+
+/* ---- slabs -------------------------------------------------------------- */
+
+static uint32_t slab_block(struct ipc_buffer *b, const struct ipc__slab *s)
+{
+	return (uint32_t)(((const char *)s - b->data) / IPC_BLOCK);
+}
+
+static void slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s)
+{
+	b->hdr->slab_used -= s->nblocks;
+	s->magic = 0;
+	ipc__heap_free(b->heap, slab_block(b, s));
+}
+
+void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved)
+{
+	s->sealed = 1;
+	/* acq_rel: pairs with every freer's decrement; the last one to reach 0
+	 * sees all frees before it and owns the empty slab. */
+	if (ipc__sub_acq_rel(&s->live, IPC__SLAB_CHARGE - carved) == IPC__SLAB_CHARGE - carved)
+		slab_give_back_locked(b, s);
+}
+
+static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
+{
+	s->sealed = 0;
+	ipc__store_relaxed(&s->carved, 0);
+	ipc__store_relaxed(&s->live, IPC__SLAB_CHARGE);
+	t->slab = s;
+	t->carved = 0;
+	t->cur = (char *)s + IPC__SLAB_HDR;
+	t->end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+}
+
+/* The current slab is full: reuse it if every record in it was freed,
+ * otherwise seal it and take a fresh one from the heap. */
+static int slab_refill(struct ipc_tls *t)
+{
+	struct ipc_buffer *b = t->b;
+	struct ipc__slab *s = t->slab;
+
+	if (s) {
+		uint64_t charge = IPC__SLAB_CHARGE - t->carved;
+		s->sealed = 1;
+		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
+			slab_reset(t, s); /* empty: ours alone again, no lock needed */
+			return 0;
+		}
+		t->slab = NULL;
+		t->cur = t->end = NULL;
+	}
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	uint32_t n = b->hdr->slab_blocks;
+	int64_t blk = ipc__heap_alloc(b->heap, n, IPC__BLK_SLAB, (uint16_t)b->proc);
+	if (blk >= 0)
+		b->hdr->slab_used += n;
+	ipc__unlock_buf(b);
+	if (blk < 0)
+		return (int)blk;
+	s = ipc__block_ptr(b, (uint32_t)blk);
+	s->magic = IPC__SLAB_MAGIC;
+	s->proc = (uint16_t)b->proc;
+	s->tslot = t->slot;
+	s->nblocks = n;
+	slab_reset(t, s);
+	return 0;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void count(ipc_a64 *c, uint64_t n)
+{
+	/* Only the owning thread writes its counters: no read-modify-write. */
+	ipc__store_relaxed(c, ipc__load_relaxed(c) + n);
+}
+
+static void *rec_alloc(struct ipc_tls *t, size_t n)
+{
+	struct ipc_buffer *b = t->b;
+	struct ipc__rec *r;
+	uint64_t need = sizeof(*r) + (((uint64_t)n + 15) & ~UINT64_C(15));
+	uint64_t slab_room = (uint64_t)b->hdr->slab_blocks * IPC_BLOCK - IPC__SLAB_HDR;
+	uint32_t slab;
+
+	if (n == 0 || n > b->hdr->data_size / 4) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (need <= slab_room / 4) {
+		if ((uint64_t)(t->end - t->cur) < need) {
+			int err = slab_refill(t);
+			if (err) {
+				errno = -err;
+				return NULL;
+			}
+		}
+		r = (struct ipc__rec *)t->cur;
+		t->cur += need;
+		ipc__store_relaxed(&t->slab->carved, ++t->carved);
+		slab = slab_block(b, t->slab);
+	} else {
+		if (ipc__lock_buf(b)) {
+			errno = EIDRM;
+			return NULL;
+		}
+		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
+		                              IPC__BLK_RECORD, (uint16_t)b->proc);
+		ipc__unlock_buf(b);
+		if (blk < 0) {
+			errno = (int)-blk;
+			return NULL;
+		}
+		r = ipc__block_ptr(b, (uint32_t)blk);
+		slab = IPC__REC_DIRECT;
+	}
+	r->size = n;
+	r->slab = slab;
+	ipc__store_relaxed(&r->check, rec_check_word(n, slab));
+	count(&t->ts->alloc_bytes, n);
+	count(&t->ts->alloc_count, 1);
+	return r + 1;
+}
+
+void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
+{
+	if (!t) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!ipc__end_find(t, id, IPC_PRODUCER)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return rec_alloc(t, n);
+}
+
+struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
+{
+	const char *p = payload;
+	if (!p || p < b->data + sizeof(struct ipc__rec) || p >= b->base + b->map_size ||
+	    ((uintptr_t)p & 15))
+		return NULL;
+	struct ipc__rec *r = (struct ipc__rec *)p - 1;
+	if (ipc__load_relaxed(&r->check) != rec_check_word(r->size, r->slab))
+		return NULL;
+	if (r->slab == IPC__REC_DIRECT) {
+		if (((uint64_t)((char *)r - b->data) % IPC_BLOCK) != 0)
+			return NULL;
+	} else {
+		if (r->slab >= b->heap->nblocks)
+			return NULL;
+		struct ipc__slab *s = ipc__block_ptr(b, r->slab);
+		if (s->magic != IPC__SLAB_MAGIC || (char *)r < (char *)s + IPC__SLAB_HDR ||
+		    (char *)r + sizeof(*r) + r->size > (char *)s + (size_t)s->nblocks * IPC_BLOCK)
+			return NULL;
+	}
+	return r;
+}
+
+int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked)
+{
+	uint64_t n = r->size;
+	uint32_t slab = r->slab;
+
+	ipc__store_relaxed(&r->check, IPC__REC_FREED);
+	if (ts) {
+		count(&ts->freed_bytes, n);
+		count(&ts->freed_count, 1);
+	} else {
+		b->hdr->acc_freed_bytes += n; /* L held */
+		b->hdr->acc_freed_count++;
+	}
+	if (slab == IPC__REC_DIRECT) {
+		if (!locked && ipc__lock_buf(b))
+			return -EIDRM;
+		ipc__heap_free(b->heap, (uint32_t)(((char *)r - b->data) / IPC_BLOCK));
+		if (!locked)
+			ipc__unlock_buf(b);
+		return 0;
+	}
+	struct ipc__slab *s = ipc__block_ptr(b, slab);
+	/* acq_rel: pairs with the seal and with other freers (see top). */
+	if (ipc__sub_acq_rel(&s->live, 1) == 1) {
+		if (!locked && ipc__lock_buf(b))
+			return -EIDRM;
+		slab_give_back_locked(b, s);
+		if (!locked)
+			ipc__unlock_buf(b);
+	}
+	return 0;
+}
+
+int ipc_record_release(struct ipc_tls *t, void *rec)
+{
+	struct ipc__rec *r;
+
+	if (!t)
+		return -EINVAL;
+	if (!rec)
+		return 0;
+	r = ipc__rec_check(t->b, rec);
+	if (!r)
+		return -EINVAL;
+	return ipc__rec_free(t->b, t->ts, r, false);
+}
+
+void ipc_record_free(struct ipc_tls *t, void *rec)
+{
+	if (ipc_record_release(t, rec) == -EINVAL)
+		fprintf(stderr, "libipc: ipc_record_free(%p): not a live record of this buffer "
+		        "(double free?): ignored\n", rec);
+}
+
+size_t ipc_record_size(const void *rec)
+{
+	if (!rec || ((uintptr_t)rec & 15))
+		return 0;
+	const struct ipc__rec *r = (const struct ipc__rec *)rec - 1;
+	uint32_t check = atomic_load_explicit(&((struct ipc__rec *)r)->check, memory_order_relaxed);
+	return check == rec_check_word(r->size, r->slab) ? (size_t)r->size : 0;
+}

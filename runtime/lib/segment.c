@@ -1,0 +1,163 @@
+/*
+ * Named static shared segments: memory shared by everyone who names its id.
+ * The creator inserts the segment in state INIT under the lock, runs init
+ * outside it, then publishes READY (release; pairs with the openers' acquire
+ * load of state), so no one sees the memory before init has run.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "util.h"
+
+static void *seg_data(struct ipc__seg *s)
+{
+	return (char *)s + sizeof(*s);
+}
+
+/* Wait for the creator to finish init. 0, or -EOWNERDEAD. */
+static int seg_wait_ready(struct ipc__seg *s)
+{
+	for (;;) {
+		uint32_t st = ipc__load_acquire(&s->state);
+		if (st == IPC__SEG_READY)
+			return 0;
+		if (st == IPC__SEG_DEAD)
+			return -EOWNERDEAD;
+		if (!ipc__pid_alive(s->creator_pid, s->creator_start)) {
+			uint32_t expect = IPC__SEG_INIT;
+			atomic_compare_exchange_strong(&s->state, &expect, IPC__SEG_DEAD);
+			continue;
+		}
+		ipc__futex_wait(&s->state, IPC__SEG_INIT, 20);
+	}
+}
+
+static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
+{
+	if (ipc__lock_buf(b))
+		return;
+	if (--s->users == 0) {
+		struct ipc__dirent *d = ipc__dir_find(b, id);
+		if (d)
+			ipc__dir_remove(b, d);
+		ipc__heap_free(b->heap, (uint32_t)(((char *)s - b->data) / IPC_BLOCK));
+	}
+	ipc__unlock_buf(b);
+}
+
+/* Attach this TLS to segment s (its users count already includes us). */
+static int seg_attach(struct ipc_tls *t, uint64_t id, struct ipc__seg *s, void **out)
+{
+	int err = seg_wait_ready(s);
+	struct ipc__end *e = err ? NULL : ipc__end_add(t, id, 0);
+	if (!e) {
+		seg_release(t->b, id, s);
+		return err ? err : -ENOMEM;
+	}
+	e->seg = s;
+	if (out)
+		*out = seg_data(s);
+	return 0;
+}
+
+int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
+                    void (*init)(void *seg, void *arg), void *arg)
+{
+	struct ipc_buffer *b;
+	struct ipc__dirent *d;
+	struct ipc__seg *s;
+	int err = 0;
+
+	if (!t || n == 0)
+		return -EINVAL;
+	b = t->b;
+	if (n > b->hdr->data_size)
+		return -ENOMEM;
+	if (ipc__end_find(t, id, 0))
+		return -EALREADY;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	d = ipc__dir_find(b, id);
+	if (d) {
+		s = ipc__ptr(b, d->off, sizeof(*s));
+		if (!s || s->type != IPC_CHANNEL_SEGMENT)
+			err = -EPROTOTYPE;
+		else if (n > s->size)
+			err = -EINVAL;
+		else
+			s->users++;
+		ipc__unlock_buf(b);
+		return err ? err : seg_attach(t, id, s, NULL);
+	}
+	uint64_t bytes = sizeof(*s) + n;
+	int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((bytes + IPC_BLOCK - 1) / IPC_BLOCK),
+	                              IPC__BLK_SEGMENT, (uint16_t)b->proc);
+	if (blk < 0) {
+		ipc__unlock_buf(b);
+		return (int)blk;
+	}
+	s = ipc__block_ptr(b, (uint32_t)blk);
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->type = IPC_CHANNEL_SEGMENT;
+	s->size = n;
+	s->users = 1;
+	s->creator_pid = (int32_t)b->pid;
+	s->creator_start = b->start;
+	err = ipc__dir_insert(b, id, ipc__off(b, s));
+	if (err) {
+		ipc__heap_free(b->heap, (uint32_t)blk);
+		ipc__unlock_buf(b);
+		return err;
+	}
+	ipc__unlock_buf(b);
+	if (init)
+		init(seg_data(s), arg);
+	else
+		memset(seg_data(s), 0, n);
+	ipc__store_release(&s->state, IPC__SEG_READY);
+	ipc__futex_wake(&s->state);
+	return seg_attach(t, id, s, NULL);
+}
+
+int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
+{
+	struct ipc_buffer *b;
+	struct ipc__dirent *d;
+	struct ipc__seg *s = NULL;
+	struct ipc__end *e;
+	int err = 0;
+
+	if (!t || !out)
+		return -EINVAL;
+	if ((e = ipc__end_find(t, id, 0))) {
+		*out = seg_data(e->seg);
+		return 0;
+	}
+	b = t->b;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	d = ipc__dir_find(b, id);
+	if (!d)
+		err = -ENOENT;
+	else if (!(s = ipc__ptr(b, d->off, sizeof(*s))) || s->type != IPC_CHANNEL_SEGMENT)
+		err = -EPROTOTYPE;
+	else
+		s->users++;
+	ipc__unlock_buf(b);
+	return err ? err : seg_attach(t, id, s, out);
+}
+
+size_t ipc_segment_size(struct ipc_tls *t, uint64_t id)
+{
+	struct ipc__end *e = t ? ipc__end_find(t, id, 0) : NULL;
+	return e ? (size_t)e->seg->size : 0;
+}
+
+int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e)
+{
+	seg_release(t->b, e->id, e->seg);
+	ipc__end_del(t, e);
+	return 0;
+}

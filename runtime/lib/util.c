@@ -1,0 +1,83 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t ipc__proc_start(pid_t pid)
+{
+	char path[64], buf[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return 0;
+	p += 2;
+	if (*p == 'Z' || *p == 'X' || *p == 'x')
+		return 0;
+	/* Field 3 is the state; starttime is field 22. */
+	unsigned long long start = 0;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return 0;
+		p++;
+	}
+	if (sscanf(p, "%llu", &start) != 1)
+		return 0;
+	return start ? (uint64_t)start : 1;
+}
+
+bool ipc__pid_alive(pid_t pid, uint64_t start)
+{
+	if (pid <= 0)
+		return false;
+	uint64_t now = ipc__proc_start(pid);
+	if (now == 0)
+		return false;
+	return start == 0 || now == start;
+}
+
+int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_ms >= 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+		tp = &ts;
+	}
+	/* Shared futex (no FUTEX_PRIVATE_FLAG): the word is in a shared mapping. */
+	if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tp, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+void ipc__futex_wake(ipc_a32 *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int64_t ipc__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

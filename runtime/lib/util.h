@@ -1,0 +1,26 @@
+/* Small helpers: process liveness, futexes, clocks. */
+#ifndef IPC_UTIL_H
+#define IPC_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "atomic.h"
+
+/* Start time of pid (clock ticks since boot, /proc/<pid>/stat field 22), or
+ * 0 when pid does not exist or is a zombie. */
+uint64_t ipc__proc_start(pid_t pid);
+/* pid is running (not a zombie) and, when start != 0, is the same process. */
+bool ipc__pid_alive(pid_t pid, uint64_t start);
+
+/* Sleep while *word == expected, at most timeout_ms (< 0: no limit), on a
+ * futex shared between processes. Returns 0 or -ETIMEDOUT / -EINTR / -EAGAIN. */
+int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms);
+/* Wake every sleeper on word. */
+void ipc__futex_wake(ipc_a32 *word);
+
+/* Monotonic milliseconds. */
+int64_t ipc__now_ms(void);
+
+#endif
