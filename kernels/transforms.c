@@ -1,0 +1,192 @@
+/*
+ * Transforms: one input "in", one output "out". They drain their input to
+ * the end whatever happens downstream, except that a consumer leaving
+ * (-EPIPE) stops them.
+ */
+#include "kx.h"
+
+#include <inttypes.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+IPC_KERNEL(tokenize, "in", "out", "",
+           "splits text records into lower-case words of ASCII letters and digits");
+KX_EXPORT int tokenize(struct ipc_kernel *k);
+
+IPC_KERNEL(grep_filter, "in", "out", "str",
+           "forwards the text records that match a POSIX extended regex");
+KX_EXPORT int grep_filter(struct ipc_kernel *k, const char *pattern);
+
+IPC_KERNEL(keyed_count, "in", "out", "",
+           "counts equal records; at the end sends one \"<count> <key>\" text record per key");
+KX_EXPORT int keyed_count(struct ipc_kernel *k);
+
+static bool is_word_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+int tokenize(struct ipc_kernel *k)
+{
+	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
+	enum kx_end e = KX_DONE;
+	char word[256];
+
+	if (!in || !out)
+		return 1;
+	while (e == KX_DONE) {
+		const unsigned char *s;
+		void *rec;
+		size_t n;
+		int rc = ipc_recv(in, &rec, &n);
+
+		if (rc != 0) {
+			e = kx__input_end(k, "in", rc);
+			break;
+		}
+		s = rec;
+		n = kx__text_len(rec, n);
+		for (size_t i = 0; i < n && e == KX_DONE;) {
+			size_t len = 0;
+
+			while (i < n && !is_word_char(s[i]))
+				i++;
+			if (i == n)
+				break;
+			for (; i < n && is_word_char(s[i]); i++) {
+				/* A word longer than the buffer continues as
+				 * another word, as a line longer than a
+				 * terminal wraps: rare, and never lost. */
+				if (len == sizeof word) {
+					e = kx__send_text(k, out, word, len, false);
+					len = 0;
+				}
+				word[len++] = (char)(s[i] >= 'A' && s[i] <= 'Z'
+				                     ? s[i] - 'A' + 'a' : s[i]);
+			}
+			if (e == KX_DONE)
+				e = kx__send_text(k, out, word, len, false);
+		}
+		ipc_release(in, rec);
+	}
+	return kx__end(k, e);
+}
+
+int grep_filter(struct ipc_kernel *k, const char *pattern)
+{
+	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
+	enum kx_end e = KX_DONE;
+	char *line = NULL;
+	size_t line_cap = 0;
+	regex_t re;
+	int rc;
+
+	if (!in || !out)
+		return 1;
+	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char msg[256];
+
+		regerror(rc, &re, msg, sizeof msg);
+		kx__errorf(k, "bad pattern '%s': %s", pattern, msg);
+		return 1;
+	}
+	while (e == KX_DONE) {
+		const char *text;
+		void *rec;
+		size_t n;
+
+		rc = ipc_recv(in, &rec, &n);
+		if (rc != 0) {
+			e = kx__input_end(k, "in", rc);
+			break;
+		}
+		text = rec;
+		if (n == 0 || text[n - 1] != '\0') {
+			/* Not a text record: match a NUL-terminated copy. */
+			if (n + 1 > line_cap) {
+				char *p = realloc(line, n + 1);
+
+				if (!p) {
+					ipc_release(in, rec);
+					kx__errorf(k, "out of memory");
+					e = KX_FAILED;
+					break;
+				}
+				line = p;
+				line_cap = n + 1;
+			}
+			memcpy(line, rec, n);
+			line[n] = '\0';
+			text = line;
+		}
+		if (regexec(&re, text, 0, NULL, 0) == 0)
+			e = kx__send(k, out, rec); /* the record itself: no copy */
+		else
+			ipc_release(in, rec);
+	}
+	regfree(&re);
+	free(line);
+	return kx__end(k, e);
+}
+
+/* Send "<count> <key>" for every key. */
+static enum kx_end counter_send(struct ipc_kernel *k, struct ipc_port *out,
+                                const struct kx_counter *c)
+{
+	enum kx_end e = KX_DONE;
+
+	for (size_t i = 0; i < c->cap && e == KX_DONE; i++) {
+		const struct kx_count_slot *s = &c->slots[i];
+		char num[24];
+		int nl;
+		char *rec;
+
+		if (!s->used)
+			continue;
+		nl = snprintf(num, sizeof num, "%" PRIu64 " ", s->count);
+		rec = kx__alloc(k, out, (size_t)nl + s->len + 1);
+		if (!rec)
+			return KX_FAILED;
+		memcpy(rec, num, (size_t)nl);
+		memcpy(rec + nl, c->arena + s->key, s->len);
+		rec[(size_t)nl + s->len] = '\0';
+		e = kx__send(k, out, rec);
+	}
+	return e;
+}
+
+int keyed_count(struct ipc_kernel *k)
+{
+	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
+	struct kx_counter c = {0};
+	enum kx_end e = KX_DONE;
+
+	if (!in || !out)
+		return 1;
+	for (;;) {
+		void *rec;
+		size_t n;
+		int rc = ipc_recv(in, &rec, &n);
+		bool ok;
+
+		if (rc != 0) {
+			e = kx__input_end(k, "in", rc);
+			break;
+		}
+		ok = kx__counter_add(&c, rec, kx__text_len(rec, n), 1);
+		ipc_release(in, rec);
+		if (!ok) {
+			kx__errorf(k, "out of memory counting keys");
+			e = KX_FAILED;
+			break;
+		}
+	}
+	if (e == KX_DONE)
+		e = counter_send(k, out, &c);
+	kx__counter_free(&c);
+	return kx__end(k, e);
+}

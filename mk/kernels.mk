@@ -1,0 +1,17 @@
+# Stock kernels: kernels/*.c -> $(BUILD)/lib/libipckernels.so, installed to
+# PREFIX/lib beside libipc. Built hidden; only the kernels and their
+# ipc_kernel_spec_* symbols are exported. -z defs: every symbol a kernel uses
+# must come from libipc or libc.
+KERNELS_SRC := $(wildcard kernels/*.c)
+KERNELS_OBJ := $(KERNELS_SRC:%.c=$(BUILD)/pic/%.o)
+KERNELS_SO  := $(BUILD)/lib/libipckernels.so
+ALL_TARGETS += $(KERNELS_SO)
+INTEGRATION_DEPS += $(KERNELS_SO)
+
+$(KERNELS_SO): $(KERNELS_OBJ) $(LIBIPC_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-z,defs -o $@ $(KERNELS_OBJ) -L$(BUILD)/lib -lipc \
+	  -Wl,-rpath,'$$ORIGIN' $(ALL_LDFLAGS)
+
+INSTALL_EXTRA += install -m 755 $(KERNELS_SO) $(DESTDIR)$(PREFIX)/lib/ || exit 1;
+UNINSTALL_EXTRA += rm -f $(DESTDIR)$(PREFIX)/lib/libipckernels.so;
