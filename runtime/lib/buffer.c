@@ -134,6 +134,15 @@ static int proc_attach_locked(struct ipc_buffer *b)
 	return -EUSERS;
 }
 
+static void set_views(struct ipc_buffer *b)
+{
+	b->base = b->shm.base;
+	b->hdr = (struct ipc__hdr *)b->base;
+	b->map_size = b->shm.size;
+	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
+	b->data = b->base + b->hdr->data_off;
+}
+
 static int creator_init(struct ipc_buffer *b, const struct layout *l,
                         const struct ipc_buffer_opts *o, enum ipc_sem_kind sem)
 {
@@ -163,6 +172,7 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	err = ipc__lock_create(&h->lock, sem, b->handle);
 	if (err)
 		return err;
+	set_views(b);
 	ipc__heap_init(b->heap, l->nblocks);
 	proc_attach_locked(b);
 	ipc__store_release(&h->state, IPC__ST_READY);
@@ -171,15 +181,6 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	ipc__futex_wake(&h->state);
 	ipc__shm_ready(&b->shm);
 	return 0;
-}
-
-static void set_views(struct ipc_buffer *b)
-{
-	b->base = b->shm.base;
-	b->hdr = (struct ipc__hdr *)b->base;
-	b->map_size = b->shm.size;
-	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
-	b->data = b->base + b->hdr->data_off;
 }
 
 /* Attach to an existing buffer. -EAGAIN: it vanished or is being destroyed,
@@ -293,7 +294,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 	for (;;) {
 		err = ipc__shm_create(&b->shm, o.shm, handle, l.map_size);
 		if (err == 0) {
-			set_views(b);
+			b->base = b->shm.base;
+			b->hdr = (struct ipc__hdr *)b->base;
 			err = creator_init(b, &l, &o, o.sem);
 			if (err == 0)
 				return b;
