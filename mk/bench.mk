@@ -1,0 +1,21 @@
+# Benchmarks (tests/bench/): `make bench` builds BENCH_TARGETS and runs each in
+# turn through scripts/run-bench.sh, which also writes $(BUILD)/bench.txt.
+# Never part of `make test`. Built with the normal flags (-O2), linked with
+# libipc.a.
+#
+#   bench_alloc    64-byte records: libipc vs glibc malloc, one thread and
+#                  across threads (issue 2)
+#   bench_channel  records/s and GB/s, 8 B .. 1 MiB, threads and processes,
+#                  spin and hybrid, vs pipe and UNIX socket (issue 3)
+#   bench_latency  ping-pong one-way latency, idle CPU of a blocked
+#                  consumer, 2^20 four-byte records between processes (issue 3)
+#
+# Environment: IPC_BENCH_SECONDS (per run, default 0.3), IPC_BENCH_RUNS (3).
+BENCH_DIR    := $(BUILD)/tests/bench
+BENCH_NAMES  := bench_alloc bench_channel bench_latency
+BENCH_COMMON := $(BENCH_DIR)/bench_util.o $(BENCH_DIR)/bench_ipc.o
+BENCH_BINS   := $(BENCH_NAMES:%=$(BENCH_DIR)/%)
+BENCH_TARGETS += $(BENCH_BINS)
+
+$(BENCH_BINS): $(BENCH_DIR)/%: $(BENCH_DIR)/%.o $(BENCH_COMMON) $(LIBIPC_A)
+	$(CC) $< $(BENCH_COMMON) $(LIBIPC_A) $(ALL_LDFLAGS) -o $@
