@@ -515,7 +515,8 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		h->acc_alloc_count += ipc__load_relaxed(&t->alloc_count);
 		h->acc_freed_bytes += ipc__load_relaxed(&t->freed_bytes);
 		h->acc_freed_count += ipc__load_relaxed(&t->freed_count);
-		memset((char *)t + sizeof(t->used), 0, sizeof(*t) - sizeof(t->used));
+		ipc__slab_drain_locked(b, t, 0);
+		ipc__tslot_reset(t);
 		ipc__store_release(&t->used, 0);
 	}
 	/* Its slabs still being carved: seal them as their owner would. */

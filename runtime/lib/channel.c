@@ -26,6 +26,7 @@
  * Flag store and index load are seq_cst on one side, index store and flag
  * load seq_cst on the other: one of the two sees the other's store, so no
  * wake-up is lost. Mode spin never sleeps and skips the flag.
+ * A sleeping producer is woken once half the ring is free, not at every slot.
  * Sleeps last at most 20 ms: a waiter then checks that its peer is alive.
  */
 #include <errno.h>
@@ -414,7 +415,11 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		ipc__store_release(&c->head, e->pos);
 	} else {
 		ipc__store_seq_cst(&c->head, e->pos);
-		if (ipc__load_seq_cst(&c->prod_sleep)) {
+		/* Wake a sleeping producer only once half the ring is free (or
+		 * the ring is empty): waking it for every slot would make both
+		 * sides take turns on one core. */
+		if (ipc__load_seq_cst(&c->prod_sleep) &&
+		    (e->other - e->pos <= e->capacity / 2 || e->other == e->pos)) {
 			ipc__add_acq_rel(&c->prod_seq, 1);
 			ipc__futex_wake(&c->prod_seq);
 		}

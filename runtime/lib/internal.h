@@ -17,7 +17,7 @@
  * Every reference stored in shared memory is an offset from the start of the
  * mapping, checked with ipc__ptr() before use. Objects in the data region:
  *
- *   slab     struct ipc__slab (128 B), then records      kind IPC__BLK_SLAB
+ *   slab     struct ipc__slab (192 B), then records      kind IPC__BLK_SLAB
  *   record   struct ipc__rec (16 B) + payload            in a slab, or a run of
  *                                                        its own (IPC__BLK_RECORD)
  *   channel  struct ipc__chan (320 B) + ring of u64      IPC__BLK_CHANNEL
@@ -88,8 +88,14 @@ struct ipc__tslot {
 	uint32_t pad2;
 	ipc_a64 alloc_bytes, alloc_count;  /* written by the owner only */
 	ipc_a64 freed_bytes, freed_count;  /* written by the owner only */
-	uint64_t pad3[2];
+	ipc_a64 returned;         /* empty slabs given back by freers: a stack of
+	                             offsets linked by slab.next; IPC__RET_CLOSED
+	                             once the owner closed */
+	ipc_a32 nreturned;
+	uint32_t pad3;
 };
+#define IPC__RET_CLOSED 1u
+#define IPC__RET_MAX 4u
 _Static_assert(sizeof(struct ipc__tslot) == 64, "tls slot");
 
 #define IPC__DIR_EMPTY 0u
@@ -153,18 +159,19 @@ _Static_assert(sizeof(struct ipc__seg) == 64, "segment header");
 #define IPC__SLAB_MAGIC 0x534c4142u
 #define IPC__SLAB_CHARGE (UINT64_C(1) << 40)
 struct ipc__slab {
-	/* line 0: the owner's */
+	/* line 0: fixed while the slab lives; read by freers */
 	uint32_t magic;
 	uint16_t proc;
 	uint16_t sealed;          /* (L) set once the owner stops carving */
 	uint32_t tslot;
 	uint32_t nblocks;
-	ipc_a32 carved;           /* records carved so far (owner, relaxed) */
-	uint32_t pad[11];
 	/* line 1: freers' */
 	alignas(IPC__CACHELINE) ipc_a64 live; /* IPC__SLAB_CHARGE - freed, until sealed */
+	uint64_t next;            /* in its owner's returned stack */
+	/* line 2: the owner's counter, read only by a reaper after its death */
+	alignas(IPC__CACHELINE) ipc_a32 carved;
 };
-#define IPC__SLAB_HDR 128u
+#define IPC__SLAB_HDR 192u
 _Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
 
 #define IPC__REC_MAGIC 0x52454331u /* check = MAGIC ^ size ^ (size >> 32) ^ slab */
@@ -217,6 +224,7 @@ struct ipc_tls {
 	struct ipc__slab *slab;
 	char *cur, *end;
 	uint32_t carved;
+	uint64_t spare;           /* empty slabs taken from ts->returned */
 	/* channel ends and segments: open addressing on (id, role) */
 	struct ipc__end *ends;
 	uint32_t ends_cap, ends_used;
@@ -225,6 +233,19 @@ struct ipc_tls {
 };
 
 /* ---- cross-file helpers ------------------------------------------------- */
+
+/* Clear a TLS slot for a new owner (L held; freers may read it meanwhile). */
+static inline void ipc__tslot_reset(struct ipc__tslot *ts)
+{
+	ts->proc = 0;
+	ts->thread_id = 0;
+	ipc__store_relaxed(&ts->alloc_bytes, 0);
+	ipc__store_relaxed(&ts->alloc_count, 0);
+	ipc__store_relaxed(&ts->freed_bytes, 0);
+	ipc__store_relaxed(&ts->freed_count, 0);
+	ipc__store_relaxed(&ts->returned, 0);
+	ipc__store_relaxed(&ts->nreturned, 0);
+}
 
 static inline void *ipc__ptr(const struct ipc_buffer *b, uint64_t off, uint64_t len)
 {
@@ -262,6 +283,8 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked);
 /* Seal a slab: the owner stops carving; frees it if empty (L held). */
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
+/* Give back every slab cached in (or returned to) TLS slot ts (L held). */
+void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 
 /* Channels (L held): destroy when both ends are done; mark ends of a dead process. */
 void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *e);

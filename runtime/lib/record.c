@@ -11,7 +11,11 @@
  *
  * so live reaches 0 exactly once, after the seal and the last free, and
  * whoever brings it there (owner or freer) owns the empty slab: the owner
- * reuses it at once, a freer gives it back to the heap under the lock.
+ * reuses it at once; a freer pushes it on its owner's `returned` stack (a
+ * CAS, release; the owner takes the whole stack with one exchange, acquire,
+ * so there is no ABA), where the owner finds it, still warm in cache, at its
+ * next refill without any lock. A stack already holding IPC__RET_MAX slabs,
+ * or closed, sends the slab back to the heap under the lock instead.
  * Records of more than a quarter of a slab get a heap run of their own.
  */
 #include <errno.h>
@@ -123,8 +127,7 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		if (ipc__load_relaxed(&slots[i].used) == 0) {
 			t->slot = i;
 			t->ts = &slots[i];
-			memset((char *)t->ts + sizeof(t->ts->used), 0,
-			       sizeof(*t->ts) - sizeof(t->ts->used));
+			ipc__tslot_reset(t->ts);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
 			ipc__store_release(&t->ts->used, 1);
@@ -167,6 +170,7 @@ void ipc_tls_close(struct ipc_tls *t)
 		struct ipc__hdr *h = b->hdr;
 		if (t->slab)
 			ipc__slab_seal_locked(b, t->slab, t->carved);
+		ipc__slab_drain_locked(b, t->ts, t->spare);
 		h->acc_alloc_bytes += ipc__load_relaxed(&t->ts->alloc_bytes);
 		h->acc_alloc_count += ipc__load_relaxed(&t->ts->alloc_count);
 		h->acc_freed_bytes += ipc__load_relaxed(&t->ts->freed_bytes);
@@ -209,6 +213,53 @@ void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t c
 		slab_give_back_locked(b, s);
 }
 
+static struct ipc__tslot *tslot_at(struct ipc_buffer *b, uint32_t i)
+{
+	return i < b->hdr->max_tls ? (struct ipc__tslot *)(b->base + b->hdr->tls_off) + i : NULL;
+}
+
+/* A freer emptied sealed slab s: hand it to its owner, or to the heap. */
+static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
+{
+	struct ipc__tslot *o = tslot_at(b, s->tslot);
+
+	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
+		uint64_t head = ipc__load_acquire(&o->returned);
+		while (head != IPC__RET_CLOSED) {
+			s->next = head;
+			/* Pairs with the owner's acquire exchange: publishes next
+			 * and every free of the slab's records. */
+			if (atomic_compare_exchange_weak_explicit(&o->returned, &head, ipc__off(b, s),
+			                                          memory_order_release,
+			                                          memory_order_acquire)) {
+				ipc__add_relaxed(&o->nreturned, 1);
+				return 0;
+			}
+		}
+	}
+	if (!locked && ipc__lock_buf(b))
+		return -EIDRM;
+	slab_give_back_locked(b, s);
+	if (!locked)
+		ipc__unlock_buf(b);
+	return 0;
+}
+
+void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare)
+{
+	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
+	for (int i = 0; i < 2; i++) {
+		for (uint64_t off = lists[i]; off > IPC__RET_CLOSED;) {
+			struct ipc__slab *s = ipc__ptr(b, off, sizeof(*s));
+			if (!s)
+				break;
+			off = s->next;
+			slab_give_back_locked(b, s);
+		}
+	}
+	ipc__store_relaxed(&ts->nreturned, 0);
+}
+
 static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
 {
 	s->sealed = 0;
@@ -236,6 +287,20 @@ static int slab_refill(struct ipc_tls *t)
 		}
 		t->slab = NULL;
 		t->cur = t->end = NULL;
+	}
+	if (!t->spare && ipc__load_relaxed(&t->ts->returned) > IPC__RET_CLOSED) {
+		/* Pairs with the freers' release CAS. */
+		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
+	}
+	if (t->spare) {
+		s = ipc__ptr(b, t->spare, sizeof(*s));
+		if (s && s->magic == IPC__SLAB_MAGIC) {
+			t->spare = s->next;
+			ipc__add_relaxed(&t->ts->nreturned, (uint32_t)-1);
+			slab_reset(t, s);
+			return 0;
+		}
+		t->spare = 0;
 	}
 	if (ipc__lock_buf(b))
 		return -EIDRM;
@@ -369,13 +434,8 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *
 	}
 	struct ipc__slab *s = ipc__block_ptr(b, slab);
 	/* acq_rel: pairs with the seal and with other freers (see top). */
-	if (ipc__sub_acq_rel(&s->live, 1) == 1) {
-		if (!locked && ipc__lock_buf(b))
-			return -EIDRM;
-		slab_give_back_locked(b, s);
-		if (!locked)
-			ipc__unlock_buf(b);
-	}
+	if (ipc__sub_acq_rel(&s->live, 1) == 1)
+		return slab_return(b, s, locked);
 	return 0;
 }
 
