@@ -15,6 +15,9 @@
  * for bench_seconds(), then raises "stop"; the producer stops, closes (end of
  * stream), and the consumer drains. Between processes each child opens the
  * buffer by handle after fork; a fresh buffer is used for every run.
+ *
+ * IPC_BENCH_ONLY="processes 64 B ipc*" (a shell pattern) runs only the cases
+ * whose label matches, e.g. under perf.
  */
 #include "bench_ipc.h"
 #include "bench_util.h"
@@ -45,6 +48,9 @@ struct tctx {
 	uint64_t retries; /* producer: allocations retried on ENOMEM */
 	uint64_t sink;
 	int failed[2];
+	int pin;              /* CPU for both sides, or -1 */
+	long sleeps[2];       /* voluntary context switches per side */
+	long preempts[2];     /* involuntary ones */
 };
 
 /* Counts records at the consumer: warm-up, then bench_seconds() of counting,
@@ -218,6 +224,9 @@ static void fd_consumer(struct tctx *c)
 static void tp_role(void *arg, int side)
 {
 	struct tctx *c = arg;
+	long v0, i0, v1, i1;
+	bench_pin(c->pin);
+	bench_csw(&v0, &i0);
 	if (c->tp == T_PIPE || c->tp == T_SOCK) {
 		if (side == 0)
 			fd_producer(c);
@@ -228,6 +237,9 @@ static void tp_role(void *arg, int side)
 	} else {
 		ipc_consumer(c);
 	}
+	bench_csw(&v1, &i1);
+	c->sleeps[side] = v1 - v0;
+	c->preempts[side] = i1 - i0;
 }
 
 static uint32_t capacity_for(size_t size)
@@ -241,11 +253,16 @@ static size_t buffer_for(size_t size)
 	return size >= (1u << 20) ? 256u << 20 : 64u << 20;
 }
 
+enum place { PL_THREADS, PL_PROCS, PL_ONECPU, NPL };
+static const char *const pl_name[NPL] = { "threads", "processes", "one-cpu" };
+
 /* One measured run; records/s, or 0 on failure. */
-static double run_one(struct tctx *c, enum tp tp, size_t size, bool procs)
+static double run_one(struct tctx *c, enum tp tp, size_t size, enum place pl)
 {
 	struct bench_fds fds = { .n = 0, .keep = { { -1 }, { -1 } } };
+	bool procs = pl != PL_THREADS;
 	memset(c, 0, sizeof *c);
+	c->pin = pl == PL_ONECPU ? 0 : -1;
 	c->tp = tp;
 	c->size = size;
 	c->capacity = capacity_for(size);
@@ -278,16 +295,11 @@ static double run_one(struct tctx *c, enum tp tp, size_t size, bool procs)
 	return c->rate;
 }
 
-struct cell {
-	double v[BENCH_MAX_RUNS];
-	double med;
-};
-
 static void cell_str(char *out, size_t len, double rate, size_t size)
 {
 	char a[24];
 	if (rate <= 0) {
-		snprintf(out, len, "failed");
+		snprintf(out, len, rate < 0 ? "skipped" : "failed");
 		return;
 	}
 	snprintf(out, len, "%s/s, %.2f GB/s", bench_fmt_rate(a, sizeof a, rate),
@@ -302,74 +314,127 @@ static void ratio_str(char *out, size_t len, double a, double b)
 		snprintf(out, len, "%.1fx", a / b);
 }
 
+/* The cases: every size, transport and placement, then 64-byte records
+ * between two processes that share one CPU (what an oversubscribed machine
+ * does to a spinning channel). */
+struct tcase {
+	enum place pl;
+	size_t size;
+	enum tp tp;
+	double v[BENCH_MAX_RUNS];
+	long sleeps[BENCH_MAX_RUNS], preempts[BENCH_MAX_RUNS];
+	double med; /* records/s; 0 failed, -1 not selected */
+};
+#define NCASE (2 * NSIZE * NT + NT)
+static struct tcase cases[NCASE];
+
+static struct tcase *find_case(enum place pl, size_t size, enum tp tp)
+{
+	for (int i = 0; i < NCASE; i++)
+		if (cases[i].pl == pl && cases[i].size == size && cases[i].tp == tp)
+			return &cases[i];
+	return NULL;
+}
+
+static double med_of(enum place pl, size_t size, enum tp tp)
+{
+	struct tcase *k = find_case(pl, size, tp);
+	return k ? k->med : -1;
+}
+
+static void print_place(enum place pl, const char *title)
+{
+	struct bench_table t;
+	char sz[16];
+	bench_table_init(&t, "record|ipc spin|ipc hybrid|pipe|socket|spin / pipe|"
+	                     "spin / socket|hybrid / pipe|hybrid / socket");
+	for (int s = 0; s < NSIZE; s++) {
+		char cs[NT][48], q[4][16];
+		double x[NT];
+		if (!find_case(pl, sizes[s], T_SPIN))
+			continue;
+		for (int tp = 0; tp < NT; tp++) {
+			x[tp] = med_of(pl, sizes[s], (enum tp)tp);
+			cell_str(cs[tp], sizeof cs[tp], x[tp], sizes[s]);
+		}
+		ratio_str(q[0], sizeof q[0], x[T_SPIN], x[T_PIPE]);
+		ratio_str(q[1], sizeof q[1], x[T_SPIN], x[T_SOCK]);
+		ratio_str(q[2], sizeof q[2], x[T_HYBRID], x[T_PIPE]);
+		ratio_str(q[3], sizeof q[3], x[T_HYBRID], x[T_SOCK]);
+		bench_table_addf(&t, "%s|%s|%s|%s|%s|%s|%s|%s|%s",
+		                 bench_fmt_size(sz, sizeof sz, sizes[s]), cs[0], cs[1], cs[2],
+		                 cs[3], q[0], q[1], q[2], q[3]);
+	}
+	bench_table_print(&t, title);
+}
+
 int main(void)
 {
-	static struct cell res[2][NSIZE][NT];
-	int runs = bench_runs();
+	int runs = bench_runs(), n = 0;
 	struct tctx *c = bench_shared_alloc(sizeof *c);
-	char sz[16];
+	char sz[16], a[24];
+
+	for (int p = PL_THREADS; p <= PL_PROCS; p++)
+		for (int s = 0; s < NSIZE; s++)
+			for (int tp = 0; tp < NT; tp++)
+				cases[n++] = (struct tcase){ .pl = (enum place)p, .size = sizes[s],
+				                             .tp = (enum tp)tp };
+	for (int tp = 0; tp < NT; tp++)
+		cases[n++] = (struct tcase){ .pl = PL_ONECPU, .size = 64, .tp = (enum tp)tp };
 
 	bench_print_header("Channel throughput: ipc channel vs pipe vs UNIX socket");
 	printf("per record: allocate, fill, send, receive, read every byte, free "
 	       "(pipe/socket: fill, write, read, read every byte);\n"
 	       "GB/s = 10^9 payload bytes per second; channel capacity "
 	       "min(1024, 16 MiB / size) records, at least 16;\n"
-	       "buffer 64 MiB (256 MiB for 1 MiB records)\n\n");
-	for (int p = 0; p < 2; p++) {
-		bool procs = p == 1;
-		for (int s = 0; s < NSIZE; s++) {
-			for (int r = 0; r < runs; r++)
-				for (int i = 0; i < NT; i++) {
-					enum tp tp = (enum tp)((i + r) % NT);
-					res[p][s][tp].v[r] = run_one(c, tp, sizes[s], procs);
-				}
-			printf("%-9s %7s:", procs ? "processes" : "threads",
-			       bench_fmt_size(sz, sizeof sz, sizes[s]));
-			for (int tp = 0; tp < NT; tp++) {
-				double tmp[BENCH_MAX_RUNS];
-				printf("  %s", tp_name[tp]);
-				for (int r = 0; r < runs; r++) {
-					char a[24];
-					printf(" %s", bench_fmt_rate(a, sizeof a, res[p][s][tp].v[r]));
-				}
-				memcpy(tmp, res[p][s][tp].v, sizeof tmp);
-				res[p][s][tp].med = bench_median(tmp, runs);
-			}
-			printf("  (records/s per run)\n");
-			fflush(stdout);
+	       "buffer 64 MiB (256 MiB for 1 MiB records); one-cpu: both processes "
+	       "pinned to CPU 0.\n"
+	       "Each round runs every case once (alternating order), so a burst of "
+	       "load from elsewhere hits one run of a case, not all of them.\n\n");
+	for (int r = 0; r < runs; r++) {
+		for (int k = 0; k < NCASE; k++) {
+			struct tcase *x = &cases[r % 2 ? NCASE - 1 - k : k];
+			x->v[r] = -1;
+			if (!bench_selected("%s %s %s", pl_name[x->pl],
+			                    bench_fmt_size(sz, sizeof sz, x->size), tp_name[x->tp]))
+				continue;
+			x->v[r] = run_one(c, x->tp, x->size, x->pl);
+			x->sleeps[r] = c->sleeps[0] + c->sleeps[1];
+			x->preempts[r] = c->preempts[0] + c->preempts[1];
 		}
+		printf("round %d of %d done\n", r + 1, runs);
+		fflush(stdout);
 	}
 	bench_shared_free(c, sizeof *c);
 
-	for (int p = 0; p < 2; p++) {
-		struct bench_table t;
-		bench_table_init(&t, "record|ipc spin|ipc hybrid|pipe|socket|spin / pipe|"
-		                     "spin / socket|hybrid / pipe|hybrid / socket");
-		for (int s = 0; s < NSIZE; s++) {
-			char cs[NT][48], q[4][16];
-			struct cell *x = res[p][s];
-			for (int tp = 0; tp < NT; tp++)
-				cell_str(cs[tp], sizeof cs[tp], x[tp].med, sizes[s]);
-			ratio_str(q[0], sizeof q[0], x[T_SPIN].med, x[T_PIPE].med);
-			ratio_str(q[1], sizeof q[1], x[T_SPIN].med, x[T_SOCK].med);
-			ratio_str(q[2], sizeof q[2], x[T_HYBRID].med, x[T_PIPE].med);
-			ratio_str(q[3], sizeof q[3], x[T_HYBRID].med, x[T_SOCK].med);
-			bench_table_addf(&t, "%s|%s|%s|%s|%s|%s|%s|%s|%s",
-			                 bench_fmt_size(sz, sizeof sz, sizes[s]), cs[0], cs[1],
-			                 cs[2], cs[3], q[0], q[1], q[2], q[3]);
-		}
-		bench_table_print(&t, p ? "Throughput between two processes (records/s, GB/s)"
-		                        : "Throughput between two threads (records/s, GB/s)");
+	printf("\nper run: records/s [voluntary/involuntary context switches of both "
+	       "sides]\n");
+	for (int k = 0; k < NCASE; k++) {
+		struct tcase *x = &cases[k];
+		double tmp[BENCH_MAX_RUNS];
+		memcpy(tmp, x->v, sizeof tmp);
+		x->med = bench_median(tmp, runs);
+		if (x->med < 0)
+			continue;
+		printf("%-9s %7s %-10s", pl_name[x->pl], bench_fmt_size(sz, sizeof sz, x->size),
+		       tp_name[x->tp]);
+		for (int r = 0; r < runs; r++)
+			printf("  %9s/s [%ld/%ld]", bench_fmt_rate(a, sizeof a, x->v[r]),
+			       x->sleeps[r], x->preempts[r]);
+		printf("\n");
 	}
+
+	print_place(PL_THREADS, "Throughput between two threads (records/s, GB/s)");
+	print_place(PL_PROCS, "Throughput between two processes (records/s, GB/s)");
+	print_place(PL_ONECPU, "Throughput between two processes on one CPU (oversubscribed)");
 
 	struct bench_table g;
 	bench_table_init(&g, "goal (64 B records, two processes)|measured|met");
 	for (int tp = T_SPIN; tp <= T_HYBRID; tp++) {
-		struct cell *x = res[1][1];
-		double v = x[tp].med, pipe_v = x[T_PIPE].med;
+		double v = med_of(PL_PROCS, 64, (enum tp)tp), pipe_v = med_of(PL_PROCS, 64, T_PIPE);
 		if (v <= 0 || pipe_v <= 0) {
-			bench_table_addf(&g, "%s >= 20 M records/s and >= 15x pipe|failed|**no**",
-			                 tp_name[tp]);
+			bench_table_addf(&g, "%s >= 20 M records/s and >= 15x pipe|%s|**no**",
+			                 tp_name[tp], v < 0 || pipe_v < 0 ? "skipped" : "failed");
 			continue;
 		}
 		bench_table_addf(&g, "%s >= 20 M records/s|%.2f M/s|%s", tp_name[tp], v / 1e6,

@@ -41,6 +41,7 @@ struct lctx {
 	double mean_ns, p50_ns, p99_ns; /* one-way */
 	uint64_t retries, sink;
 	int failed[2];
+	int pin; /* CPU for both sides, or -1 */
 	/* idle test */
 	double idle_cpu, idle_wall, wake_ns;
 	/* 2^20 test */
@@ -218,16 +219,22 @@ static void fd_side(struct lctx *c, int side)
 static void lat_role(void *arg, int side)
 {
 	struct lctx *c = arg;
+	bench_pin(c->pin);
 	if (c->tp == T_PIPE || c->tp == T_SOCK)
 		fd_side(c, side);
 	else
 		ipc_side(c, side);
 }
 
-static bool run_latency(struct lctx *c, enum tp tp, bool procs)
+enum place { PL_THREADS, PL_PROCS, PL_ONECPU, NPL };
+static const char *const pl_name[NPL] = { "threads", "processes", "one-cpu" };
+
+static bool run_latency(struct lctx *c, enum tp tp, enum place pl)
 {
 	struct bench_fds fds = { .n = 0, .keep = { { -1 }, { -1 } } };
+	bool procs = pl != PL_THREADS;
 	memset(c, 0, sizeof *c);
+	c->pin = pl == PL_ONECPU ? 0 : -1;
 	c->tp = tp;
 	c->wait = tp == T_SPIN ? IPC_WAIT_SPIN : IPC_WAIT_HYBRID;
 	if (tp == T_PIPE) {
@@ -412,47 +419,55 @@ int main(void)
 {
 	int runs = bench_runs();
 	struct lctx *c = bench_shared_alloc(sizeof *c);
-	double mean[2][NT][BENCH_MAX_RUNS], p50[2][NT][BENCH_MAX_RUNS];
-	double p99[2][NT][BENCH_MAX_RUNS], m[2][NT][3];
+	/* [place][transport][mean, p50, p99][run] */
+	static double lat[NPL][NT][3][BENCH_MAX_RUNS];
+	double m[NPL][NT][3];
 	char a[24], b[24], d[24];
 	struct bench_table t;
 
 	bench_print_header("Channel latency, idle cost, 2^20 records");
+	printf("ping-pong of 64-byte records; one-cpu: both processes pinned to CPU 0 "
+	       "(oversubscribed).\nEach round runs every case once, alternating the "
+	       "order.\n\n");
 
 	/* 1. ping-pong */
-	for (int p = 0; p < 2; p++) {
-		for (int r = 0; r < runs; r++)
-			for (int i = 0; i < NT; i++) {
-				enum tp tp = (enum tp)((i + r) % NT);
-				bool ok = run_latency(c, tp, p == 1);
-				mean[p][tp][r] = ok ? c->mean_ns : 0;
-				p50[p][tp][r] = ok ? c->p50_ns : 0;
-				p99[p][tp][r] = ok ? c->p99_ns : 0;
-			}
-		for (int tp = 0; tp < NT; tp++) {
-			printf("ping-pong %-9s %-10s one-way mean:", p ? "processes" : "threads",
-			       tp_name[tp]);
-			for (int r = 0; r < runs; r++)
-				printf(" %s", bench_fmt_ns(a, sizeof a, mean[p][tp][r]));
-			printf("\n");
-			m[p][tp][0] = med(mean[p][tp], runs);
-			m[p][tp][1] = med(p50[p][tp], runs);
-			m[p][tp][2] = med(p99[p][tp], runs);
+	for (int r = 0; r < runs; r++) {
+		for (int k = 0; k < NPL * NT; k++) {
+			int kk = r % 2 ? NPL * NT - 1 - k : k;
+			enum place pl = (enum place)(kk / NT);
+			enum tp tp = (enum tp)(kk % NT);
+			bool ok = false, sel = bench_selected("%s %s", pl_name[pl], tp_name[tp]);
+			if (sel)
+				ok = run_latency(c, tp, pl);
+			lat[pl][tp][0][r] = !sel ? -1 : ok ? c->mean_ns : 0;
+			lat[pl][tp][1][r] = ok ? c->p50_ns : 0;
+			lat[pl][tp][2][r] = ok ? c->p99_ns : 0;
 		}
-		fflush(stdout);
 	}
+	for (int p = 0; p < NPL; p++)
+		for (int tp = 0; tp < NT; tp++) {
+			for (int q = 0; q < 3; q++)
+				m[p][tp][q] = med(lat[p][tp][q], runs);
+			if (m[p][tp][0] < 0)
+				continue;
+			printf("ping-pong %-9s %-10s one-way mean:", pl_name[p], tp_name[tp]);
+			for (int r = 0; r < runs; r++)
+				printf(" %s", bench_fmt_ns(a, sizeof a, lat[p][tp][0][r]));
+			printf("\n");
+		}
+	fflush(stdout);
 	bench_table_init(&t, "placement|transport|one-way mean|one-way p50|one-way p99|"
 	                     "pipe / this|socket / this");
-	for (int p = 0; p < 2; p++)
+	for (int p = 0; p < NPL; p++)
 		for (int tp = 0; tp < NT; tp++) {
 			double x = m[p][tp][0];
-			if (x <= 0) {
-				bench_table_addf(&t, "%s|%s|failed|-|-|-|-",
-				                 p ? "processes" : "threads", tp_name[tp]);
+			if (x < 0)
+				continue;
+			if (x == 0) {
+				bench_table_addf(&t, "%s|%s|failed|-|-|-|-", pl_name[p], tp_name[tp]);
 				continue;
 			}
-			bench_table_addf(&t, "%s|%s|%s|%s|%s|%.1fx|%.1fx",
-			                 p ? "processes" : "threads", tp_name[tp],
+			bench_table_addf(&t, "%s|%s|%s|%s|%s|%.1fx|%.1fx", pl_name[p], tp_name[tp],
 			                 bench_fmt_ns(a, sizeof a, x),
 			                 bench_fmt_ns(b, sizeof b, m[p][tp][1]),
 			                 bench_fmt_ns(d, sizeof d, m[p][tp][2]),
@@ -531,7 +546,7 @@ int main(void)
 	bench_shared_free(c, sizeof *c);
 
 	/* goals */
-	double spin = m[1][T_SPIN][0], pipe_ns = m[1][T_PIPE][0];
+	double spin = m[PL_PROCS][T_SPIN][0], pipe_ns = m[PL_PROCS][T_PIPE][0];
 	bench_table_init(&t, "goal|measured|met");
 	if (spin > 0 && pipe_ns > 0) {
 		bench_table_addf(&t, "spin one-way latency <= 1 us (processes)|%s|%s",

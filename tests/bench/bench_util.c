@@ -2,6 +2,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +57,19 @@ double bench_warmup(void)
 int bench_runs(void)
 {
 	return (int)env_double("IPC_BENCH_RUNS", 3, 1, BENCH_MAX_RUNS);
+}
+
+bool bench_selected(const char *fmt, ...)
+{
+	const char *pat = getenv("IPC_BENCH_ONLY");
+	char label[128];
+	va_list ap;
+	if (!pat || !*pat)
+		return true;
+	va_start(ap, fmt);
+	vsnprintf(label, sizeof label, fmt, ap);
+	va_end(ap);
+	return fnmatch(pat, label, 0) == 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -130,6 +145,26 @@ bool bench_read(const void *p, size_t n, uint64_t seq, uint64_t *sink)
 	if (n < 8)
 		seq &= (UINT64_C(1) << (8 * n)) - 1;
 	return first == seq && (n <= 8 || c[n - 1] == 0xA5);
+}
+
+void bench_pin(int cpu)
+{
+	cpu_set_t set;
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0)
+		perror("bench: sched_setaffinity");
+}
+
+void bench_csw(long *vol, long *invol)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		memset(&ru, 0, sizeof ru);
+	*vol = ru.ru_nvcsw;
+	*invol = ru.ru_nivcsw;
 }
 
 void bench_barrier_wait(struct bench_barrier *bar, uint32_t parties)

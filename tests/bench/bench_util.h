@@ -26,6 +26,9 @@ double bench_thread_cpu(void);
 double bench_seconds(void);
 double bench_warmup(void);
 int bench_runs(void);
+/* false when env IPC_BENCH_ONLY holds a shell pattern that the case label
+ * (printf-style) does not match. */
+bool bench_selected(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Median of n values (n >= 1); v is reordered. */
 double bench_median(double *v, int n);
 
@@ -53,6 +56,12 @@ static inline void bench_cpu_relax(void)
 	__asm__ volatile("" ::: "memory");
 #endif
 }
+
+/* Pin the calling thread to one CPU (cpu < 0: leave it). */
+void bench_pin(int cpu);
+/* Context switches of the calling thread so far: voluntary (it slept) and
+ * involuntary (it was preempted). */
+void bench_csw(long *vol, long *invol);
 
 /* A two-party start line in (possibly shared) memory. */
 struct bench_barrier {
