@@ -7,7 +7,7 @@ ALL_TARGETS += $(LIBIPC_A) $(LIBIPC_SO) $(BUILD)/lib/pkgconfig/ipc.pc
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition -MMD -MP -c $< -o $@
 
 $(LIBIPC_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -526,7 +526,8 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		if (k->len && k->kind == IPC__BLK_SLAB && k->owner == slot) {
 			struct ipc__slab *s = ipc__block_ptr(b, blk);
 			if (!s->sealed)
-				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved));
+				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
+				                              ipc__load_relaxed(&s->local_freed));
 		}
 		blk += len;
 	}

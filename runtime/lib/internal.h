@@ -170,6 +170,7 @@ struct ipc__slab {
 	uint64_t next;            /* in its owner's returned stack */
 	/* line 2: the owner's counter, read only by a reaper after its death */
 	alignas(IPC__CACHELINE) ipc_a32 carved;
+	ipc_a32 local_freed;      /* records the owner freed itself, unsealed */
 };
 #define IPC__SLAB_HDR 192u
 _Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
@@ -224,6 +225,10 @@ struct ipc_tls {
 	struct ipc__slab *slab;
 	char *cur, *end;
 	uint32_t carved;
+	uint32_t local_freed;     /* records of the current slab freed by us */
+	uint32_t slab_blk;        /* first block of the current slab */
+	uint64_t small_max;       /* largest footprint carved from slabs */
+	uint64_t max_size;        /* largest record */
 	uint64_t spare;           /* empty slabs taken from ts->returned */
 	/* channel ends and segments: open addressing on (id, role) */
 	struct ipc__end *ends;

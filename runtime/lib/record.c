@@ -9,6 +9,9 @@
  *     live == CHARGE - freed                   while the owner carves
  *     live == carved - freed                   once sealed
  *
+ * (the owner counts its own frees of the current slab privately, in
+ * local_freed, and subtracts them with the seal: no atomic on that path)
+ *
  * so live reaches 0 exactly once, after the seal and the last free, and
  * whoever brings it there (owner or freer) owns the empty slab: the owner
  * reuses it at once; a freer pushes it on its owner's `returned` stack (a
@@ -118,6 +121,8 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		goto fail;
 	t->b = b;
 	t->thread_id = thread_id;
+	t->small_max = ((uint64_t)b->hdr->slab_blocks * IPC_BLOCK - IPC__SLAB_HDR) / 4;
+	t->max_size = b->hdr->data_size / 4;
 	if (ipc__lock_buf(b)) {
 		errno = EIDRM;
 		goto fail;
@@ -169,7 +174,7 @@ void ipc_tls_close(struct ipc_tls *t)
 	if (ipc__lock_buf(b) == 0) {
 		struct ipc__hdr *h = b->hdr;
 		if (t->slab)
-			ipc__slab_seal_locked(b, t->slab, t->carved);
+			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
 		ipc__slab_drain_locked(b, t->ts, t->spare);
 		h->acc_alloc_bytes += ipc__load_relaxed(&t->ts->alloc_bytes);
 		h->acc_alloc_count += ipc__load_relaxed(&t->ts->alloc_count);
@@ -264,9 +269,12 @@ static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
 {
 	s->sealed = 0;
 	ipc__store_relaxed(&s->carved, 0);
+	ipc__store_relaxed(&s->local_freed, 0);
 	ipc__store_relaxed(&s->live, IPC__SLAB_CHARGE);
 	t->slab = s;
+	t->slab_blk = slab_block(t->b, s);
 	t->carved = 0;
+	t->local_freed = 0;
 	t->cur = (char *)s + IPC__SLAB_HDR;
 	t->end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
 }
@@ -279,7 +287,7 @@ static int slab_refill(struct ipc_tls *t)
 	struct ipc__slab *s = t->slab;
 
 	if (s) {
-		uint64_t charge = IPC__SLAB_CHARGE - t->carved;
+		uint64_t charge = IPC__SLAB_CHARGE - t->carved + t->local_freed;
 		s->sealed = 1;
 		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
 			slab_reset(t, s); /* empty: ours alone again, no lock needed */
@@ -333,14 +341,13 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 	struct ipc_buffer *b = t->b;
 	struct ipc__rec *r;
 	uint64_t need = sizeof(*r) + (((uint64_t)n + 15) & ~UINT64_C(15));
-	uint64_t slab_room = (uint64_t)b->hdr->slab_blocks * IPC_BLOCK - IPC__SLAB_HDR;
 	uint32_t slab;
 
-	if (n == 0 || n > b->hdr->data_size / 4) {
+	if (n - 1 >= t->max_size) { /* n == 0 or n > max_size */
 		errno = EINVAL;
 		return NULL;
 	}
-	if (need <= slab_room / 4) {
+	if (need <= t->small_max) {
 		if ((uint64_t)(t->end - t->cur) < need) {
 			int err = slab_refill(t);
 			if (err) {
@@ -351,7 +358,7 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		r = (struct ipc__rec *)t->cur;
 		t->cur += need;
 		ipc__store_relaxed(&t->slab->carved, ++t->carved);
-		slab = slab_block(b, t->slab);
+		slab = t->slab_blk;
 	} else {
 		if (ipc__lock_buf(b)) {
 			errno = EIDRM;
@@ -439,7 +446,7 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *
 	return 0;
 }
 
-int ipc_record_release(struct ipc_tls *t, void *rec)
+static inline int release(struct ipc_tls *t, void *rec)
 {
 	struct ipc__rec *r;
 
@@ -447,15 +454,30 @@ int ipc_record_release(struct ipc_tls *t, void *rec)
 		return -EINVAL;
 	if (!rec)
 		return 0;
+	r = (struct ipc__rec *)rec - 1;
+	if (t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur && !((uintptr_t)rec & 15) &&
+	    ipc__load_relaxed(&r->check) == rec_check_word(r->size, t->slab_blk)) {
+		/* Our own current slab: counted privately until the seal. */
+		ipc__store_relaxed(&r->check, IPC__REC_FREED);
+		count(&t->ts->freed_bytes, r->size);
+		count(&t->ts->freed_count, 1);
+		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
+		return 0;
+	}
 	r = ipc__rec_check(t->b, rec);
 	if (!r)
 		return -EINVAL;
 	return ipc__rec_free(t->b, t->ts, r, false);
 }
 
+int ipc_record_release(struct ipc_tls *t, void *rec)
+{
+	return release(t, rec);
+}
+
 void ipc_record_free(struct ipc_tls *t, void *rec)
 {
-	if (ipc_record_release(t, rec) == -EINVAL)
+	if (release(t, rec) == -EINVAL)
 		fprintf(stderr, "libipc: ipc_record_free(%p): not a live record of this buffer "
 		        "(double free?): ignored\n", rec);
 }
