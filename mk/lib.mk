@@ -30,7 +30,8 @@ install: all
 	install -m 644 $(LIBIPC_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBIPC_SO).1 $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libipc.so.1 $(DESTDIR)$(PREFIX)/lib/libipc.so
-	install -m 644 $(BUILD)/lib/pkgconfig/ipc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|1.0.0|g' runtime/lib/ipc.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ipc.pc
 	$(INSTALL_EXTRA)
 
 uninstall:
