@@ -22,7 +22,9 @@
  * Sleeping (modes hybrid and block): a side that finds the ring empty (full)
  * reads its sequence word, sets its sleep flag, re-reads the other index and
  * sleeps on the sequence word with FUTEX_WAIT. The other side, after storing
- * its index, reads the flag and, if set, bumps the sequence word and wakes.
+ * its index, reads the flag and, if set, clears it (so one wake-up serves
+ * however many records follow until the sleeper runs again), bumps the
+ * sequence word and wakes.
  * Flag store and index load are seq_cst on one side, index store and flag
  * load seq_cst on the other: one of the two sees the other's store, so no
  * wake-up is lost. Mode spin never sleeps and skips the flag.
@@ -38,8 +40,11 @@
 #include "internal.h"
 #include "util.h"
 
-#define SPIN_ROUNDS 2000
+#define SPIN_NS 60000 /* spin this long before sleeping (mode hybrid) */
 #define SLEEP_SLICE_MS 20
+#ifndef BACKOFF_MAX
+#define BACKOFF_MAX 8
+#endif
 #define LIVENESS_EVERY_MS 20
 
 static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
@@ -380,7 +385,7 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		ipc__store_release(&c->tail, e->pos);
 	} else {
 		ipc__store_seq_cst(&c->tail, e->pos);
-		if (ipc__load_seq_cst(&c->cons_sleep)) {
+		if (ipc__load_seq_cst(&c->cons_sleep) && ipc__xchg_seq_cst(&c->cons_sleep, 0)) {
 			ipc__add_acq_rel(&c->cons_seq, 1);
 			ipc__futex_wake(&c->cons_seq);
 		}
@@ -419,7 +424,8 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		 * the ring is empty): waking it for every slot would make both
 		 * sides take turns on one core. */
 		if (ipc__load_seq_cst(&c->prod_sleep) &&
-		    (e->other - e->pos <= e->capacity / 2 || e->other == e->pos)) {
+		    (e->other - e->pos <= e->capacity / 2 || e->other == e->pos) &&
+		    ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
 			ipc__add_acq_rel(&c->prod_seq, 1);
 			ipc__futex_wake(&c->prod_seq);
 		}
@@ -455,27 +461,42 @@ static void nap(struct ipc__end *e, int ms)
 static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int timeout_ms,
                      int (*try)(struct ipc_tls *, struct ipc__end *, void **))
 {
+	int rc = try(t, e, rec);
+	if (rc != IPC_TX_RETRY)
+		return rc; /* the common case: no clock read at all */
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX : ipc__now_ms() + timeout_ms;
-	int spins = e->wait == IPC_WAIT_BLOCK ? 0 : SPIN_ROUNDS;
+	int64_t spin_until = 0;
+	bool spinning = e->wait != IPC_WAIT_BLOCK;
 
+	uint32_t backoff = 1;
 	for (uint64_t round = 0;; round++) {
-		int rc = try(t, e, rec);
-		if (rc != IPC_TX_RETRY)
-			return rc;
-		if (e->wait == IPC_WAIT_SPIN || spins > 0) {
-			spins--;
-			ipc__cpu_relax();
-			if ((round & 1023) != 1023)
-				continue;
+		if (spinning) {
+			/* Back off before looking again: each look pulls the other
+			 * side's index line away from it. */
+			for (uint32_t i = 0; i < backoff; i++)
+				ipc__cpu_relax();
+			if (backoff < BACKOFF_MAX)
+				backoff <<= 1;
+			if ((round & 63) != 63)
+				goto again;
+			int64_t ns = ipc__now_ns();
+			if (spin_until == 0)
+				spin_until = ns + SPIN_NS;
+			else if (e->wait != IPC_WAIT_SPIN && ns > spin_until)
+				spinning = false;
 		}
 		int64_t now = ipc__now_ms();
 		if (now >= deadline)
 			return IPC_TX_RETRY;
 		peer_check(t, e);
-		if (e->wait == IPC_WAIT_SPIN || spins > 0)
+		if (spinning)
 			continue;
 		int64_t left = deadline - now;
 		nap(e, left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
+again:
+		rc = try(t, e, rec);
+		if (rc != IPC_TX_RETRY)
+			return rc;
 	}
 }
 

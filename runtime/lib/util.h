@@ -20,7 +20,8 @@ int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms);
 /* Wake every sleeper on word. */
 void ipc__futex_wake(ipc_a32 *word);
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds and nanoseconds. */
 int64_t ipc__now_ms(void);
+int64_t ipc__now_ns(void);
 
 #endif
