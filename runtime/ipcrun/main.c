@@ -1,0 +1,152 @@
+/*
+ * ipcrun's command line. See usage() and config/README.md.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipcrun.h"
+
+static void usage(FILE *f)
+{
+	fputs(
+"usage: ipcrun [options] topology.ini\n"
+"       ipcrun --gc\n"
+"\n"
+"Run the graph of kernels a topology describes: one shared buffer, one\n"
+"process per [process:NAME] (kernels without one share process 'main'), one\n"
+"thread per kernel, one SPSC channel per connection.\n"
+"\n"
+"options:\n"
+"  --check          validate the topology and print the resolved graph\n"
+"                   (processes, threads, channels with ids and capacities);\n"
+"                   start nothing\n"
+"  --dot            print the graph in Graphviz dot; start nothing\n"
+"  --stats          at the end, print per-channel records, bytes, high-water\n"
+"                   mark and time blocked, and per-kernel CPU time (stderr)\n"
+"  --progress       a live line of records/s per channel on stderr (the\n"
+"                   default when stderr is a terminal)\n"
+"  --no-progress    no live line\n"
+"  --threads        run every kernel as a thread of one kernel process\n"
+"  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
+"                   wait); may be repeated\n"
+"  --gc             remove what crashed or killed runs left (shared memory,\n"
+"                   semaphores) and exit; every run also does this first\n"
+"  --version        print the version and exit\n"
+"  -h, --help       print this help and exit\n"
+"\n"
+"exit status:\n"
+"  0    every kernel returned 0\n"
+"  1    a kernel failed (returned non-zero, crashed or was killed; each is\n"
+"       named with its process and code or signal), or the run could not\n"
+"       start (no memory for the buffer, fork failed)\n"
+"  2    bad command line or topology (every error is printed as\n"
+"       file:line: error: ..., and nothing is started)\n"
+"  130  stopped by SIGINT (Ctrl-C) and drained cleanly; 143 for SIGTERM,\n"
+"       129 for SIGHUP. A second signal kills every kernel (same code).\n"
+"\n"
+"environment:\n"
+"  IPC_KERNEL_PATH   folders (':'-separated) searched for a bare library name\n"
+"                    before ipcrun's own <prefix>/lib and the system path\n"
+"  IPC_SHM, IPC_SEM  backend when the topology sets none (posix, sysv)\n"
+"  IPCRUN_STATE_DIR  where runs are recorded for --gc\n"
+"                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
+"\n"
+"Whatever the exit path, no process, shared memory or semaphore of the run\n"
+"is left behind. The topology format: config/README.md.\n", f);
+}
+
+enum {
+	OPT_CHECK = 256, OPT_DOT, OPT_STATS, OPT_PROGRESS, OPT_NO_PROGRESS,
+	OPT_THREADS, OPT_GC, OPT_VERSION,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"check", no_argument, NULL, OPT_CHECK},
+		{"dot", no_argument, NULL, OPT_DOT},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{"progress", no_argument, NULL, OPT_PROGRESS},
+		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"threads", no_argument, NULL, OPT_THREADS},
+		{"gc", no_argument, NULL, OPT_GC},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool check = false, dot = false, gc = false;
+	int progress = -1;
+	struct ir_run_opts ro = {0};
+	struct ir_load_opts lo = {.load = true};
+	char **defines = calloc((size_t)argc + 1, sizeof *defines);
+	if (!defines)
+		return IR_EXIT_FAILED;
+	int c;
+	while ((c = getopt_long(argc, argv, "+D:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CHECK: check = true; break;
+		case OPT_DOT: dot = true; break;
+		case OPT_STATS: ro.stats = true; break;
+		case OPT_PROGRESS: progress = 1; break;
+		case OPT_NO_PROGRESS: progress = 0; break;
+		case OPT_THREADS: lo.threads = true; break;
+		case OPT_GC: gc = true; break;
+		case 'D': defines[lo.ndefines++] = optarg; break;
+		case OPT_VERSION:
+			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,
+			       IPC_VERSION_MINOR);
+			free(defines);
+			return IR_EXIT_OK;
+		case 'h':
+			usage(stdout);
+			free(defines);
+			return IR_EXIT_OK;
+		default:
+			fputs("ipcrun: try 'ipcrun --help'\n", stderr);
+			free(defines);
+			return IR_EXIT_USAGE;
+		}
+	}
+	if (gc) {
+		free(defines);
+		if (optind != argc) {
+			fputs("ipcrun: --gc takes no topology\n", stderr);
+			return IR_EXIT_USAGE;
+		}
+		ir_gc_collect(true);
+		return IR_EXIT_OK;
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "ipcrun: %s\nusage: ipcrun [options] topology.ini "
+		        "(ipcrun --help for more)\n", optind == argc ?
+		        "no topology given" : "one topology at a time");
+		free(defines);
+		return IR_EXIT_USAGE;
+	}
+	lo.defines = defines;
+	struct ir_graph g = {0};
+	int code;
+	if (ir_load_file(&g, argv[optind], &lo) < 0) {
+		ir_diags_print(&g, stderr);
+		if (g.ndiag)
+			fprintf(stderr, "ipcrun: %zu error%s in %s; nothing was started\n",
+			        g.ndiag, g.ndiag == 1 ? "" : "s", argv[optind]);
+		code = IR_EXIT_USAGE;
+	} else if (check || dot) {
+		if (check)
+			ir_print_check(&g, stdout);
+		if (dot)
+			ir_print_dot(&g, stdout);
+		code = IR_EXIT_OK;
+	} else {
+		ro.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
+		fflush(stdout);
+		code = ir_run(&g, &ro);
+	}
+	ir_graph_free(&g);
+	free(defines);
+	return code;
+}

@@ -1,0 +1,177 @@
+/*
+ * What a run tells its user: the live --progress line (records/s per channel,
+ * sampled from the buffer's channel list), the --stats table at the end (per
+ * channel and per kernel, from the counters each kernel thread sent back),
+ * and one line per failed kernel naming its process and code or signal.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "ipcrun.h"
+
+static void human(double v, char *out, size_t len)
+{
+	if (v >= 1e9)
+		snprintf(out, len, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(out, len, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(out, len, "%.1fk", v / 1e3);
+	else
+		snprintf(out, len, "%.0f", v);
+}
+
+void ir_report_progress(struct ir_run *r, bool final)
+{
+	const struct ir_graph *g = r->g;
+	if (final) {
+		if (r->prog_shown)
+			fputs("\r\033[K", stderr);
+		r->prog_shown = false;
+		return;
+	}
+	if (!r->buf || g->nconn == 0)
+		return;
+	size_t cap = g->nconn + 16;
+	struct ipc_channel_info *ci = ir_xrealloc(NULL, cap * sizeof *ci);
+	size_t n = ipc_channel_list(r->buf, ci, cap);
+	if (n > cap)
+		n = cap;
+	if (!r->prog_sent) {
+		r->prog_sent = ir_xrealloc(NULL, g->nconn * sizeof *r->prog_sent);
+		memset(r->prog_sent, 0, g->nconn * sizeof *r->prog_sent);
+		r->prog_t = r->t_go;
+	}
+	uint64_t now = ir_now_ns();
+	double dt = (double)(now - r->prog_t) / 1e9;
+	if (dt <= 0)
+		dt = 1e-9;
+	int width = 100;
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+		width = ws.ws_col - 1;
+	char line[1024];
+	int o = snprintf(line, sizeof line, "%6.1fs",
+	                 (double)(now - r->t_go) / 1e9);
+	for (size_t c = 0; c < g->nconn; c++) {
+		uint64_t sent = r->prog_sent[c];
+		bool found = false;
+		for (size_t i = 0; i < n; i++)
+			if (ci[i].id == g->conn[c].id && ci[i].type == IPC_CHANNEL_SPSC) {
+				sent = ci[i].sent;
+				found = true;
+			}
+		char rate[32];
+		human(found ? (double)(sent - r->prog_sent[c]) / dt : 0, rate,
+		      sizeof rate);
+		r->prog_sent[c] = sent;
+		int w = snprintf(line + o, sizeof line - (size_t)o, " | %s.%s %s/s",
+		                 g->conn[c].fk, g->conn[c].fp, found ? rate : "-");
+		if (w < 0 || o + w >= width || (size_t)(o + w) >= sizeof line)
+			break;
+		o += w;
+	}
+	r->prog_t = now;
+	free(ci);
+	fprintf(stderr, "\r%s\033[K", line);
+	fflush(stderr);
+	r->prog_shown = true;
+}
+
+void ir_report_stats(const struct ir_run *r, FILE *f)
+{
+	const struct ir_graph *g = r->g;
+	double secs = (double)((r->t_end > r->t_go ? r->t_end : r->t_go) - r->t_go) / 1e9;
+	fprintf(f, "ipcrun: %s: %.3f s\n", g->name, secs);
+	fprintf(f, "%-32s %12s %14s %8s %10s %10s\n", "channel", "records", "bytes",
+	        "hwm", "blk-send", "blk-recv");
+	for (size_t c = 0; c < g->nconn; c++) {
+		const struct ir_conn *cn = &g->conn[c];
+		struct ipc__port_stats tx = {0}, rx = {0};
+		for (int dir = 0; dir < 2; dir++) {
+			size_t k = dir ? cn->from : cn->to;
+			const struct ir_kernel *gk = &g->kernel[k];
+			for (size_t i = 0; i < gk->nport; i++)
+				if (gk->port[i].conn == c)
+					*(dir ? &tx : &rx) = r->krt[k].pst[i];
+		}
+		char name[96];
+		snprintf(name, sizeof name, "%s.%s->%s.%s", cn->fk, cn->fp, cn->tk,
+		         cn->tp);
+		uint64_t hwm = tx.hwm > rx.hwm ? tx.hwm : rx.hwm;
+		fprintf(f, "%-32s %12" PRIu64 " %14" PRIu64 " %8" PRIu64
+		        " %9.3fs %9.3fs\n", name, tx.records, tx.bytes, hwm,
+		        (double)tx.blocked_ns / 1e9, (double)rx.blocked_ns / 1e9);
+	}
+	fprintf(f, "%-20s %-12s %10s %8s\n", "kernel", "process", "cpu", "result");
+	for (size_t k = 0; k < g->nkernel; k++) {
+		const struct ir_kernel_rt *kr = &r->krt[k];
+		char res[32];
+		switch (kr->state) {
+		case IR_K_RETURNED: snprintf(res, sizeof res, "%d", kr->rc); break;
+		case IR_K_CRASHED: snprintf(res, sizeof res, "signal %d", kr->signo); break;
+		case IR_K_LOST: snprintf(res, sizeof res, "lost"); break;
+		default: snprintf(res, sizeof res, "-"); break;
+		}
+		fprintf(f, "%-20s %-12s %9.3fs %8s\n", g->kernel[k].name,
+		        g->proc[g->kernel[k].proc].name, (double)kr->cpu_ns / 1e9, res);
+	}
+}
+
+int ir_report_failures(const struct ir_run *r, FILE *f)
+{
+	const struct ir_graph *g = r->g;
+	int n = 0;
+	for (size_t k = 0; k < g->nkernel; k++) {
+		const struct ir_kernel_rt *kr = &r->krt[k];
+		const struct ir_kernel *gk = &g->kernel[k];
+		const struct ir_proc_rt *pr = &r->prt[gk->proc];
+		const char *pn = g->proc[gk->proc].name;
+		if (kr->setup_failed)
+			continue; /* reported when it happened */
+		switch (kr->state) {
+		case IR_K_RETURNED:
+			if (kr->rc == 0)
+				continue;
+			fprintf(f, "ipcrun: kernel '%s' (process '%s') returned %d\n",
+			        gk->name, pn, kr->rc);
+			break;
+		case IR_K_CRASHED:
+			fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) crashed: "
+			        "signal %d (%s)\n", gk->name, pn, (int)pr->pid, kr->signo,
+			        strsignal(kr->signo));
+			break;
+		case IR_K_LOST:
+			if (pr->killed && r->interrupts >= 2)
+				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed on the "
+				        "second interrupt\n", gk->name, pn);
+			else if (pr->killed)
+				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed by ipcrun: "
+				        "still running %d ms after the graph was stopped\n",
+				        gk->name, pn, 500);
+			else if (kr->signo)
+				fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) killed by "
+				        "signal %d (%s)\n", gk->name, pn, (int)pr->pid, kr->signo,
+				        strsignal(kr->signo));
+			else
+				fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) did not "
+				        "return: its process exited with status %d\n", gk->name,
+				        pn, (int)pr->pid, kr->rc);
+			break;
+		default:
+			if (r->t_go)
+				fprintf(f, "ipcrun: kernel '%s' (process '%s') did not report "
+				        "its end\n", gk->name, pn);
+			else
+				continue;
+			break;
+		}
+		n++;
+	}
+	return n;
+}

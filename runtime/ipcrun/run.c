@@ -1,0 +1,476 @@
+/*
+ * The supervisor: ipcrun's own process during a run.
+ *
+ *  1. removes what dead runs left (gc.c), records this run, creates the
+ *     buffer "ipcrun.<pid>.<random>" before any kernel process exists;
+ *  2. forks one process per topology process (runner.c); each opens the
+ *     buffer itself, attaches every channel end of its kernels and says
+ *     "R" (ready) on its status pipe;
+ *  3. once every process is ready, so that every channel exists, writes "G"
+ *     (go) to every control pipe: no kernel runs before that;
+ *  4. supervises: reads kernel results from the status pipes, reaps
+ *     processes (SIGCHLD through a signalfd), and on a death marks the dead
+ *     process's channel ends (ipc_buffer_reap: downstream sees
+ *     IPC_TX_ABORTED, upstream -EPIPE), asks everything to stop ("S", which
+ *     makes ipc_stopping() true) and SIGKILLs whatever still runs
+ *     STOP_GRACE_MS later, so the graph is down within a second;
+ *  5. SIGINT/SIGTERM/SIGHUP: the first asks the graph to stop and drain, the
+ *     second SIGKILLs every kernel process;
+ *  6. closes the buffer last, so that every OS object of the run goes away,
+ *     and forgets the run's record.
+ *
+ * Kernel processes die with ipcrun (PR_SET_PDEATHSIG), so a `kill -9` of
+ * ipcrun leaves only the buffer, which the next ipcrun or `ipcrun --gc`
+ * removes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipcrun.h"
+
+/* After a kernel process died: how long the others get to stop by
+ * themselves before they are killed. */
+#define STOP_GRACE_MS 500
+#define PROGRESS_MS 500
+
+uint64_t ir_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void send_ctrl(struct ir_run *r, char c)
+{
+	for (size_t p = 0; p < r->g->nproc; p++) {
+		struct ir_proc_rt *pr = &r->prt[p];
+		if (pr->ctrl < 0 || pr->reaped)
+			continue;
+		ssize_t w;
+		do
+			w = write(pr->ctrl, &c, 1);
+		while (w < 0 && errno == EINTR);
+	}
+}
+
+static void kill_all(struct ir_run *r)
+{
+	for (size_t p = 0; p < r->g->nproc; p++) {
+		struct ir_proc_rt *pr = &r->prt[p];
+		if (pr->pid > 0 && !pr->reaped) {
+			kill(pr->pid, SIGKILL);
+			pr->killed = true;
+		}
+	}
+}
+
+static void request_stop(struct ir_run *r)
+{
+	if (r->stopping)
+		return;
+	r->stopping = true;
+	send_ctrl(r, r->t_go ? 'S' : 'Q');
+}
+
+/* One line from process p's status pipe. */
+static void status_line(struct ir_run *r, size_t p, char *line)
+{
+	struct ir_graph *g = r->g;
+	struct ir_proc_rt *pr = &r->prt[p];
+	unsigned long long a, b, c, d, e, f;
+	int i1;
+	switch (line[0]) {
+	case 'R':
+		pr->ready = true;
+		return;
+	case 'F':
+		pr->setup_failed = true;
+		fprintf(stderr, "ipcrun: process '%s': %s\n", g->proc[p].name,
+		        line[1] ? line + 2 : "setup failed");
+		return;
+	case 'E':
+		if (sscanf(line, "E %llu", &a) == 1 && a < g->nkernel) {
+			r->krt[a].setup_failed = true;
+			const char *msg = strchr(line + 2, ' ');
+			fprintf(stderr, "ipcrun: kernel '%s' (process '%s'): %s\n",
+			        g->kernel[a].name, g->proc[p].name, msg ? msg + 1 : "");
+		}
+		return;
+	case 'X':
+		if (sscanf(line, "X %llu %d", &a, &i1) == 2 && a < g->nkernel &&
+		    r->krt[a].state == IR_K_PENDING) {
+			r->krt[a].state = IR_K_CRASHED;
+			r->krt[a].signo = i1;
+		}
+		return;
+	case 'P':
+		if (sscanf(line, "P %llu %llu %llu %llu %llu %llu", &a, &b, &c, &d, &e,
+		           &f) == 6 && a < g->nkernel && b < g->kernel[a].nport) {
+			struct ipc__port_stats *s = &r->krt[a].pst[b];
+			s->records = c;
+			s->bytes = d;
+			s->blocked_ns = e;
+			s->hwm = f;
+		}
+		return;
+	case 'K':
+		if (sscanf(line, "K %llu %d %llu", &a, &i1, &b) == 3 && a < g->nkernel) {
+			r->krt[a].state = IR_K_RETURNED;
+			r->krt[a].rc = i1;
+			r->krt[a].cpu_ns = b;
+			if (i1 != 0) {
+				r->failed = true;
+				request_stop(r);
+			}
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+static void read_status(struct ir_run *r, size_t p)
+{
+	struct ir_proc_rt *pr = &r->prt[p];
+	for (;;) {
+		ssize_t n = read(pr->status, pr->buf + pr->len,
+		                 sizeof pr->buf - 1 - pr->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+				close(pr->status);
+				pr->status = -1;
+				pr->closed = true;
+			}
+			return;
+		}
+		pr->len += (size_t)n;
+		pr->buf[pr->len] = 0;
+		char *s = pr->buf, *nl;
+		while ((nl = strchr(s, '\n'))) {
+			*nl = 0;
+			status_line(r, p, s);
+			s = nl + 1;
+		}
+		pr->len -= (size_t)(s - pr->buf);
+		memmove(pr->buf, s, pr->len);
+		if (pr->len == sizeof pr->buf - 1)
+			pr->len = 0; /* a line that long is not ours */
+	}
+}
+
+/* Process p is gone with status ws. */
+static void on_exit_status(struct ir_run *r, size_t p, int ws)
+{
+	struct ir_graph *g = r->g;
+	struct ir_proc_rt *pr = &r->prt[p];
+	pr->reaped = true;
+	pr->wstatus = ws;
+	if (pr->status >= 0)
+		read_status(r, p); /* what it said before it died */
+	if (pr->status >= 0) {
+		close(pr->status);
+		pr->status = -1;
+		pr->closed = true;
+	}
+	if (pr->ctrl >= 0) {
+		close(pr->ctrl);
+		pr->ctrl = -1;
+	}
+	bool lost = false;
+	for (size_t k = 0; k < g->nkernel; k++) {
+		if (g->kernel[k].proc != p || r->krt[k].state == IR_K_RETURNED)
+			continue;
+		if (r->krt[k].state == IR_K_PENDING) {
+			r->krt[k].state = IR_K_LOST;
+			r->krt[k].signo = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+			r->krt[k].rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
+		}
+		lost = true;
+	}
+	if (!lost && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+		return;
+	/* a kernel process died: mark its channel ends dead so that its
+	 * neighbours see IPC_TX_ABORTED / -EPIPE now, and stop the rest */
+	if (!pr->killed)
+		r->failed = true;
+	if (r->buf)
+		ipc_buffer_reap(r->buf);
+	request_stop(r);
+	if (!r->kill_at)
+		r->kill_at = ir_now_ns() + STOP_GRACE_MS * 1000000ull;
+}
+
+static void reap(struct ir_run *r)
+{
+	for (;;) {
+		int ws;
+		pid_t pid = waitpid(-1, &ws, WNOHANG);
+		if (pid <= 0)
+			return;
+		for (size_t p = 0; p < r->g->nproc; p++)
+			if (r->prt[p].pid == pid && !r->prt[p].reaped)
+				on_exit_status(r, p, ws);
+	}
+}
+
+static void on_signal(struct ir_run *r, int sig)
+{
+	if (sig == SIGCHLD) {
+		reap(r);
+		return;
+	}
+	r->interrupts++;
+	if (r->interrupts == 1) {
+		r->stop_signal = sig;
+		if (r->prog_shown)
+			fputs("\r\033[K", stderr);
+		r->prog_shown = false;
+		fprintf(stderr, "ipcrun: %s: stopping the graph (again to kill it)\n",
+		        strsignal(sig));
+		request_stop(r);
+	} else if (!r->killed) {
+		fprintf(stderr, "ipcrun: %s again: killing the graph\n", strsignal(sig));
+		r->killed = true;
+		kill_all(r);
+	}
+}
+
+static bool all_done(const struct ir_run *r)
+{
+	for (size_t p = 0; p < r->g->nproc; p++)
+		if (!r->prt[p].reaped)
+			return false;
+	return true;
+}
+
+static bool all_ready(const struct ir_run *r)
+{
+	for (size_t p = 0; p < r->g->nproc; p++)
+		if (!r->prt[p].ready)
+			return false;
+	return true;
+}
+
+static bool setup_failed(const struct ir_run *r)
+{
+	for (size_t p = 0; p < r->g->nproc; p++)
+		if (r->prt[p].setup_failed || (r->prt[p].reaped && !r->t_go))
+			return true;
+	return false;
+}
+
+static void supervise(struct ir_run *r, int sfd)
+{
+	size_t np = r->g->nproc;
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 1) * sizeof *pf);
+	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
+	while (!all_done(r)) {
+		if (!r->t_go && !r->stopping) {
+			if (setup_failed(r)) {
+				r->failed = true;
+				request_stop(r);
+				r->kill_at = ir_now_ns() + 2000 * 1000000ull;
+			} else if (all_ready(r)) {
+				r->t_go = ir_now_ns();
+				send_ctrl(r, 'G');
+			}
+		}
+		uint64_t now = ir_now_ns();
+		if (r->kill_at && now >= r->kill_at && !r->killed) {
+			r->killed = true;
+			kill_all(r);
+		}
+		int timeout = -1;
+		if (r->o.progress && r->t_go) {
+			if (now >= next_prog) {
+				ir_report_progress(r, false);
+				next_prog = now + PROGRESS_MS * 1000000ull;
+			}
+			timeout = (int)((next_prog - now) / 1000000u) + 1;
+		}
+		if (r->kill_at && !r->killed) {
+			int t = (int)((r->kill_at - now) / 1000000u) + 1;
+			if (timeout < 0 || t < timeout)
+				timeout = t;
+		}
+		nfds_t n = 0;
+		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		for (size_t p = 0; p < np; p++)
+			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
+		if (poll(pf, n, timeout) < 0 && errno != EINTR)
+			break;
+		if (pf[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+				on_signal(r, (int)si.ssi_signo);
+		}
+		for (size_t p = 0; p < np; p++)
+			if (r->prt[p].status >= 0 && pf[p + 1].revents)
+				read_status(r, p);
+		reap(r); /* a SIGCHLD may have coalesced with an earlier one */
+	}
+	free(pf);
+}
+
+static int spawn(struct ir_run *r, int sfd)
+{
+	struct ir_graph *g = r->g;
+	for (size_t p = 0; p < g->nproc; p++) {
+		int ctrl[2], st[2];
+		if (pipe2(ctrl, O_CLOEXEC))
+			return -errno;
+		if (pipe2(st, O_CLOEXEC)) {
+			int e = errno;
+			close(ctrl[0]);
+			close(ctrl[1]);
+			return -e;
+		}
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			int e = errno;
+			close(ctrl[0]);
+			close(ctrl[1]);
+			close(st[0]);
+			close(st[1]);
+			return -e;
+		}
+		if (pid == 0) {
+			close(sfd);
+			close(ctrl[1]);
+			close(st[0]);
+			for (size_t q = 0; q < p; q++) {
+				close(r->prt[q].ctrl);
+				close(r->prt[q].status);
+			}
+			ir_runner_main(r, p, ctrl[0], st[1]);
+		}
+		close(ctrl[0]);
+		close(st[1]);
+		fcntl(st[0], F_SETFL, O_NONBLOCK);
+		r->prt[p].pid = pid;
+		r->prt[p].ctrl = ctrl[1];
+		r->prt[p].status = st[0];
+	}
+	return 0;
+}
+
+static int exit_code(const struct ir_run *r)
+{
+	if (r->interrupts >= 2)
+		return 128 + r->stop_signal;
+	bool failed = r->failed;
+	for (size_t k = 0; k < r->g->nkernel; k++)
+		if (r->krt[k].state != IR_K_RETURNED || r->krt[k].rc != 0)
+			failed = true;
+	if (failed)
+		return IR_EXIT_FAILED;
+	if (r->stop_signal)
+		return 128 + r->stop_signal;
+	return IR_EXIT_OK;
+}
+
+int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
+{
+	struct ir_run r = {.g = g, .o = *o, .parent = getpid()};
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		rnd = (uint32_t)ir_now_ns() ^ (uint32_t)getpid() << 16;
+	snprintf(r.handle, sizeof r.handle, "ipcrun.%d.%08x", (int)getpid(), rnd);
+	r.bopts = (struct ipc_buffer_opts){
+		.size = g->buffer, .shm = g->shm, .sem = g->sem, .wait = g->wait,
+		.capacity = g->capacity,
+	};
+	r.krt = ir_xrealloc(NULL, g->nkernel * sizeof *r.krt);
+	memset(r.krt, 0, g->nkernel * sizeof *r.krt);
+	for (size_t k = 0; k < g->nkernel; k++) {
+		size_t n = g->kernel[k].nport;
+		r.krt[k].pst = ir_xrealloc(NULL, n * sizeof *r.krt[k].pst);
+		memset(r.krt[k].pst, 0, n * sizeof *r.krt[k].pst);
+	}
+	r.prt = ir_xrealloc(NULL, g->nproc * sizeof *r.prt);
+	for (size_t p = 0; p < g->nproc; p++)
+		r.prt[p] = (struct ir_proc_rt){.pid = -1, .ctrl = -1, .status = -1};
+
+	ir_gc_collect(false);
+
+	/* From here, signals arrive through sfd only; children undo this. */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	signal(SIGINT, SIG_DFL); /* a background job inherits SIG_IGN */
+	signal(SIGPIPE, SIG_IGN); /* a control pipe of a dead process */
+	sigprocmask(SIG_BLOCK, &set, &old);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	int code = IR_EXIT_FAILED;
+	if (sfd < 0) {
+		fprintf(stderr, "ipcrun: signalfd: %s\n", strerror(errno));
+		goto out_mask;
+	}
+	if (ir_gc_record(&r) < 0)
+		goto out_sfd;
+	r.t_start = ir_now_ns();
+	r.buf = ipc_buffer_open(r.handle, &r.bopts);
+	if (!r.buf) {
+		fprintf(stderr, "ipcrun: cannot create the shared buffer %s: %s\n",
+		        r.handle, strerror(errno));
+		goto out_record;
+	}
+	ir_gc_record(&r); /* again, with the backend actually in use */
+	int rc = spawn(&r, sfd);
+	if (rc < 0) {
+		fprintf(stderr, "ipcrun: cannot start the kernel processes: %s\n",
+		        strerror(-rc));
+		r.failed = true;
+		kill_all(&r);
+		for (size_t p = 0; p < g->nproc; p++)
+			if (r.prt[p].pid > 0)
+				waitpid(r.prt[p].pid, NULL, 0);
+	} else {
+		supervise(&r, sfd);
+	}
+	r.t_end = ir_now_ns();
+	if (r.o.progress)
+		ir_report_progress(&r, true);
+	if (r.o.stats && r.t_go)
+		ir_report_stats(&r, stderr);
+	int crc = ipc_buffer_close(r.buf, true);
+	if (crc < 0)
+		fprintf(stderr, "ipcrun: closing the buffer %s: %s\n", r.handle,
+		        ipc_strerror(crc));
+	ir_report_failures(&r, stderr);
+	code = exit_code(&r);
+	for (size_t p = 0; p < g->nproc; p++) {
+		if (r.prt[p].ctrl >= 0)
+			close(r.prt[p].ctrl);
+		if (r.prt[p].status >= 0)
+			close(r.prt[p].status);
+	}
+out_record:
+	ir_gc_forget(&r);
+out_sfd:
+	close(sfd);
+out_mask:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t k = 0; k < g->nkernel; k++)
+		free(r.krt[k].pst);
+	free(r.krt);
+	free(r.prt);
+	free(r.prog_sent);
+	return code;
+}

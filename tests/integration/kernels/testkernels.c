@@ -1,0 +1,375 @@
+/*
+ * Kernels for ipcrun's integration tests (libtestkernels.so): sources,
+ * sinks and transforms with checkable output, actor kernels taking every
+ * arg type, function kernels of several signatures, and kernels that fail,
+ * crash or run until stopped.
+ *
+ * Numbers travel as records of exactly their size; text as NUL-terminated
+ * records. Sinks print to stdout, one line per record or a summary.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ipc/kernel.h>
+
+/* Prototypes: these are the library's API, looked up with dlsym. */
+int t_seq(struct ipc_kernel *k, uint64_t n);
+int t_seq_i64(struct ipc_kernel *k, int64_t from, uint64_t n);
+int t_seq_i32(struct ipc_kernel *k, int32_t from, uint64_t n);
+int t_seq_f64(struct ipc_kernel *k, double from, double step, uint64_t n);
+int t_words(struct ipc_kernel *k, const char *words);
+int t_pass(struct ipc_kernel *k);
+int t_pass_pid(struct ipc_kernel *k, const char *pidfile);
+int t_print(struct ipc_kernel *k, const char *type);
+int t_count(struct ipc_kernel *k);
+int t_args(struct ipc_kernel *k, int8_t a, int16_t b, int32_t c, int64_t d,
+           uint8_t e, uint16_t f, uint32_t g, uint64_t h, float i, double j,
+           const char *s);
+int t_args_spec(struct ipc_kernel *k, int64_t a, double b, const char *s);
+int t_fail(struct ipc_kernel *k, int32_t code);
+int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile);
+int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile);
+int t_slow_sink(struct ipc_kernel *k, uint64_t delay_us);
+int t_stopping(struct ipc_kernel *k);
+int64_t f_square(int64_t x);
+double f_half(double x);
+char *f_upper(char *s);
+const char *f_greet(const char *s);
+uint32_t f_len(const char *s);
+int64_t f_add(int64_t a, int64_t b);
+double f_mix(int32_t a, double b);
+bool f_even(int64_t x);
+void f_show(int64_t x);
+
+IPC_KERNEL(t_seq, "", "out", "u64", "0, 1, ... n-1 as u64 records");
+IPC_KERNEL(t_pass, "in", "out", "", "forwards every record");
+IPC_KERNEL(t_count, "in", "", "", "prints count and sum of u64 records");
+IPC_KERNEL(t_args_spec, "", "", "i64, f64, str", "prints its args");
+
+static int send_copy(struct ipc_port *out, const void *src, size_t n)
+{
+	void *r = ipc_alloc(out, n);
+	if (!r)
+		return -errno;
+	memcpy(r, src, n);
+	return ipc_send(out, r);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fputs(text, f);
+	fclose(f);
+	rename(tmp, path); /* readers see the whole file or none */
+}
+
+static int end_of(const char *name, int rc)
+{
+	if (rc == IPC_TX_EOF)
+		return 0;
+	fprintf(stderr, "%s: input ended with %d (%s)\n", name, rc,
+	        rc == IPC_TX_ABORTED ? "aborted" : "error");
+	return 1;
+}
+
+int t_seq(struct ipc_kernel *k, uint64_t n)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; i < n && !ipc_stopping(k); i++)
+		if (send_copy(out, &i, sizeof i))
+			return 0;
+	return 0;
+}
+
+int t_seq_i64(struct ipc_kernel *k, int64_t from, uint64_t n)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t v = from + (int64_t)i;
+		if (send_copy(out, &v, sizeof v))
+			return 0;
+	}
+	return 0;
+}
+
+int t_seq_i32(struct ipc_kernel *k, int32_t from, uint64_t n)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; i < n; i++) {
+		int32_t v = from + (int32_t)i;
+		if (send_copy(out, &v, sizeof v))
+			return 0;
+	}
+	return 0;
+}
+
+int t_seq_f64(struct ipc_kernel *k, double from, double step, uint64_t n)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; i < n; i++) {
+		double v = from + step * (double)i;
+		if (send_copy(out, &v, sizeof v))
+			return 0;
+	}
+	return 0;
+}
+
+int t_words(struct ipc_kernel *k, const char *words)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	const char *p = words;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		if (n == 0)
+			break;
+		char *r = ipc_alloc(out, n + 1);
+		if (!r)
+			return 1;
+		memcpy(r, p, n);
+		r[n] = 0;
+		if (ipc_send(out, r))
+			return 0;
+		p += n;
+	}
+	return 0;
+}
+
+int t_pass(struct ipc_kernel *k)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	void *r;
+	size_t n;
+	int rc;
+	while ((rc = ipc_recv(in, &r, &n)) == 0)
+		if (ipc_send(out, r))
+			return 0;
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+int t_pass_pid(struct ipc_kernel *k, const char *pidfile)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	void *r;
+	size_t n;
+	int rc;
+	bool told = false;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		if (ipc_send(out, r))
+			return 0;
+		if (!told) {
+			char buf[32];
+			snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+			write_file(pidfile, buf);
+			told = true;
+		}
+	}
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+/* Print every record of "in" as `type` (i64 i32 u64 u32 f64 str). */
+int t_print(struct ipc_kernel *k, const char *type)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	int rc;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		if (!strcmp(type, "i64") && n == 8)
+			printf("%" PRId64 "\n", *(int64_t *)r);
+		else if (!strcmp(type, "u64") && n == 8)
+			printf("%" PRIu64 "\n", *(uint64_t *)r);
+		else if (!strcmp(type, "i32") && n == 4)
+			printf("%" PRId32 "\n", *(int32_t *)r);
+		else if (!strcmp(type, "u32") && n == 4)
+			printf("%" PRIu32 "\n", *(uint32_t *)r);
+		else if (!strcmp(type, "f64") && n == 8)
+			printf("%g\n", *(double *)r);
+		else if (!strcmp(type, "str") && n > 0 && ((char *)r)[n - 1] == 0)
+			printf("%s\n", (char *)r);
+		else
+			printf("? %zu bytes\n", n);
+		ipc_release(in, r);
+	}
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+int t_count(struct ipc_kernel *k)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	int rc;
+	uint64_t count = 0, sum = 0;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		count++;
+		if (n == 8)
+			sum += *(uint64_t *)r;
+		ipc_release(in, r);
+	}
+	printf("count=%" PRIu64 " sum=%" PRIu64 "\n", count, sum);
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+int t_args(struct ipc_kernel *k, int8_t a, int16_t b, int32_t c, int64_t d,
+           uint8_t e, uint16_t f, uint32_t g, uint64_t h, float i, double j,
+           const char *s)
+{
+	printf("%s: i8=%d i16=%d i32=%" PRId32 " i64=%" PRId64 " u8=%u u16=%u "
+	       "u32=%" PRIu32 " u64=%" PRIu64 " f32=%.3f f64=%.6g str=[%s]\n",
+	       ipc_kernel_name(k), a, b, c, d, e, f, g, h, (double)i, j, s);
+	fflush(stdout);
+	return 0;
+}
+
+int t_args_spec(struct ipc_kernel *k, int64_t a, double b, const char *s)
+{
+	printf("%s: %" PRId64 " %g [%s]\n", ipc_kernel_name(k), a, b, s);
+	fflush(stdout);
+	return 0;
+}
+
+/* Drain "in" if connected, then return code. */
+int t_fail(struct ipc_kernel *k, int32_t code)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	while (in && ipc_recv(in, &r, &n) == 0)
+		ipc_release(in, r);
+	return code;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Forward `after` records, note the time in stampfile, then fault. */
+int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	void *r;
+	size_t n;
+	for (uint64_t i = 0; i < after; i++) {
+		if (ipc_recv(in, &r, &n))
+			return 1;
+		if (ipc_send(out, r))
+			return 1;
+	}
+	char buf[32];
+	snprintf(buf, sizeof buf, "%" PRIu64 "\n", realtime_ns());
+	write_file(stampfile, buf);
+	volatile uintptr_t bad = 16; /* not NULL: a real fault, not UBSan's */
+	*(volatile int *)bad = 1;
+	return 0;
+}
+
+/* A counter paced by period_us until ipc_stopping(); writes its pid to
+ * pidfile once the first record is sent. */
+int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; !ipc_stopping(k); i++) {
+		if (send_copy(out, &i, sizeof i))
+			return 0;
+		if (i == 0) {
+			char buf[32];
+			snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+			write_file(pidfile, buf);
+		}
+		if (period_us)
+			usleep((useconds_t)period_us);
+	}
+	return 0;
+}
+
+int t_slow_sink(struct ipc_kernel *k, uint64_t delay_us)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	int rc;
+	uint64_t count = 0;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		count++;
+		ipc_release(in, r);
+		usleep((useconds_t)delay_us);
+	}
+	printf("slow sink: %" PRIu64 " records\n", count);
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+/* No ports: returns once the graph is stopped. */
+int t_stopping(struct ipc_kernel *k)
+{
+	while (!ipc_stopping(k))
+		usleep(1000);
+	return 0;
+}
+
+int64_t f_square(int64_t x)
+{
+	return x * x;
+}
+
+double f_half(double x)
+{
+	return x / 2;
+}
+
+char *f_upper(char *s)
+{
+	for (char *p = s; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	return s;
+}
+
+const char *f_greet(const char *s)
+{
+	static _Thread_local char buf[128];
+	snprintf(buf, sizeof buf, "hello, %s", s);
+	return buf;
+}
+
+uint32_t f_len(const char *s)
+{
+	return (uint32_t)strlen(s);
+}
+
+int64_t f_add(int64_t a, int64_t b)
+{
+	return a + b;
+}
+
+double f_mix(int32_t a, double b)
+{
+	return a * b;
+}
+
+bool f_even(int64_t x)
+{
+	return x % 2 == 0;
+}
+
+void f_show(int64_t x)
+{
+	printf("show %" PRId64 "\n", x);
+}
