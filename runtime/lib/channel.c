@@ -1,23 +1,12 @@
 /*
- * SPSC record channels.
+ * SPSC record channels: a ring of record offsets (ring.h, which states the
+ * ring's invariant and its acquire/release pairings) plus end state, sleep
+ * and liveness.
  *
- * A ring of record offsets with free-running 64-bit indices:
- *
- *     0 <= tail - head <= capacity <= mask + 1      (unsigned differences)
- *
- * slots [head, tail) hold records sent and not yet received. The producer
- * alone writes tail and the slots; the consumer alone writes head. Each side
- * keeps the other's index cached and re-reads it only when its cached view
- * says full (producer) or empty (consumer).
- *
- * Pairings:
- *   producer store tail (release)  ->  consumer load tail (acquire):
- *       publishes the slots below tail and the bytes of their records
- *   consumer store head (release)  ->  producer load head (acquire):
- *       publishes that the consumer is done with the slots below head
- *   close/death: flags |= CLOSED/DEAD (acq_rel, after the last tail store)
- *       ->  consumer load flags (acquire), then a new load of tail: every
- *       record sent before the close is seen before EOF / ABORTED
+ * End-of-stream and death: flags |= P_CLOSED / P_DEAD (acq_rel) comes after
+ * the producer's last tail store; the consumer loads flags (acquire) and then
+ * tail again, so every record sent before the close is received before
+ * IPC_TX_EOF / IPC_TX_ABORTED.
  *
  * Sleeping (modes hybrid and block): a side that finds the ring empty (full)
  * reads its sequence word, sets its sleep flag, re-reads the other index and
@@ -83,7 +72,7 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	if (!p_done || !c_done)
 		return;
 	/* Records still queued go back to the heap. */
-	uint64_t head = ipc__load_acquire(&c->head), tail = ipc__load_acquire(&c->tail);
+	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
 		uint64_t off = ipc__load_relaxed(&c->ring[head & c->mask]);
 		char *p = ipc__ptr(b, off, sizeof(struct ipc__rec));
@@ -94,14 +83,6 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
 	ipc__dir_remove(b, d);
 	ipc__heap_free(b->heap, blk);
-}
-
-static uint64_t pow2_at_least(uint64_t v)
-{
-	uint64_t p = 1;
-	while (p < v)
-		p <<= 1;
-	return p;
 }
 
 int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
@@ -136,7 +117,7 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 			goto out;
 		}
 	} else {
-		uint64_t slots = pow2_at_least(cap);
+		uint64_t slots = ipc__ring_slots(cap);
 		uint64_t bytes = sizeof(*c) + slots * sizeof(uint64_t);
 		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((bytes + IPC_BLOCK - 1) / IPC_BLOCK),
 		                              IPC__BLK_CHANNEL, (uint16_t)b->proc);
@@ -173,15 +154,8 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	ipc__store_relaxed(&o->pid, (int32_t)b->pid);
 	ipc__or_acq_rel(&c->flags, bit);
 	e->c = c;
-	e->capacity = c->capacity;
 	e->wait = (uint8_t)c->wait;
-	if (role == IPC_PRODUCER) {
-		e->pos = ipc__load_relaxed(&c->tail);
-		e->other = ipc__load_acquire(&c->head);
-	} else {
-		e->pos = ipc__load_relaxed(&c->head);
-		e->other = ipc__load_acquire(&c->tail);
-	}
+	ipc__ring_view_init(&e->v, &c->idx, c->ring, c->mask, c->capacity, role == IPC_PRODUCER);
 out:
 	ipc__unlock_buf(b);
 	return err;
@@ -265,8 +239,8 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 			ci->id = d[i].id;
 			if (c && c->type == IPC_CHANNEL_SPSC) {
 				uint32_t f = ipc__load_acquire(&c->flags);
-				uint64_t head = ipc__load_acquire(&c->head);
-				uint64_t tail = ipc__load_acquire(&c->tail);
+				uint64_t head = ipc__load_acquire(&c->idx.head);
+				uint64_t tail = ipc__load_acquire(&c->idx.tail);
 				ci->type = IPC_CHANNEL_SPSC;
 				ci->capacity = c->capacity;
 				ci->sent = tail;
@@ -329,13 +303,13 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 	struct ipc__chan *c = chan_lookup(t, id);
 	size_t n = 0;
 	if (c)
-		return (size_t)(ipc__load_acquire(&c->tail) - ipc__load_acquire(&c->head));
+		return (size_t)ipc__ring_count(&c->idx);
 	if (ipc__lock_buf(t->b))
 		return 0;
 	struct ipc__dirent *d = ipc__dir_find(t->b, id);
 	c = d ? dirent_chan(t->b, d) : NULL;
 	if (c && c->type == IPC_CHANNEL_SPSC)
-		n = (size_t)(ipc__load_acquire(&c->tail) - ipc__load_acquire(&c->head));
+		n = (size_t)ipc__ring_count(&c->idx);
 	ipc__unlock_buf(t->b);
 	return n;
 }
@@ -372,23 +346,13 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		return -EINVAL;
 	if (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD))
 		return -EPIPE;
-	if (e->pos - e->other >= e->capacity) {
-		/* Pairs with the consumer's release store of head. */
-		e->other = ipc__load_acquire(&c->head);
-		if (e->pos - e->other >= e->capacity)
-			return IPC_TX_RETRY;
-	}
-	ipc__store_relaxed(&c->ring[e->pos & c->mask], ipc__off(t->b, r));
-	e->pos++;
-	if (e->wait == IPC_WAIT_SPIN) {
-		/* Pairs with the consumer's acquire load of tail. */
-		ipc__store_release(&c->tail, e->pos);
-	} else {
-		ipc__store_seq_cst(&c->tail, e->pos);
-		if (ipc__load_seq_cst(&c->cons_sleep) && ipc__xchg_seq_cst(&c->cons_sleep, 0)) {
-			ipc__add_acq_rel(&c->cons_seq, 1);
-			ipc__futex_wake(&c->cons_seq);
-		}
+	if (ipc__ring_full(&e->v))
+		return IPC_TX_RETRY;
+	bool sleepers = e->wait != IPC_WAIT_SPIN;
+	ipc__ring_put(&e->v, ipc__off(t->b, r), sleepers);
+	if (sleepers && ipc__load_seq_cst(&c->cons_sleep) && ipc__xchg_seq_cst(&c->cons_sleep, 0)) {
+		ipc__add_acq_rel(&c->cons_seq, 1);
+		ipc__futex_wake(&c->cons_seq);
 	}
 	*rec = NULL;
 	return IPC_TX_SUCCESS;
@@ -398,38 +362,23 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 {
 	struct ipc__chan *c = e->c;
 
-	if (e->pos == e->other) {
-		/* Pairs with the producer's release store of tail. */
-		e->other = ipc__load_acquire(&c->tail);
-		if (e->pos == e->other) {
-			uint32_t f = ipc__load_acquire(&c->flags);
-			if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)))
-				return IPC_TX_RETRY;
-			e->other = ipc__load_acquire(&c->tail);
-			if (e->pos == e->other)
-				return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
-		}
+	if (ipc__ring_empty(&e->v)) {
+		uint32_t f = ipc__load_acquire(&c->flags);
+		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
+			return IPC_TX_RETRY;
+		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	if (e->other - e->pos > c->mask + 1)
-		return -EBADMSG; /* a corrupt tail: never index with it */
-	uint64_t off = ipc__load_relaxed(&c->ring[e->pos & c->mask]);
+	bool sleepers = e->wait != IPC_WAIT_SPIN;
+	uint64_t off = ipc__ring_get(&e->v, sleepers);
+	/* Wake a sleeping producer only once half the ring is free (or the
+	 * ring is empty): waking it for every slot would make both sides take
+	 * turns on one core. */
+	if (sleepers && ipc__load_seq_cst(&c->prod_sleep) &&
+	    e->v.other - e->v.pos <= e->v.capacity / 2 && ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
+		ipc__add_acq_rel(&c->prod_seq, 1);
+		ipc__futex_wake(&c->prod_seq);
+	}
 	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
-	e->pos++;
-	if (e->wait == IPC_WAIT_SPIN) {
-		/* Pairs with the producer's acquire load of head. */
-		ipc__store_release(&c->head, e->pos);
-	} else {
-		ipc__store_seq_cst(&c->head, e->pos);
-		/* Wake a sleeping producer only once half the ring is free (or
-		 * the ring is empty): waking it for every slot would make both
-		 * sides take turns on one core. */
-		if (ipc__load_seq_cst(&c->prod_sleep) &&
-		    (e->other - e->pos <= e->capacity / 2 || e->other == e->pos) &&
-		    ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
-			ipc__add_acq_rel(&c->prod_seq, 1);
-			ipc__futex_wake(&c->prod_seq);
-		}
-	}
 	if (!p || !ipc__rec_check(t->b, p + sizeof(struct ipc__rec))) {
 		fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): "
 		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
@@ -450,8 +399,8 @@ static void nap(struct ipc__end *e, int ms)
 	uint32_t s = ipc__load_acquire(seq);
 
 	ipc__store_seq_cst(flag, 1);
-	bool still = prod ? e->pos - ipc__load_seq_cst(&c->head) >= e->capacity
-	                  : ipc__load_seq_cst(&c->tail) == e->pos;
+	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
+	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (still && !(f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
 		ipc__futex_wait(seq, s, ms);

@@ -37,6 +37,7 @@
 
 #include "atomic.h"
 #include "heap.h"
+#include "ring.h"
 #include "shm.h"
 
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
@@ -130,10 +131,8 @@ struct ipc__chan {
 	uint32_t wait;            /* enum ipc_wait_mode */
 	ipc_a32 flags;            /* IPC__P_* / IPC__C_* */
 	struct ipc__end_owner prod, cons;
-	/* line 1: the producer's */
-	alignas(IPC__CACHELINE) ipc_a64 tail;   /* next slot to fill */
-	/* line 2: the consumer's */
-	alignas(IPC__CACHELINE) ipc_a64 head;   /* next slot to read */
+	/* lines 1 and 2: tail (the producer's) and head (the consumer's) */
+	struct ipc__ring_idx idx;
 	/* line 3: consumer sleeps here (written rarely) */
 	alignas(IPC__CACHELINE) ipc_a32 cons_seq;
 	ipc_a32 cons_sleep;
@@ -208,11 +207,10 @@ struct ipc__end {
 	uint8_t used;
 	uint8_t wait;
 	uint8_t pad;
-	uint32_t capacity;
+	uint32_t pad2;
 	struct ipc__chan *c;
 	struct ipc__seg *seg;
-	uint64_t pos;             /* producer: tail; consumer: head (our copy) */
-	uint64_t other;           /* producer: cached head; consumer: cached tail */
+	struct ipc__ring_view v;  /* our side of the ring */
 	int64_t next_check_ms;    /* when to check the peer's liveness again */
 };
 
