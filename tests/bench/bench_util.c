@@ -167,6 +167,55 @@ void bench_csw(long *vol, long *invol)
 	*invol = ru.ru_nivcsw;
 }
 
+static double proc_stat_busy(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return 0;
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+	               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 8)
+		return 0;
+	/* user nice system [idle iowait] irq softirq steal */
+	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
+	       (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu(void)
+{
+	struct rusage a, b;
+	getrusage(RUSAGE_SELF, &a);
+	getrusage(RUSAGE_CHILDREN, &b);
+	return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
+	                b.ru_stime.tv_sec) +
+	       (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
+	                b.ru_stime.tv_usec) * 1e-6;
+}
+
+void bench_load_begin(struct bench_load *l)
+{
+	l->wall = bench_now();
+	l->busy = proc_stat_busy();
+	l->self = self_cpu();
+}
+
+double bench_load_others(const struct bench_load *l)
+{
+	double wall = bench_now() - l->wall;
+	double others = (proc_stat_busy() - l->busy) - (self_cpu() - l->self);
+	return wall > 0 && others > 0 ? others / wall : 0;
+}
+
+bool bench_retry_allowed(void)
+{
+	static int left = -1;
+	if (left < 0)
+		left = (int)env_double("IPC_BENCH_RETRIES", 12, 0, 1000);
+	return left > 0 ? (left--, true) : false;
+}
+
 void bench_barrier_wait(struct bench_barrier *bar, uint32_t parties)
 {
 	atomic_fetch_add_explicit(&bar->arrived, 1, memory_order_acq_rel);

@@ -63,6 +63,19 @@ void bench_pin(int cpu);
  * involuntary (it was preempted). */
 void bench_csw(long *vol, long *invol);
 
+/* How much CPU other processes of the machine used while a run went on:
+ * /proc/stat's busy time minus this process's (and its waited-for
+ * children's) CPU time, in CPUs (0.5 = half a CPU on average). */
+struct bench_load {
+	double wall, busy, self;
+};
+void bench_load_begin(struct bench_load *l);
+double bench_load_others(const struct bench_load *l);
+/* A run disturbed by more than this much CPU of others is run again once,
+ * while the retry budget (IPC_BENCH_RETRIES, default 12) lasts. */
+#define BENCH_DISTURBED 0.25
+bool bench_retry_allowed(void);
+
 /* A two-party start line in (possibly shared) memory. */
 struct bench_barrier {
 	_Atomic uint32_t arrived;
