@@ -15,8 +15,8 @@
 #include "internal.h"
 #include "util.h"
 
-#define MAX_PROCS 256u
-#define MAX_TLS 1024u
+#define MAX_PROCS IPC__MAX_PROCS
+#define MAX_TLS IPC__MAX_TLS
 
 struct layout {
 	uint64_t procs_off, tls_off, dir_off, heap_off, data_off, data_size, map_size;
@@ -547,6 +547,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
 		ipc__chan_maybe_destroy(b, &d[i]);
 	}
+	ipc__seg_reap_locked(b, slot);
 }
 
 int ipc__reap_locked(struct ipc_buffer *b)

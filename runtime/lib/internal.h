@@ -21,7 +21,7 @@
  *   record   struct ipc__rec (16 B) + payload            in a slab, or a run of
  *                                                        its own (IPC__BLK_RECORD)
  *   channel  struct ipc__chan (320 B) + ring of u64      IPC__BLK_CHANNEL
- *   segment  struct ipc__seg (64 B) + payload            IPC__BLK_SEGMENT
+ *   segment  struct ipc__seg (576 B) + payload           IPC__BLK_SEGMENT
  */
 #ifndef IPC_INTERNAL_H
 #define IPC_INTERNAL_H
@@ -43,6 +43,8 @@
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
 #define IPC__LAYOUT 1u
 #define IPC__CACHELINE 64
+#define IPC__MAX_PROCS 256u
+#define IPC__MAX_TLS 1024u
 
 enum { IPC__ST_INIT = 0, IPC__ST_READY = 1, IPC__ST_DESTROYED = 2 };
 
@@ -148,12 +150,14 @@ struct ipc__seg {
 	uint32_t type;            /* IPC_CHANNEL_SEGMENT */
 	ipc_a32 state;            /* IPC__SEG_*; futex while INIT */
 	uint64_t size;
-	uint32_t users;           /* (L) */
+	uint32_t users;           /* (L) == sum of by_proc[] */
 	int32_t creator_pid;
 	uint64_t creator_start;
 	uint64_t pad[3];
+	uint16_t by_proc[IPC__MAX_PROCS]; /* users per process slot, so that a
+	                                     dead process's users go away (L) */
 };
-_Static_assert(sizeof(struct ipc__seg) == 64, "segment header");
+_Static_assert(sizeof(struct ipc__seg) % 64 == 0, "segment header");
 
 #define IPC__SLAB_MAGIC 0x534c4142u
 #define IPC__SLAB_CHARGE (UINT64_C(1) << 40)
@@ -296,6 +300,9 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 void ipc__chan_wake_all(struct ipc__chan *c);
 int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e);
 int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
+
+/* Drop every use of segments by process slot proc (L held). */
+void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc);
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);

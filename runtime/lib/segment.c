@@ -33,17 +33,45 @@ static int seg_wait_ready(struct ipc__seg *s)
 	}
 }
 
+/* One more user, from our process (L held). */
+static void seg_use_locked(struct ipc_buffer *b, struct ipc__seg *s)
+{
+	s->users++;
+	s->by_proc[b->proc]++;
+}
+
+/* n fewer users from process slot proc; the last one frees it (L held). */
+static void seg_drop_locked(struct ipc_buffer *b, struct ipc__dirent *d, struct ipc__seg *s,
+                            uint32_t proc, uint32_t n)
+{
+	s->by_proc[proc] -= (uint16_t)n;
+	s->users -= n;
+	if (s->users == 0) {
+		ipc__dir_remove(b, d);
+		ipc__heap_free(b->heap, (uint32_t)(((char *)s - b->data) / IPC_BLOCK));
+	}
+}
+
 static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
 {
 	if (ipc__lock_buf(b))
 		return;
-	if (--s->users == 0) {
-		struct ipc__dirent *d = ipc__dir_find(b, id);
-		if (d)
-			ipc__dir_remove(b, d);
-		ipc__heap_free(b->heap, (uint32_t)(((char *)s - b->data) / IPC_BLOCK));
-	}
+	struct ipc__dirent *d = ipc__dir_find(b, id);
+	if (d && ipc__ptr(b, d->off, sizeof(*s)) == (void *)s && s->by_proc[b->proc] > 0)
+		seg_drop_locked(b, d, s, b->proc, 1);
 	ipc__unlock_buf(b);
+}
+
+void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc)
+{
+	struct ipc__dirent *d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
+	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
+		if (d[i].off <= IPC__DIR_TOMB)
+			continue;
+		struct ipc__seg *s = ipc__ptr(b, d[i].off, sizeof(*s));
+		if (s && s->type == IPC_CHANNEL_SEGMENT && s->by_proc[proc] > 0)
+			seg_drop_locked(b, &d[i], s, proc, s->by_proc[proc]);
+	}
 }
 
 /* Attach this TLS to segment s (its users count already includes us). */
@@ -86,7 +114,7 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		else if (n > s->size)
 			err = -EINVAL;
 		else
-			s->users++;
+			seg_use_locked(b, s);
 		ipc__unlock_buf(b);
 		return err ? err : seg_attach(t, id, s, NULL);
 	}
@@ -102,7 +130,7 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	s->id = id;
 	s->type = IPC_CHANNEL_SEGMENT;
 	s->size = n;
-	s->users = 1;
+	seg_use_locked(b, s);
 	s->creator_pid = (int32_t)b->pid;
 	s->creator_start = b->start;
 	err = ipc__dir_insert(b, id, ipc__off(b, s));
@@ -144,7 +172,7 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	else if (!(s = ipc__ptr(b, d->off, sizeof(*s))) || s->type != IPC_CHANNEL_SEGMENT)
 		err = -EPROTOTYPE;
 	else
-		s->users++;
+		seg_use_locked(b, s);
 	ipc__unlock_buf(b);
 	return err ? err : seg_attach(t, id, s, out);
 }
