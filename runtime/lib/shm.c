@@ -19,6 +19,25 @@
 #include "atomic.h"
 #include "util.h"
 
+/* ThreadSanitizer sees sem_wait/sem_post but not semop: tell it that the
+ * System V lock orders what it guards. */
+#if defined(__SANITIZE_THREAD__)
+#define IPC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC_TSAN 1
+#endif
+#endif
+#ifdef IPC_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_acquire(p) __tsan_acquire(p)
+#define tsan_release(p) __tsan_release(p)
+#else
+#define tsan_acquire(p) ((void)(p))
+#define tsan_release(p) ((void)(p))
+#endif
+
 key_t ipc__sysv_key(const char *handle, int which)
 {
 	uint32_t h = 2166136261u;
@@ -253,6 +272,7 @@ int ipc__lock(struct ipc__lock *l)
 			if (errno != EINTR)
 				return -errno;
 		}
+		tsan_acquire(l);
 	} else {
 		/* A POSIX semaphore is not given back by a dying holder: wait in
 		 * slices and take the lock over from a holder that is dead. */
@@ -290,6 +310,7 @@ void ipc__unlock(struct ipc__lock *l)
 	ipc__store_release(&l->holder, 0);
 	if (l->kind == IPC_SEM_SYSV) {
 		struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO};
+		tsan_release(l);
 		while (semop(l->semid, &op, 1) < 0 && errno == EINTR)
 			;
 	} else {
