@@ -31,8 +31,10 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 static void plan(struct layout *l, uint64_t size)
 {
 	uint64_t data = align_up(size, IPC_BLOCK);
+	/* Room for one entry per block (every channel or segment takes at
+	 * least one) at a load of at most 3/4. */
 	uint32_t cap = 512;
-	while ((uint64_t)cap < 2 * data / 16384 && cap < (1u << 22))
+	while ((uint64_t)cap / 4 * 3 < data / IPC_BLOCK && cap < (1u << 26))
 		cap <<= 1;
 	l->nblocks = (uint32_t)(data / IPC_BLOCK);
 	l->data_size = data;

@@ -378,6 +378,11 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		ipc__add_acq_rel(&c->prod_seq, 1);
 		ipc__futex_wake(&c->prod_seq);
 	}
+	if (e->v.pos != e->v.other) { /* start pulling the next record's line over */
+		uint64_t next = ipc__load_relaxed(&e->v.slot[e->v.pos & e->v.mask]);
+		if (next < t->b->map_size)
+			__builtin_prefetch(t->b->base + next);
+	}
 	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
 	if (!p || !ipc__rec_check(t->b, p + sizeof(struct ipc__rec))) {
 		fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): "
