@@ -257,6 +257,7 @@ struct ir_proc_rt {
 struct ir_run_opts {
 	bool stats;
 	bool progress;
+	bool verbose;  /* the run's handle and processes on stderr */
 };
 
 struct ir_run {

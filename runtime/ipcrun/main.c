@@ -30,6 +30,7 @@ static void usage(FILE *f)
 "                   default when stderr is a terminal)\n"
 "  --no-progress    no live line\n"
 "  --threads        run every kernel as a thread of one kernel process\n"
+"  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
 "                   wait); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
 		{"gc", no_argument, NULL, OPT_GC},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
+		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
 	bool check = false, dot = false, gc = false;
@@ -85,7 +87,7 @@ int main(int argc, char **argv)
 	if (!defines)
 		return IR_EXIT_FAILED;
 	int c;
-	while ((c = getopt_long(argc, argv, "+D:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+D:hv", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_CHECK: check = true; break;
 		case OPT_DOT: dot = true; break;
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
 		case OPT_NO_PROGRESS: progress = 0; break;
 		case OPT_THREADS: lo.threads = true; break;
 		case OPT_GC: gc = true; break;
+		case 'v': ro.verbose = true; break;
 		case 'D': defines[lo.ndefines++] = optarg; break;
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,

@@ -104,6 +104,11 @@ void ir_report_stats(const struct ir_run *r, FILE *f)
 		snprintf(name, sizeof name, "%s.%s->%s.%s", cn->fk, cn->fp, cn->tk,
 		         cn->tp);
 		uint64_t hwm = tx.hwm > rx.hwm ? tx.hwm : rx.hwm;
+		/* a producer that died reported nothing: its consumer's count */
+		if (rx.records > tx.records) {
+			tx.records = rx.records;
+			tx.bytes = rx.bytes;
+		}
 		fprintf(f, "%-32s %12" PRIu64 " %14" PRIu64 " %8" PRIu64
 		        " %9.3fs %9.3fs\n", name, tx.records, tx.bytes, hwm,
 		        (double)tx.blocked_ns / 1e9, (double)rx.blocked_ns / 1e9);

@@ -442,6 +442,12 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 			if (r.prt[p].pid > 0)
 				waitpid(r.prt[p].pid, NULL, 0);
 	} else {
+		if (r.o.verbose) {
+			fprintf(stderr, "ipcrun: run %s (pid %d)\n", r.handle, (int)r.parent);
+			for (size_t p = 0; p < g->nproc; p++)
+				fprintf(stderr, "ipcrun: process %s pid %d\n", g->proc[p].name,
+				        (int)r.prt[p].pid);
+		}
 		supervise(&r, sfd);
 	}
 	r.t_end = ir_now_ns();
