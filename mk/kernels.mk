@@ -13,5 +13,15 @@ $(KERNELS_SO): $(KERNELS_OBJ) $(LIBIPC_SO)
 	$(CC) -shared -Wl,-z,defs -o $@ $(KERNELS_OBJ) -L$(BUILD)/lib -lipc \
 	  -Wl,-rpath,'$$ORIGIN' $(ALL_LDFLAGS)
 
-INSTALL_EXTRA += install -m 755 $(KERNELS_SO) $(DESTDIR)$(PREFIX)/lib/ || exit 1;
-UNINSTALL_EXTRA += rm -f $(DESTDIR)$(PREFIX)/lib/libipckernels.so;
+define KERNELS_INSTALL_CMDS
+
+install -m 755 $(KERNELS_SO) $(DESTDIR)$(PREFIX)/lib/libipckernels.so
+
+endef
+define KERNELS_UNINSTALL_CMDS
+
+rm -f $(DESTDIR)$(PREFIX)/lib/libipckernels.so
+
+endef
+INSTALL_EXTRA   += $(KERNELS_INSTALL_CMDS)
+UNINSTALL_EXTRA += $(KERNELS_UNINSTALL_CMDS)
