@@ -28,14 +28,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum tp { T_SPIN, T_HYBRID, T_PIPE, T_SOCK, NT };
-static const char *const tp_name[NT] = { "ipc spin", "ipc hybrid", "pipe", "socket" };
+/* T_RING and T_SLOT are references, not competitors: see ring_producer. */
+enum tp { T_SPIN, T_HYBRID, T_PIPE, T_SOCK, NT, T_RING = NT, T_SLOT };
+static const char *const tp_name[NT + 2] = { "ipc spin", "ipc hybrid", "pipe", "socket",
+	                                     "raw ring", "slot ring" };
 
 #define CHAN 1
 #define NSIZE 5
 static const size_t sizes[NSIZE] = { 8, 64, 4096, 65536, 1u << 20 };
 
+#define RSLOTS 1024
+
+/* The reference ring: 64-byte slots in shared memory. */
+struct rawring {
+	_Alignas(64) _Atomic uint64_t tail;   /* producer */
+	_Alignas(64) _Atomic uint64_t head;   /* consumer */
+	_Alignas(64) _Atomic uint32_t closed; /* producer, once */
+	_Alignas(64) unsigned char slot[RSLOTS][64];
+};
+
 struct tctx {
+	struct rawring ring;
 	_Alignas(64) struct bench_barrier bar;
 	_Alignas(64) _Atomic uint32_t stop; /* consumer -> producer, once */
 	_Alignas(64) enum tp tp;
@@ -221,6 +234,132 @@ static void fd_consumer(struct tctx *c)
 	close(c->rfd);
 }
 
+/*
+ * What the hardware allows, for reference: an SPSC ring of 64-byte slots in
+ * shared memory, indices on their own lines and cached by each side, the
+ * record written and read in place (no allocator, no free, no offsets, no
+ * checks). Same fill and read as the other transports.
+ */
+static void ring_producer(struct tctx *c)
+{
+	struct rawring *q = &c->ring;
+	uint64_t tail = 0, head = 0;
+	bench_barrier_wait(&c->bar, 2);
+	while (!stopped(c)) {
+		if (tail - head == RSLOTS) {
+			/* pairs with the consumer's release of head: it is done
+			 * with the slots below head */
+			head = atomic_load_explicit(&q->head, memory_order_acquire);
+			if (tail - head == RSLOTS) {
+				bench_cpu_relax();
+				continue;
+			}
+		}
+		bench_fill(q->slot[tail % RSLOTS], c->size, tail);
+		/* pairs with the consumer's acquire of tail: publishes the slot */
+		atomic_store_explicit(&q->tail, ++tail, memory_order_release);
+	}
+	atomic_store_explicit(&q->closed, 1, memory_order_release);
+}
+
+static void ring_consumer(struct tctx *c)
+{
+	struct rawring *q = &c->ring;
+	struct meter m;
+	uint64_t head = 0, tail = 0, sink = 0;
+	bench_barrier_wait(&c->bar, 2);
+	meter_init(&m, c->size);
+	for (;;) {
+		if (head == tail) {
+			tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+			if (head == tail) {
+				/* closed is stored after the last tail: re-read tail */
+				if (atomic_load_explicit(&q->closed, memory_order_acquire) &&
+				    head == atomic_load_explicit(&q->tail, memory_order_acquire))
+					break;
+				bench_cpu_relax();
+				continue;
+			}
+		}
+		if (!bench_read(q->slot[head % RSLOTS], c->size, head, &sink))
+			c->failed[1] = 1;
+		atomic_store_explicit(&q->head, ++head, memory_order_release);
+		meter_tick(&m, c);
+	}
+	if (m.phase < 2)
+		c->failed[1] = 1;
+	atomic_store(&c->stop, 1);
+	c->sink = sink;
+}
+
+/*
+ * The same ring without a shared tail: the slot's first word (seq + 1,
+ * stored last with release) says it is full, so the consumer never reads an
+ * index the producer keeps writing; the consumer publishes head only every
+ * 64 records (FastForward / B-Queue style). Records of 8..64 bytes only.
+ */
+#define SLOT_BATCH 64
+
+static _Atomic uint64_t *slot_word(struct rawring *q, uint64_t i)
+{
+	return (_Atomic uint64_t *)(void *)q->slot[i % RSLOTS];
+}
+
+static void slot_producer(struct tctx *c)
+{
+	struct rawring *q = &c->ring;
+	uint64_t tail = 0, head = 0;
+	bench_barrier_wait(&c->bar, 2);
+	while (!stopped(c)) {
+		if (tail - head == RSLOTS) {
+			/* pairs with the consumer's release of head */
+			head = atomic_load_explicit(&q->head, memory_order_acquire);
+			if (tail - head == RSLOTS) {
+				bench_cpu_relax();
+				continue;
+			}
+		}
+		unsigned char *p = q->slot[tail % RSLOTS];
+		bench_fill(p, c->size, tail);
+		/* pairs with the consumer's acquire of the word: publishes the
+		 * rest of the slot (the word is rewritten with seq + 1) */
+		atomic_store_explicit(slot_word(q, tail), tail + 1, memory_order_release);
+		tail++;
+	}
+	atomic_store_explicit(&q->tail, tail, memory_order_release);
+	atomic_store_explicit(&q->closed, 1, memory_order_release);
+}
+
+static void slot_consumer(struct tctx *c)
+{
+	struct rawring *q = &c->ring;
+	struct meter m;
+	uint64_t head = 0, sink = 0;
+	bench_barrier_wait(&c->bar, 2);
+	meter_init(&m, c->size);
+	for (;;) {
+		uint64_t w = atomic_load_explicit(slot_word(q, head), memory_order_acquire);
+		if (w != head + 1) {
+			if (atomic_load_explicit(&q->closed, memory_order_acquire) &&
+			    head == atomic_load_explicit(&q->tail, memory_order_acquire))
+				break;
+			bench_cpu_relax();
+			continue;
+		}
+		unsigned char *p = q->slot[head % RSLOTS];
+		memcpy(p, &head, 8); /* the seq bench_read expects */
+		if (!bench_read(p, c->size, head, &sink))
+			c->failed[1] = 1;
+		if (++head % SLOT_BATCH == 0)
+			atomic_store_explicit(&q->head, head, memory_order_release);
+		meter_tick(&m, c);
+	}
+	if (m.phase < 2)
+		c->failed[1] = 1;
+	atomic_store(&c->stop, 1);
+	c->sink = sink;
+}
+
 static void tp_role(void *arg, int side)
 {
 	struct tctx *c = arg;
@@ -232,6 +371,16 @@ static void tp_role(void *arg, int side)
 			fd_producer(c);
 		else
 			fd_consumer(c);
+	} else if (c->tp == T_RING) {
+		if (side == 0)
+			ring_producer(c);
+		else
+			ring_consumer(c);
+	} else if (c->tp == T_SLOT) {
+		if (side == 0)
+			slot_producer(c);
+		else
+			slot_consumer(c);
 	} else if (side == 0) {
 		ipc_producer(c);
 	} else {
@@ -278,11 +427,11 @@ static double run_one(struct tctx *c, enum tp tp, size_t size, enum place pl)
 		c->wfd = fd[1];
 		fds = (struct bench_fds){ .fd = { fd[0], fd[1] }, .n = 2,
 		                          .keep = { { fd[1], -1 }, { fd[0], -1 } } };
-	} else {
+	} else if (tp != T_RING && tp != T_SLOT) {
 		bench_ipc_run_begin(&c->run, buffer_for(size), procs);
 	}
 	int rc = bench_run_pair(procs, tp_role, c, &fds, 10 + 4 * bench_seconds());
-	if (tp != T_PIPE && tp != T_SOCK)
+	if (tp == T_SPIN || tp == T_HYBRID)
 		bench_ipc_run_end(&c->run);
 	if (c->retries)
 		fprintf(stderr, "bench: %s %zu B: %llu allocations waited for memory\n",
@@ -326,7 +475,7 @@ struct tcase {
 	double others[BENCH_MAX_RUNS]; /* CPUs used by other processes meanwhile */
 	double med; /* records/s; 0 failed, -1 not selected */
 };
-#define NCASE (2 * NSIZE * NT + NT)
+#define NCASE (2 * NSIZE * NT + NT + 8)
 static struct tcase cases[NCASE];
 
 static struct tcase *find_case(enum place pl, size_t size, enum tp tp)
@@ -382,6 +531,11 @@ int main(void)
 				                             .tp = (enum tp)tp };
 	for (int tp = 0; tp < NT; tp++)
 		cases[n++] = (struct tcase){ .pl = PL_ONECPU, .size = 64, .tp = (enum tp)tp };
+	for (int p = PL_THREADS; p <= PL_PROCS; p++)
+		for (int s = 0; s < 2; s++)
+			for (int tp = T_RING; tp <= T_SLOT; tp++)
+				cases[n++] = (struct tcase){ .pl = (enum place)p,
+				                             .size = sizes[s], .tp = (enum tp)tp };
 
 	bench_print_header("Channel throughput: ipc channel vs pipe vs UNIX socket");
 	printf("per record: allocate, fill, send, receive, read every byte, free "
@@ -444,6 +598,31 @@ int main(void)
 	print_place(PL_ONECPU, "Throughput between two processes on one CPU (oversubscribed)");
 
 	struct bench_table g;
+	bench_table_init(&g, "placement|record|index ring|slot ring|ipc spin / index ring|"
+	                     "ipc spin / slot ring|slot ring / pipe");
+	for (int p = PL_THREADS; p <= PL_PROCS; p++)
+		for (int s = 0; s < 2; s++) {
+			double ring = med_of((enum place)p, sizes[s], T_RING);
+			double slot = med_of((enum place)p, sizes[s], T_SLOT);
+			double spin = med_of((enum place)p, sizes[s], T_SPIN);
+			char cs[2][48], q[3][16];
+			if (ring < 0 && slot < 0)
+				continue;
+			cell_str(cs[0], sizeof cs[0], ring, sizes[s]);
+			cell_str(cs[1], sizeof cs[1], slot, sizes[s]);
+			ratio_str(q[0], sizeof q[0], spin, ring);
+			ratio_str(q[1], sizeof q[1], spin, slot);
+			ratio_str(q[2], sizeof q[2], slot, med_of((enum place)p, sizes[s], T_PIPE));
+			bench_table_addf(&g, "%s|%s|%s|%s|%s|%s|%s", pl_name[p],
+			                 bench_fmt_size(sz, sizeof sz, sizes[s]), cs[0], cs[1], q[0],
+			                 q[1], q[2]);
+		}
+	bench_table_print(&g, "Reference: bare SPSC rings of 64-byte slots in shared memory, "
+	                      "no allocator (what this machine allows)");
+	printf("index ring: tail and head published on every record, each side caching "
+	       "the other's;\nslot ring: no shared tail, a slot's first word says it is "
+	       "full, head published every %d records.\n", SLOT_BATCH);
+
 	bench_table_init(&g, "goal (64 B records, two processes)|measured|met");
 	for (int tp = T_SPIN; tp <= T_HYBRID; tp++) {
 		double v = med_of(PL_PROCS, 64, (enum tp)tp), pipe_v = med_of(PL_PROCS, 64, T_PIPE);

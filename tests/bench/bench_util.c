@@ -443,11 +443,14 @@ void bench_table_print(const struct bench_table *t, const char *title)
 		}
 		w[c] = w[c] < 3 ? 3 : w[c];
 	}
-	/* text columns (first row not a number) align left, figures right */
+	/* figures (a cell starting with a digit) align right, text left */
 	bool left[BENCH_TAB_COLS];
-	for (int c = 0; c < t->ncol; c++)
-		left[c] = c == 0 || !t->nrow ||
-		          !strchr("0123456789.-", t->cell[0][c][0]);
+	for (int c = 0; c < t->ncol; c++) {
+		left[c] = true;
+		for (int r = 0; c > 0 && r < t->nrow; r++)
+			if (t->cell[r][c][0] >= '0' && t->cell[r][c][0] <= '9')
+				left[c] = false;
+	}
 	printf("\n### %s\n\n|", title);
 	for (int c = 0; c < t->ncol; c++)
 		printf(left[c] ? " %-*s |" : " %*s |", w[c], t->head[c]);
