@@ -27,6 +27,29 @@ kx_init() {
 	KX_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kx-test.XXXXXX")
 	trap 'rm -rf "$KX_TMP"' EXIT
 	cd "$KX_ROOT" || exit 1
+	# Each run gets its own System V IPC namespace when the system allows
+	# it (root, or unprivileged user namespaces): what is left in it when
+	# the run ends is exactly what the run left, whatever else runs on the
+	# machine. /dev/shm is shared still, and checked by name.
+	cat >"$KX_TMP/wrap.sh" <<'WRAP'
+#!/bin/sh
+# wrap.sh PIDFILE IPCSFILE COMMAND...: COMMAND's pid to PIDFILE (it becomes
+# COMMAND), then the System V objects left in this namespace to IPCSFILE.
+pidf=$1 ipcsf=$2
+shift 2
+sh -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidf" "$@"
+rc=$?
+{ ipcs -m | awk '$2 ~ /^[0-9]+$/ {print "shm " $2}'
+  ipcs -s | awk '$2 ~ /^[0-9]+$/ {print "sem " $2}'; } >"$ipcsf"
+exit $rc
+WRAP
+	chmod +x "$KX_TMP/wrap.sh"
+	KX_UNSHARE=
+	if unshare --ipc true 2>/dev/null; then
+		KX_UNSHARE="unshare --ipc"
+	elif unshare --user --map-root-user --ipc true 2>/dev/null; then
+		KX_UNSHARE="unshare --user --map-root-user --ipc"
+	fi
 }
 
 kx_pass() { KX_PASS=$((KX_PASS + 1)); echo "ok   $1"; }
@@ -79,11 +102,14 @@ kx_ours() { # kind id toppid
 	esac
 }
 
-# kx_leftovers BEFORE TOPPID: print what appeared since BEFORE and is ours.
+# kx_leftovers BEFORE TOPPID: print what appeared since BEFORE and is ours:
+# with a private IPC namespace, every System V object it still held.
 kx_leftovers() {
 	local kind id
+	[ -n "$KX_UNSHARE" ] && cat "$KX_TMP/ipcs" 2>/dev/null
 	comm -13 <(echo "$1") <(kx_snapshot) | while read -r kind id; do
 		[ -n "$kind" ] || continue
+		[ -n "$KX_UNSHARE" ] && [ "$kind" != posix ] && continue
 		kx_ours "$kind" "$id" "$2" && echo "$kind $id"
 	done
 }
@@ -105,9 +131,9 @@ kx_start() {
 	KX_TAG=$KX_LABEL.$$.$RANDOM
 	KX_BEFORE=$(kx_snapshot)
 	KX_TOPPID=
-	rm -f "$KX_TMP/toppid"
-	# The first process writes its pid, then becomes COMMAND.
-	set -- sh -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$KX_TMP/toppid" "$@"
+	rm -f "$KX_TMP/toppid" "$KX_TMP/ipcs"
+	# shellcheck disable=SC2086
+	set -- $KX_UNSHARE "$KX_TMP/wrap.sh" "$KX_TMP/toppid" "$KX_TMP/ipcs" "$@"
 	if [ "$out" = "$err" ]; then
 		KX_TEST_TAG=$KX_TAG timeout -k 5 "$KX_TIMEOUT" "$@" <"$input" >"$out" 2>&1 &
 	else
