@@ -12,14 +12,19 @@
  *     channel for 1 s: its CPU time (CLOCK_THREAD_CPUTIME_ID), and how long
  *     it took to wake up once a record arrived.
  *  3. 2^20 four-byte records between two processes (RaftLib/ipc: 10.8 s).
+ *
+ * IPC_BENCH_ONLY (a shell pattern) selects cases by label: "processes ipc
+ * spin", "one-cpu pipe", "idle hybrid", "2^20 spin", ...
  */
 #include "bench_ipc.h"
 #include "bench_util.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -337,6 +342,23 @@ static bool run_idle(struct lctx *c, enum ipc_wait_mode w, double secs)
 	return !c->failed[0] && !c->failed[1];
 }
 
+/* What merely sleeping in slices costs here: FUTEX_WAIT with a timeout of
+ * slice_ms, for secs seconds. Returns the number of sleeps. */
+static int futex_slices(double secs, int slice_ms, double *cpu, double *wall)
+{
+	_Atomic uint32_t word = 0;
+	struct timespec ts = { 0, slice_ms * 1000000L };
+	double c0 = bench_thread_cpu(), w0 = bench_now();
+	int n = 0;
+	while (bench_now() - w0 < secs) {
+		syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+		n++;
+	}
+	*cpu = bench_thread_cpu() - c0;
+	*wall = bench_now() - w0;
+	return n;
+}
+
 /* ---- 2^20 four-byte records between two processes ---------------------- */
 
 #define MANY (1u << 20)
@@ -505,6 +527,8 @@ int main(void)
 	double hybrid_cpu = -1, hybrid_wall = 1;
 	for (size_t k = 0; k < sizeof idle / sizeof idle[0]; k++) {
 		int n = 0;
+		if (!bench_selected("idle %s", idle[k].name))
+			continue;
 		for (int r = 0; r < idle[k].runs; r++)
 			if (run_idle(c, idle[k].w, idle[k].secs)) {
 				icpu[n] = c->idle_cpu;
@@ -526,6 +550,12 @@ int main(void)
 		                 cpu * 1e3, 100 * cpu / wall,
 		                 bench_fmt_ns(a, sizeof a, med(iwake, n)));
 	}
+	if (bench_selected("idle futex")) {
+		double secs = 0.5, cpu, wall;
+		int n = futex_slices(secs, 20, &cpu, &wall);
+		bench_table_addf(&t, "reference: bare futex sleep, %d x 20 ms|%.2f s|%.3f ms|"
+		                 "%.3f%%|-", n, wall, cpu * 1e3, 100 * cpu / wall);
+	}
 	bench_table_print(&t, "Idle consumer blocked in ipc_record_recv_wait (one thread)");
 
 	/* 3. 2^20 four-byte records */
@@ -539,6 +569,9 @@ int main(void)
 	for (int k = 0; k < 2; k++) {
 		double x[BENCH_MAX_RUNS], w[BENCH_MAX_RUNS];
 		int n = 0;
+		many_med[k] = -1;
+		if (!bench_selected("2^20 %s", many[k].name))
+			continue;
 		for (int r = 0; r < runs; r++)
 			if (run_many(c, many[k].w, &x[n], &w[n]))
 				n++;
