@@ -12,8 +12,8 @@ TSAN_BUILD ?= build/tsan
 
 UNIT_NAMES   := heap buffer record segment channel ring
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
-                stress_death stress_many stress_kill stress_sigstop
-TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel \
+                stress_many stress_kill
+TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \
                 unit/test_segment stress/stress_threads
 
 # Only the sources that exist, so a half-written suite still builds.
