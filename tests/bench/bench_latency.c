@@ -437,52 +437,56 @@ static double med(double *v, int n)
 	return bench_median(tmp, n);
 }
 
-int main(void)
+/* ---- sections ------------------------------------------------------------ */
+
+/* Medians, or -1 for a case not selected, 0 for a failed one. */
+struct results {
+	double lat[NPL][NT][3]; /* one-way ns: mean, p50, p99 */
+	double idle_cpu, idle_wall; /* hybrid */
+	double many[2];             /* 2^20 transfer seconds: hybrid, spin */
+};
+
+/* One ping-pong run, again once if other processes disturbed it. */
+static bool latency_quiet(struct lctx *c, enum tp tp, enum place pl, double *others,
+                          int *retried)
 {
-	int runs = bench_runs();
-	struct lctx *c = bench_shared_alloc(sizeof *c);
+	for (int attempt = 0;; attempt++) {
+		struct bench_load ld;
+		bench_load_begin(&ld);
+		bool ok = run_latency(c, tp, pl);
+		*others = bench_load_others(&ld);
+		if (*others < BENCH_DISTURBED || attempt == 1 || !bench_retry_allowed())
+			return ok;
+		++*retried;
+	}
+}
+
+static void section_pingpong(struct lctx *c, struct results *res)
+{
 	/* [place][transport][mean, p50, p99][run] */
-	static double lat[NPL][NT][3][BENCH_MAX_RUNS];
-	static double others[NPL][NT][BENCH_MAX_RUNS];
-	double m[NPL][NT][3];
-	int retried = 0;
+	static double lat[NPL][NT][3][BENCH_MAX_RUNS], others[NPL][NT][BENCH_MAX_RUNS];
+	int runs = bench_runs(), retried = 0;
 	char a[24], b[24], d[24];
 	struct bench_table t;
 
-	bench_print_header("Channel latency, idle cost, 2^20 records");
-	printf("ping-pong of 64-byte records; one-cpu: both processes pinned to CPU 0 "
-	       "(oversubscribed).\nEach round runs every case once, alternating the "
-	       "order.\n\n");
-
-	/* 1. ping-pong */
-	for (int r = 0; r < runs; r++) {
+	for (int r = 0; r < runs; r++)
 		for (int k = 0; k < NPL * NT; k++) {
 			int kk = r % 2 ? NPL * NT - 1 - k : k;
 			enum place pl = (enum place)(kk / NT);
 			enum tp tp = (enum tp)(kk % NT);
-			bool ok = false, sel = bench_selected("%s %s", pl_name[pl], tp_name[tp]);
-			for (int attempt = 0; sel; attempt++) {
-				struct bench_load ld;
-				bench_load_begin(&ld);
-				ok = run_latency(c, tp, pl);
-				others[pl][tp][r] = bench_load_others(&ld);
-				if (others[pl][tp][r] < BENCH_DISTURBED || attempt == 1 ||
-				    !bench_retry_allowed())
-					break;
-				retried++;
-			}
+			bool sel = bench_selected("%s %s", pl_name[pl], tp_name[tp]);
+			bool ok = sel && latency_quiet(c, tp, pl, &others[pl][tp][r], &retried);
 			lat[pl][tp][0][r] = !sel ? -1 : ok ? c->mean_ns : 0;
 			lat[pl][tp][1][r] = ok ? c->p50_ns : 0;
 			lat[pl][tp][2][r] = ok ? c->p99_ns : 0;
 		}
-	}
 	printf("per run: one-way mean [CPUs used by other processes meanwhile]; "
 	       "%d disturbed runs (> %.2f CPU) were run again\n", retried, BENCH_DISTURBED);
 	for (int p = 0; p < NPL; p++)
 		for (int tp = 0; tp < NT; tp++) {
 			for (int q = 0; q < 3; q++)
-				m[p][tp][q] = med(lat[p][tp][q], runs);
-			if (m[p][tp][0] < 0)
+				res->lat[p][tp][q] = med(lat[p][tp][q], runs);
+			if (res->lat[p][tp][0] < 0)
 				continue;
 			printf("ping-pong %-9s %-10s", pl_name[p], tp_name[tp]);
 			for (int r = 0; r < runs; r++)
@@ -490,30 +494,28 @@ int main(void)
 				       others[p][tp][r]);
 			printf("\n");
 		}
-	fflush(stdout);
 	bench_table_init(&t, "placement|transport|one-way mean|one-way p50|one-way p99|"
 	                     "pipe / this|socket / this");
 	for (int p = 0; p < NPL; p++)
 		for (int tp = 0; tp < NT; tp++) {
-			double x = m[p][tp][0];
-			if (x < 0)
+			const double *x = res->lat[p][tp];
+			if (x[0] < 0)
 				continue;
-			if (x == 0) {
+			if (x[0] == 0) {
 				bench_table_addf(&t, "%s|%s|failed|-|-|-|-", pl_name[p], tp_name[tp]);
 				continue;
 			}
 			bench_table_addf(&t, "%s|%s|%s|%s|%s|%.1fx|%.1fx", pl_name[p], tp_name[tp],
-			                 bench_fmt_ns(a, sizeof a, x),
-			                 bench_fmt_ns(b, sizeof b, m[p][tp][1]),
-			                 bench_fmt_ns(d, sizeof d, m[p][tp][2]),
-			                 m[p][T_PIPE][0] / x, m[p][T_SOCK][0] / x);
+			                 bench_fmt_ns(a, sizeof a, x[0]),
+			                 bench_fmt_ns(b, sizeof b, x[1]),
+			                 bench_fmt_ns(d, sizeof d, x[2]),
+			                 res->lat[p][T_PIPE][0] / x[0], res->lat[p][T_SOCK][0] / x[0]);
 		}
 	bench_table_print(&t, "One-way latency, 64-byte ping-pong (round trip / 2)");
+}
 
-	/* 2. idle */
-	double icpu[BENCH_MAX_RUNS], iwake[BENCH_MAX_RUNS], iwall[BENCH_MAX_RUNS];
-	bench_table_init(&t, "wait mode|blocked for|consumer CPU time|CPU share|"
-	                     "wake-up after send");
+static void section_idle(struct lctx *c, struct results *res)
+{
 	static const struct {
 		enum ipc_wait_mode w;
 		const char *name;
@@ -524,7 +526,13 @@ int main(void)
 		{ IPC_WAIT_BLOCK, "block", 1.0, 1 },
 		{ IPC_WAIT_SPIN, "spin (for contrast)", 0.25, 1 },
 	};
-	double hybrid_cpu = -1, hybrid_wall = 1;
+	double icpu[BENCH_MAX_RUNS], iwake[BENCH_MAX_RUNS], iwall[BENCH_MAX_RUNS];
+	struct bench_table t;
+	char a[24];
+
+	res->idle_cpu = -1;
+	bench_table_init(&t, "wait mode|blocked for|consumer CPU time|CPU share|"
+	                     "wake-up after send");
 	for (size_t k = 0; k < sizeof idle / sizeof idle[0]; k++) {
 		int n = 0;
 		if (!bench_selected("idle %s", idle[k].name))
@@ -541,8 +549,8 @@ int main(void)
 		}
 		double cpu = med(icpu, n), wall = med(iwall, n);
 		if (k == 0) {
-			hybrid_cpu = cpu;
-			hybrid_wall = wall;
+			res->idle_cpu = cpu;
+			res->idle_wall = wall;
 		}
 		printf("idle %-20s cpu %.3f ms over %.3f s (%d runs)\n", idle[k].name,
 		       cpu * 1e3, wall, n);
@@ -551,74 +559,101 @@ int main(void)
 		                 bench_fmt_ns(a, sizeof a, med(iwake, n)));
 	}
 	if (bench_selected("idle futex")) {
-		double secs = 0.5, cpu, wall;
-		int n = futex_slices(secs, 20, &cpu, &wall);
+		double cpu, wall;
+		int n = futex_slices(0.5, 20, &cpu, &wall);
 		bench_table_addf(&t, "reference: bare futex sleep, %d x 20 ms|%.2f s|%.3f ms|"
 		                 "%.3f%%|-", n, wall, cpu * 1e3, 100 * cpu / wall);
 	}
 	bench_table_print(&t, "Idle consumer blocked in ipc_record_recv_wait (one thread)");
+}
 
-	/* 3. 2^20 four-byte records */
-	static const struct {
-		enum ipc_wait_mode w;
-		const char *name;
-	} many[] = { { IPC_WAIT_HYBRID, "hybrid" }, { IPC_WAIT_SPIN, "spin" } };
-	double many_med[2];
+static const char *const many_name[2] = { "hybrid", "spin" };
+
+static void section_many(struct lctx *c, struct results *res)
+{
+	static const enum ipc_wait_mode many_wait[2] = { IPC_WAIT_HYBRID, IPC_WAIT_SPIN };
+	struct bench_table t;
+	char a[24];
+
 	bench_table_init(&t, "wait mode|transfer (first alloc to last free)|records/s|"
 	                     "whole run (fork, open, close, exit)|RaftLib/ipc");
 	for (int k = 0; k < 2; k++) {
-		double x[BENCH_MAX_RUNS], w[BENCH_MAX_RUNS];
+		double x[BENCH_MAX_RUNS], w[BENCH_MAX_RUNS], others[BENCH_MAX_RUNS];
 		int n = 0;
-		many_med[k] = -1;
-		if (!bench_selected("2^20 %s", many[k].name))
+		res->many[k] = -1;
+		if (!bench_selected("2^20 %s", many_name[k]))
 			continue;
-		for (int r = 0; r < runs; r++)
-			if (run_many(c, many[k].w, &x[n], &w[n]))
-				n++;
-		printf("2^20 x 4 B, processes, %-6s transfer:", many[k].name);
+		for (int r = 0; r < bench_runs(); r++)
+			for (int attempt = 0;; attempt++) {
+				struct bench_load ld;
+				bench_load_begin(&ld);
+				bool ok = run_many(c, many_wait[k], &x[n], &w[n]);
+				others[n] = bench_load_others(&ld);
+				if (others[n] < BENCH_DISTURBED || attempt == 1 ||
+				    !bench_retry_allowed()) {
+					n += ok;
+					break;
+				}
+			}
+		printf("2^20 x 4 B, processes, %-6s transfer [others]:", many_name[k]);
 		for (int r = 0; r < n; r++)
-			printf(" %.4f s", x[r]);
+			printf(" %.4f s [%.2f]", x[r], others[r]);
 		printf("\n");
 		if (!n) {
-			many_med[k] = -1;
-			bench_table_addf(&t, "%s|failed|-|-|10.8 s", many[k].name);
+			res->many[k] = 0;
+			bench_table_addf(&t, "%s|failed|-|-|10.8 s", many_name[k]);
 			continue;
 		}
-		many_med[k] = med(x, n);
-		bench_table_addf(&t, "%s|%.4f s|%s/s|%.4f s|10.8 s", many[k].name, many_med[k],
-		                 bench_fmt_rate(a, sizeof a, MANY / many_med[k]), med(w, n));
+		res->many[k] = med(x, n);
+		bench_table_addf(&t, "%s|%.4f s|%s/s|%.4f s|10.8 s", many_name[k], res->many[k],
+		                 bench_fmt_rate(a, sizeof a, MANY / res->many[k]), med(w, n));
 	}
 	bench_table_print(&t, "2^20 four-byte records between two processes");
-	bench_shared_free(c, sizeof *c);
+}
 
-	/* goals */
-	double spin = m[PL_PROCS][T_SPIN][0], pipe_ns = m[PL_PROCS][T_PIPE][0];
+static void print_goals(const struct results *res)
+{
+	double spin = res->lat[PL_PROCS][T_SPIN][0], pipe_ns = res->lat[PL_PROCS][T_PIPE][0];
+	struct bench_table t;
+	char a[24], b[24];
+
 	bench_table_init(&t, "goal|measured|met");
 	if (spin > 0 && pipe_ns > 0) {
 		bench_table_addf(&t, "spin one-way latency <= 1 us (processes)|%s|%s",
-		                 bench_fmt_ns(a, sizeof a, spin),
-		                 spin <= 1000 ? "yes" : "**no**");
+		                 bench_fmt_ns(a, sizeof a, spin), spin <= 1000 ? "yes" : "**no**");
 		bench_table_addf(&t, "spin one-way latency <= 1/5 of a pipe's|1/%.1f of %s|%s",
 		                 pipe_ns / spin, bench_fmt_ns(b, sizeof b, pipe_ns),
 		                 spin * 5 <= pipe_ns ? "yes" : "**no**");
 	} else {
-		bench_table_addf(&t, "spin one-way latency <= 1 us, <= 1/5 of a pipe's|failed|**no**");
+		bench_table_addf(&t, "spin one-way latency <= 1 us, <= 1/5 of a pipe's|%s|-",
+		                 spin < 0 || pipe_ns < 0 ? "not run" : "failed");
 	}
-	if (hybrid_cpu >= 0)
+	if (res->idle_cpu >= 0)
 		bench_table_addf(&t, "idle hybrid channel uses no measurable CPU (< 0.1%%)|"
-		                 "%.3f ms in %.2f s|%s", hybrid_cpu * 1e3, hybrid_wall,
-		                 hybrid_cpu < 0.001 * hybrid_wall ? "yes" : "**no**");
-	else
-		bench_table_addf(&t, "idle hybrid channel uses no measurable CPU|failed|**no**");
-	for (int k = 0; k < 2; k++) {
-		if (many_med[k] > 0)
+		                 "%.3f ms in %.2f s|%s", res->idle_cpu * 1e3, res->idle_wall,
+		                 res->idle_cpu < 0.001 * res->idle_wall ? "yes" : "**no**");
+	for (int k = 0; k < 2; k++)
+		if (res->many[k] >= 0)
 			bench_table_addf(&t, "2^20 x 4 B between processes < 0.1 s (%s)|%.4f s|%s",
-			                 many[k].name, many_med[k],
-			                 many_med[k] < 0.1 ? "yes" : "**no**");
-		else
-			bench_table_addf(&t, "2^20 x 4 B between processes < 0.1 s (%s)|failed|**no**",
-			                 many[k].name);
-	}
+			                 many_name[k], res->many[k],
+			                 res->many[k] > 0 && res->many[k] < 0.1 ? "yes" : "**no**");
 	bench_table_print(&t, "Latency, idle and 2^20 goals (issue 3)");
+}
+
+int main(void)
+{
+	struct lctx *c = bench_shared_alloc(sizeof *c);
+	struct results res;
+
+	bench_print_header("Channel latency, idle cost, 2^20 records");
+	printf("ping-pong of 64-byte records; one-cpu: both processes pinned to CPU 0 "
+	       "(oversubscribed).\nEach round runs every case once, alternating the "
+	       "order; a run during which other\nprocesses used > %.2f CPU is run once "
+	       "more.\n\n", BENCH_DISTURBED);
+	section_pingpong(c, &res);
+	section_idle(c, &res);
+	section_many(c, &res);
+	bench_shared_free(c, sizeof *c);
+	print_goals(&res);
 	return 0;
 }

@@ -127,6 +127,7 @@ void bench_table_init(struct bench_table *t, const char *heads);
 /* One row: printf-style, cells separated by '|'. */
 void bench_table_addf(struct bench_table *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Print under a "### title" heading; nothing when the table has no row. */
 void bench_table_print(const struct bench_table *t, const char *title);
 
 #endif /* BENCH_UTIL_H */
