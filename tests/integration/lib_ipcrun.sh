@@ -1,9 +1,10 @@
 # Helpers for tests/integration/t_ipcrun_*.sh; sourced, with BUILD as $1.
 #
 # Every run goes through run_ipcrun / start_ipcrun with -v, so that the run's
-# buffer handle is known; check_clean then verifies that nothing of that run
-# survives: no process carrying IPCRUN_HANDLE=<handle>, no /dev/shm entry,
-# no System V segment or semaphore set with the handle's keys.
+# buffer handle and kernel process ids are known; check_clean then verifies
+# that nothing of that run survives: none of its kernel processes (nor any
+# process they exec'd, which carries IPCRUN_HANDLE=<handle>), no /dev/shm
+# entry, no System V segment or semaphore set with the handle's keys.
 
 BUILD=${1:-build}
 IPCRUN=$BUILD/bin/ipcrun
@@ -52,12 +53,18 @@ sysv_key() {
 # The handle a -v run printed in file $1.
 handle_of() { sed -n 's/^ipcrun: run \(ipcrun\.[0-9]*\.[0-9a-f]*\) .*/\1/p' "$1" | head -1; }
 
-# What of run $1 is still there (empty when nothing).
+# The kernel process ids a -v run printed in file $1.
+pids_of() { sed -n 's/^ipcrun: process [^ ]* pid \([0-9]*\)$/\1/p' "$1"; }
+
+# What of run $1 (whose -v stderr is file $2) is still there, if anything.
 leftovers() {
-	local h=$1
+	local h=$1 p
 	[ -n "$h" ] || return 0
+	for p in $(pids_of "$2"); do
+		gone "$p" || echo "process $p"
+	done
 	grep -lsaz "^IPCRUN_HANDLE=$h\$" /proc/[0-9]*/environ 2>/dev/null |
-		sed 's/^/process /'
+		sed "s/^/exec'd process /"
 	ls /dev/shm 2>/dev/null | grep -F "$h" | sed 's/^/shm /'
 	local km ks
 	km=$(sysv_key "$h" 0)
@@ -68,18 +75,22 @@ leftovers() {
 
 # Nothing of run $1 survives (allowing processes a moment to be reaped by
 # init after ipcrun exits). $2 describes the run.
+# $3: the run's stderr (default: that of the last run started, $E).
 check_clean() {
-	local h=$1 what=$2
+	local h=$1 what=$2 e=${3:-$E}
 	if [ -z "$h" ]; then
 		not_ok "$what: no run handle (was -v given?)"
 		return
 	fi
-	if wait_for 2000 test -z "$(leftovers "$h")"; then
+	if wait_for 2000 test -z "$(leftovers "$h" "$e")"; then
 		ok "$what: nothing left behind"
 	else
-		not_ok "$what: left behind: $(leftovers "$h" | tr '\n' ' ')"
+		not_ok "$what: left behind: $(leftovers "$h" "$e" | tr '\n' ' ')"
 	fi
 }
+
+# clean_now H ERR: true when nothing of the run is left (after a grace).
+clean_now() { wait_for 2000 test -z "$(leftovers "$1" "$2")"; }
 
 # run_ipcrun NAME ARGS...: run to the end; stdout in $T/NAME.out, stderr in
 # $T/NAME.err, exit status in RC, handle in H.
@@ -87,7 +98,8 @@ run_ipcrun() {
 	local name=$1; shift
 	"$IPCRUN" -v --no-progress "$@" >"$T/$name.out" 2>"$T/$name.err"
 	RC=$?
-	H=$(handle_of "$T/$name.err")
+	E=$T/$name.err
+	H=$(handle_of "$E")
 }
 
 # start_ipcrun NAME ARGS...: in the background; IPID, and H once it started.
@@ -95,8 +107,9 @@ start_ipcrun() {
 	local name=$1; shift
 	"$IPCRUN" -v --no-progress "$@" >"$T/$name.out" 2>"$T/$name.err" &
 	IPID=$!
-	wait_for 5000 grep -q '^ipcrun: run ' "$T/$name.err"
-	H=$(handle_of "$T/$name.err")
+	E=$T/$name.err
+	wait_for 5000 grep -qs '^ipcrun: process ' "$E"
+	H=$(handle_of "$E")
 }
 
 # Process $1 has exited (gone, or a zombie waiting for us to reap it).

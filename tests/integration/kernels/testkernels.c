@@ -36,6 +36,7 @@ int t_fail(struct ipc_kernel *k, int32_t code);
 int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile);
 int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile);
 int t_slow_sink(struct ipc_kernel *k, uint64_t delay_us);
+int t_nonstop(struct ipc_kernel *k, uint64_t period_us);
 int t_stopping(struct ipc_kernel *k);
 int64_t f_square(int64_t x);
 double f_half(double x);
@@ -285,7 +286,8 @@ int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile)
 int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile)
 {
 	struct ipc_port *out = ipc_out(k, "out");
-	for (uint64_t i = 0; !ipc_stopping(k); i++) {
+	uint64_t i;
+	for (i = 0; !ipc_stopping(k); i++) {
 		if (send_copy(out, &i, sizeof i))
 			return 0;
 		if (i == 0) {
@@ -296,7 +298,25 @@ int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile)
 		if (period_us)
 			usleep((useconds_t)period_us);
 	}
+	printf("sent %" PRIu64 " records\n", i);
+	fflush(stdout);
 	return 0;
+}
+
+/* A paced counter that ignores ipc_stopping(): it ends only when its
+ * consumer is gone, and says how. */
+int t_nonstop(struct ipc_kernel *k, uint64_t period_us)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0;; i++) {
+		int rc = send_copy(out, &i, sizeof i);
+		if (rc) {
+			fprintf(stderr, "%s: send returned %d (%s)\n", ipc_kernel_name(k),
+			        rc, strerror(-rc));
+			return 0;
+		}
+		usleep((useconds_t)period_us);
+	}
 }
 
 int t_slow_sink(struct ipc_kernel *k, uint64_t delay_us)

@@ -1,0 +1,81 @@
+#!/bin/bash
+# Kernels that fail: one returning non-zero, one that segfaults mid-run, one
+# whose process is killed with -9 mid-run. ipcrun exits 1 naming the kernel,
+# its process and the code or signal; the rest of the graph stops within 1 s
+# (measured over several rounds: from the fault, or the kill, to ipcrun's
+# exit, which comes after every process is reaped); downstream sees
+# IPC_TX_ABORTED and upstream -EPIPE; nothing of any run survives.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib_ipcrun.sh
+ROUNDS=${IPCRUN_TEST_ROUNDS:-5}
+LIMIT_MS=1000
+
+echo "t_ipcrun_failures ($BUILD)"
+
+run_ipcrun fail "$INI/fail.ini"
+check "non-zero return: exit 1" test "$RC" -eq 1
+check "non-zero return: named with process and code" \
+	grep -q "^ipcrun: kernel 'bad' (process 'p2') returned 3$" "$T/fail.err"
+check_clean "$H" "non-zero return"
+
+worst=0
+times=()
+for r in $(seq "$ROUNDS"); do
+	stamp=$T/stamp.$r
+	sed "s|@STAMP@|$stamp|" "$INI/segv.ini" >"$T/segv.ini"
+	run_ipcrun segv "$T/segv.ini"
+	end=$(now_ms)
+	if [ "$RC" -ne 1 ] || [ ! -s "$stamp" ]; then
+		not_ok "segfault round $r: exit $RC, stamp $(cat "$stamp" 2>/dev/null)"
+		sed 's/^/      /' "$T/segv.err"
+		continue
+	fi
+	ms=$(( end - $(cat "$stamp") / 1000000 ))
+	times+=("$ms")
+	[ "$ms" -gt "$worst" ] && worst=$ms
+	grep -Eq "^ipcrun: kernel 'crash' \(process 'p2', pid [0-9]+\) crashed: signal 11 \(Segmentation fault\)$" \
+		"$T/segv.err" || { not_ok "segfault round $r: not named"; sed 's/^/      /' "$T/segv.err"; }
+	grep -q "^sink: input ended with 3 (aborted)$" "$T/segv.err" ||
+		not_ok "segfault round $r: downstream did not see IPC_TX_ABORTED"
+	clean_now "$H" "$E" ||
+		not_ok "segfault round $r: left behind: $(leftovers "$H" "$E")"
+done
+echo "       segfault -> exit (ms): ${times[*]}"
+check "segfault: exit 1, named, downstream aborted, clean, stopped within ${LIMIT_MS} ms in $ROUNDS rounds (worst ${worst} ms)" \
+	test "${#times[@]}" -eq "$ROUNDS" -a "$worst" -lt "$LIMIT_MS"
+
+worst=0
+times=()
+for r in $(seq "$ROUNDS"); do
+	pidfile=$T/mid.pid.$r
+	sed "s|@PIDFILE@|$pidfile|" "$INI/killmid.ini" >"$T/killmid.ini"
+	start_ipcrun killmid "$T/killmid.ini"
+	if ! wait_for 10000 test -s "$pidfile"; then
+		not_ok "kill -9 round $r: the kernel never ran"
+		kill -9 "$IPID"; wait "$IPID"
+		continue
+	fi
+	victim=$(cat "$pidfile")
+	t0=$(now_ms)
+	kill -9 "$victim"
+	await_ipcrun 10000
+	ms=$(( EXIT_MS - t0 ))
+	times+=("$ms")
+	[ "$ms" -gt "$worst" ] && worst=$ms
+	[ "$RC" -eq 1 ] || not_ok "kill -9 round $r: exit $RC"
+	grep -Eq "^ipcrun: kernel 'mid' \(process 'p2', pid $victim\) killed by signal 9 \(Killed\)$" \
+		"$T/killmid.err" || { not_ok "kill -9 round $r: not named"; sed 's/^/      /' "$T/killmid.err"; }
+	grep -q "^sink: input ended with 3 (aborted)$" "$T/killmid.err" ||
+		not_ok "kill -9 round $r: downstream did not see IPC_TX_ABORTED"
+	grep -q "^src: send returned -32 " "$T/killmid.err" ||
+		not_ok "kill -9 round $r: upstream did not see -EPIPE"
+	grep -q "killed by ipcrun" "$T/killmid.err" &&
+		not_ok "kill -9 round $r: a kernel had to be killed: it did not stop by itself"
+	clean_now "$H" "$E" ||
+		not_ok "kill -9 round $r: left behind: $(leftovers "$H" "$E")"
+done
+echo "       kill -9 -> exit (ms): ${times[*]}"
+check "kernel process killed with -9: exit 1, named, ABORTED downstream, -EPIPE upstream, clean, stopped within ${LIMIT_MS} ms in $ROUNDS rounds (worst ${worst} ms)" \
+	test "${#times[@]}" -eq "$ROUNDS" -a "$worst" -lt "$LIMIT_MS"
+
+finish
