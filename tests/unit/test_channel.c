@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* to corrupt a channel's shared state on purpose */
+
 #define FIX(state) ((struct tu_fix *)*(state))
 
 static struct ipc_buffer *open_buf(const char *h, size_t size)
@@ -650,6 +652,62 @@ static void test_channel_many_until_full_then_all_freed(void **state)
 	tu_assert_clean(h);
 }
 
+static struct ipc__chan *chan_of(struct ipc_buffer *b, uint64_t id)
+{
+	struct ipc__dirent *d;
+	struct ipc__chan *c = NULL;
+
+	assert_int_equal(ipc__lock_buf(b), 0);
+	d = ipc__dir_find(b, id);
+	if (d)
+		c = ipc__ptr(b, d->off, sizeof(*c));
+	ipc__unlock_buf(b);
+	assert_non_null(c);
+	return c;
+}
+
+/* Offsets and indices read from shared memory are checked before use: a
+ * corrupt slot or tail is an error, never a wild pointer. */
+static void test_channel_corrupt_offsets_rejected(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h, 2u << 20);
+	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	const uint64_t bad[] = { 0, 8, UINT64_MAX - 7, (uint64_t)1 << 40 };
+	struct ipc__chan *ch;
+	void *r;
+
+	assert_int_equal(ipc_channel_add(p, 1, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(c, 1, IPC_CONSUMER), 0);
+	ch = chan_of(b, 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t head = atomic_load(&ch->idx.head);
+		send_u64(p, 1, i);
+		atomic_store(&ch->ring[head & ch->mask], bad[i]);
+		assert_true(ipc_record_recv(c, 1, &r) < 0);
+	}
+	/* a slot pointing into the middle of a live record */
+	{
+		uint64_t head = atomic_load(&ch->idx.head);
+		char *live = ipc_record_alloc(p, 256, 1);
+		assert_non_null(live);
+		send_u64(p, 1, 99);
+		atomic_store(&ch->ring[head & ch->mask], ipc__off(b, live + 64));
+		assert_true(ipc_record_recv(c, 1, &r) < 0);
+		assert_int_equal(ipc_record_size(live), 256);
+		ipc_record_free(p, live);
+	}
+	/* a tail further ahead than the ring holds */
+	atomic_store(&ch->idx.tail, atomic_load(&ch->idx.head) + ch->mask + 5);
+	r = &r;
+	assert_int_not_equal(ipc_record_recv(c, 1, &r), IPC_TX_SUCCESS);
+	assert_ptr_equal(r, &r); /* nothing handed out */
+	ipc_tls_close(p);
+	ipc_tls_close(c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -669,6 +727,7 @@ int main(int argc, char **argv)
 		T(test_channel_two_threads_in_order_every_mode),
 		T(test_channel_recv_wait_woken_by_send),
 		T(test_channel_many_until_full_then_all_freed),
+		T(test_channel_corrupt_offsets_rejected),
 	};
 
 	tu_init(argc, argv);
