@@ -7,8 +7,8 @@
  *    the NUL, so a function kernel taking `str` can read them in place.
  *    Kernels reading text accept records with or without that NUL.
  *  - An input ending with IPC_TX_ABORTED (its producer died) makes the kernel
- *    stop, say so on stderr and return 1: a partial stream is never reported
- *    as a complete result.
+ *    stop, say so on stderr and return 1: a kernel that sees the abort never
+ *    reports a partial stream as a complete result.
  *  - ipc_send returning -EPIPE (the consumer is gone) makes the kernel stop
  *    and return 0, as a Unix filter does on SIGPIPE: whatever failed
  *    downstream is reported by ipcrun on its own.
