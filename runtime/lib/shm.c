@@ -279,7 +279,7 @@ int ipc__lock(struct ipc__lock *l)
 		for (;;) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
+			ts.tv_nsec += 20 * 1000000L; /* then check the holder */
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
