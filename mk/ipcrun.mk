@@ -51,7 +51,7 @@ $(BENCH_PIPELINE): $(BUILD)/tests/bench/bench_pipeline.o $(BENCHKERNELS_SO) $(IP
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(BUILD)/tests/bench/bench_pipeline.o $(ALL_LDFLAGS)
 
-$(TEST_LOADER): $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ) $(TESTKERNELS_SO)
+$(TEST_LOADER): $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ) \
 	  $(IPCRUN_LIBS) -lcmocka $(ALL_LDFLAGS)

@@ -502,8 +502,9 @@ static void build_ports(struct ir_graph *g)
 		}
 	}
 	for (size_t k = 0; k < g->nkernel; k++)
-		qsort(g->kernel[k].port, g->kernel[k].nport, sizeof(struct ir_port),
-		      port_cmp);
+		if (g->kernel[k].nport > 1)
+			qsort(g->kernel[k].port, g->kernel[k].nport,
+			      sizeof(struct ir_port), port_cmp);
 }
 
 int ir_check(struct ir_graph *g, const struct ir_load_opts *o)

@@ -1,0 +1,285 @@
+/*
+ * ipcrun's loader without libraries: values, signatures, args, port sets,
+ * the INI reader's line numbers and limits, whole-graph checks, and a replay
+ * of the fuzz corpus (tests/fuzz/corpus) so that every input that once
+ * crashed the loader stays fixed. Creates no shared memory.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../runtime/ipcrun/ipcrun.h"
+
+static const struct ir_load_opts noload = {.load = false};
+
+/* Load text; returns the number of errors, and the first one's line. */
+static size_t load(const char *text, struct ir_graph *g, int *first_line)
+{
+	memset(g, 0, sizeof *g);
+	ir_load_mem(g, "t.ini", text, strlen(text), &noload);
+	if (first_line)
+		*first_line = g->ndiag ? g->diag[0].line : 0;
+	return g->ndiag;
+}
+
+static bool has_diag(const struct ir_graph *g, int line, const char *part)
+{
+	for (size_t i = 0; i < g->ndiag; i++)
+		if (g->diag[i].line == line && strstr(g->diag[i].msg, part))
+			return true;
+	return false;
+}
+
+static void test_loader_sizes_parse(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(ir_parse_size("64M", &v), 0);
+	assert_int_equal(v, 64u << 20);
+	assert_int_equal(ir_parse_size("512KiB", &v), 0);
+	assert_int_equal(v, 512u << 10);
+	assert_int_equal(ir_parse_size("1G", &v), 0);
+	assert_int_equal(v, 1u << 30);
+	assert_int_equal(ir_parse_size("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_not_equal(ir_parse_size("64X", &v), 0);
+	assert_int_not_equal(ir_parse_size("-1M", &v), 0);
+	assert_int_not_equal(ir_parse_size("", &v), 0);
+	assert_int_not_equal(ir_parse_size("99999999999999999999T", &v), 0);
+}
+
+static void test_loader_values_ranges(void **state)
+{
+	(void)state;
+	struct ir_value v;
+	const char *why = NULL;
+	assert_int_equal(ir_parse_value(IR_I8, "-128", &v, &why), 0);
+	assert_int_equal(v.v.i, -128);
+	assert_int_not_equal(ir_parse_value(IR_I8, "128", &v, &why), 0);
+	assert_int_not_equal(ir_parse_value(IR_U8, "-1", &v, &why), 0);
+	assert_int_equal(ir_parse_value(IR_U64, "18446744073709551615", &v, &why), 0);
+	assert_true(v.v.u == UINT64_MAX);
+	assert_int_equal(ir_parse_value(IR_U32, "0x10", &v, &why), 0);
+	assert_int_equal(v.v.u, 16);
+	assert_int_equal(ir_parse_value(IR_F64, "2.5e-3", &v, &why), 0);
+	assert_true(v.v.d == 2.5e-3);
+	assert_int_not_equal(ir_parse_value(IR_F32, "1e39", &v, &why), 0);
+	assert_int_not_equal(ir_parse_value(IR_F64, "x", &v, &why), 0);
+	assert_int_equal(ir_parse_value(IR_STR, "a b", &v, &why), 0);
+	assert_string_equal(v.s, "a b");
+	free(v.s);
+}
+
+static void test_loader_signature_parse(void **state)
+{
+	(void)state;
+	enum ir_type r, p[IR_MAX_PARAMS];
+	size_t n;
+	char err[256];
+	assert_int_equal(ir_parse_signature("i64(i64, f64)", &r, p, &n, err,
+	                                    sizeof err), 0);
+	assert_int_equal(r, IR_I64);
+	assert_int_equal(n, 2);
+	assert_int_equal(p[1], IR_F64);
+	assert_int_equal(ir_parse_signature(" bool ( str ) ", &r, p, &n, err,
+	                                    sizeof err), 0);
+	assert_int_equal(r, IR_BOOL);
+	assert_int_not_equal(ir_parse_signature("i64()", &r, p, &n, err,
+	                                        sizeof err), 0);
+	assert_int_not_equal(ir_parse_signature("i64(void)", &r, p, &n, err,
+	                                        sizeof err), 0);
+	assert_int_not_equal(ir_parse_signature("i64(i64", &r, p, &n, err,
+	                                        sizeof err), 0);
+	assert_int_not_equal(ir_parse_signature("int(i64)", &r, p, &n, err,
+	                                        sizeof err), 0);
+	assert_int_not_equal(ir_parse_signature("i64(i64) x", &r, p, &n, err,
+	                                        sizeof err), 0);
+}
+
+static void test_loader_args_split(void **state)
+{
+	(void)state;
+	struct ir_arg_token *a;
+	size_t n;
+	char err[256];
+	assert_int_equal(ir_split_args("u64:5, str:\"a, \\\"b\\\"\", 7", &a, &n, err,
+	                               sizeof err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(a[0].type, "u64");
+	assert_string_equal(a[1].value, "a, \"b\"");
+	assert_null(a[2].type);
+	assert_string_equal(a[2].value, "7");
+	ir_free_args(a, n);
+	assert_int_not_equal(ir_split_args("u64:5,", &a, &n, err, sizeof err), 0);
+	assert_int_not_equal(ir_split_args("str:\"open", &a, &n, err, sizeof err), 0);
+	assert_int_not_equal(ir_split_args("int:5", &a, &n, err, sizeof err), 0);
+}
+
+static void test_loader_portset_match(void **state)
+{
+	(void)state;
+	struct ir_portset ps;
+	char err[256];
+	assert_int_equal(ir_portset_parse(&ps, "in, out*, opt?", err, sizeof err), 0);
+	assert_int_equal(ir_portset_match(&ps, "in"), 0);
+	assert_int_equal(ir_portset_match(&ps, "out0"), 1);
+	assert_int_equal(ir_portset_match(&ps, "out12"), 1);
+	assert_int_equal(ir_portset_match(&ps, "out"), -1);
+	assert_int_equal(ir_portset_match(&ps, "out01"), -1);
+	assert_int_equal(ir_portset_match(&ps, "opt"), 2);
+	ir_portset_free(&ps);
+	assert_int_not_equal(ir_portset_parse(&ps, "a, a", err, sizeof err), 0);
+	assert_int_not_equal(ir_portset_parse(&ps, "9x", err, sizeof err), 0);
+}
+
+static void test_loader_port_order_numeric(void **state)
+{
+	(void)state;
+	assert_true(ipc__port_name_cmp("in2", "in10") < 0);
+	assert_true(ipc__port_name_cmp("in10", "in9") > 0);
+	assert_true(ipc__port_name_cmp("a", "b") < 0);
+	assert_int_equal(ipc__port_name_cmp("in1", "in1"), 0);
+}
+
+static const char good[] =
+	"[graph]\n"
+	"buffer = 8M\n"
+	"[process:p]\n"
+	"[kernel:a]\n"
+	"library = x.so\n"
+	"function = src\n"
+	"args = u64:3\n"
+	"process = p\n"
+	"  [kernel:b]\n"
+	"library = x.so\n"
+	"function = sq\n"
+	"signature = i64(i64)\n"
+	"[kernel:c]\n"
+	"library = x.so\n"
+	"function = sink\n"
+	"[connections]\n"
+	"connect = a.out -> b.in0\n"
+	"connect = b.out -> c.in capacity=8 wait=spin\n";
+
+static void test_loader_good_graph_resolves(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	assert_int_equal(load(good, &g, NULL), 0);
+	assert_int_equal(g.nkernel, 3);
+	assert_int_equal(g.nproc, 2); /* p and the implicit main */
+	assert_int_equal(g.buffer, 8u << 20);
+	assert_int_equal(g.conn[1].capacity, 8);
+	assert_int_equal(g.conn[1].wait, IPC_WAIT_SPIN);
+	assert_int_equal(g.conn[0].capacity, IPC_CHANNEL_CAPACITY_DEFAULT);
+	assert_true(g.kernel[1].func);
+	assert_int_equal(g.kernel[1].nport, 2);
+	assert_string_equal(g.kernel[1].port[0].name, "in0");
+	assert_false(g.kernel[1].port[0].out);
+	assert_string_equal(g.kernel[0].proc == 0 ? g.proc[0].name : "", "p");
+	ir_graph_free(&g);
+}
+
+static void test_loader_errors_name_lines(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	int line;
+	load("[graph]\nbuffer = 8M\nbufer = 1\n[kernel:a]\nlibrary = x\n"
+	     "function = f\nfunction = g\n", &g, &line);
+	assert_true(has_diag(&g, 3, "did you mean 'buffer'"));
+	assert_true(has_diag(&g, 7, "set twice (first at line 6)"));
+	ir_graph_free(&g);
+	/* a long line is reported, and the next line still counts */
+	char text[512] = "[graph]\nname = ";
+	memset(text + strlen(text), 'x', 250);
+	strcat(text, "\nbogus = 1\n");
+	load(text, &g, &line);
+	assert_true(has_diag(&g, 2, "characters long"));
+	assert_true(has_diag(&g, 3, "unknown key 'bogus'"));
+	ir_graph_free(&g);
+}
+
+static void test_loader_graph_checks_ports(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	load("[kernel:a]\nlibrary = x\nfunction = f\nout = o\n"
+	     "[kernel:b]\nlibrary = x\nfunction = g\n"
+	     "signature = void(i64, i64, i64)\n"
+	     "[connections]\nconnect = a.o -> b.in0\nconnect = a.o -> b.in1\n"
+	     "connect = a.p -> b.in3\n", &g, NULL);
+	assert_true(has_diag(&g, 11, "output 'a.o' is connected twice"));
+	assert_true(has_diag(&g, 12, "no output port 'p'"));
+	assert_true(has_diag(&g, 5, "input 'b.in2' is never connected"));
+	ir_graph_free(&g);
+}
+
+static void test_loader_defines_override(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	char *defs[] = {"buffer=2M", "bogus=1"};
+	struct ir_load_opts o = {.load = false, .defines = defs, .ndefines = 2};
+	memset(&g, 0, sizeof g);
+	ir_load_mem(&g, "t.ini", good, strlen(good), &o);
+	assert_int_equal(g.ndiag, 1);
+	assert_int_equal(g.diag[0].line, 0);
+	assert_non_null(strstr(g.diag[0].msg, "bogus"));
+	assert_int_equal(g.buffer, 2u << 20);
+	ir_graph_free(&g);
+}
+
+static void test_loader_fuzz_corpus_replays(void **state)
+{
+	(void)state;
+	DIR *d = opendir("tests/fuzz/corpus");
+	if (!d)
+		skip();
+	struct dirent *e;
+	size_t n = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[512];
+		snprintf(path, sizeof path, "tests/fuzz/corpus/%s", e->d_name);
+		FILE *f = fopen(path, "rb");
+		if (!f)
+			continue;
+		char buf[1 << 16];
+		size_t len = fread(buf, 1, sizeof buf, f);
+		fclose(f);
+		struct ir_graph g;
+		memset(&g, 0, sizeof g);
+		ir_load_mem(&g, path, buf, len, &noload);
+		ir_graph_free(&g);
+		n++;
+	}
+	closedir(d);
+	assert_true(n > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loader_sizes_parse),
+		cmocka_unit_test(test_loader_values_ranges),
+		cmocka_unit_test(test_loader_signature_parse),
+		cmocka_unit_test(test_loader_args_split),
+		cmocka_unit_test(test_loader_portset_match),
+		cmocka_unit_test(test_loader_port_order_numeric),
+		cmocka_unit_test(test_loader_good_graph_resolves),
+		cmocka_unit_test(test_loader_errors_name_lines),
+		cmocka_unit_test(test_loader_graph_checks_ports),
+		cmocka_unit_test(test_loader_defines_override),
+		cmocka_unit_test(test_loader_fuzz_corpus_replays),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
