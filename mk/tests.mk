@@ -18,8 +18,10 @@ TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record
 
 # Only the sources that exist, so a half-written suite still builds.
 tu_have = $(patsubst tests/%.c,%,$(wildcard $(1:%=tests/%.c)))
-UNIT_TESTS   += $(addprefix $(BUILD)/tests/,$(call tu_have,$(UNIT_NAMES:%=unit/test_%)))
-STRESS_TESTS += $(addprefix $(BUILD)/tests/,$(call tu_have,$(STRESS_NAMES:%=stress/%)))
+LIB_UNIT_TESTS   := $(addprefix $(BUILD)/tests/,$(call tu_have,$(UNIT_NAMES:%=unit/test_%)))
+LIB_STRESS_TESTS := $(addprefix $(BUILD)/tests/,$(call tu_have,$(STRESS_NAMES:%=stress/%)))
+UNIT_TESTS   += $(LIB_UNIT_TESTS)
+STRESS_TESTS += $(LIB_STRESS_TESTS)
 TSAN_TESTS   += $(addprefix $(TSAN_BUILD)/tests/,$(call tu_have,$(TSAN_NAMES)))
 
 TEST_CFLAGS  := -Iruntime/lib -Itests/common
@@ -40,5 +42,6 @@ $(BUILD)/tests/stress/%: tests/stress/%.c $(TEST_COMMON) $(LIBIPC_A)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -MMD -MP $< $(TEST_COMMON) $(LIBIPC_A) \
 	  $(TEST_LIBS) $(ALL_LDFLAGS) -o $@
 
+# `make tests`: build libipc's unit and stress tests only.
 .PHONY: tests
-tests: $(UNIT_TESTS) $(STRESS_TESTS)
+tests: $(LIB_UNIT_TESTS) $(LIB_STRESS_TESTS)
