@@ -75,7 +75,9 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  *     IPC_KERNEL(seq_source, "", "out", "u64", "counts from 0 to N-1");
  *
  * in / out: comma-separated port names; "name*" stands for name0, name1, ...
- * (any number, at least one). args: comma-separated types the topology's
+ * (any number, at least one, numbered without gaps); "name?" is a port the
+ * topology may leave unconnected (ipc_in / ipc_out return NULL then); every
+ * other port must be connected. args: comma-separated types the topology's
  * args must have (i8 ... u64 f32 f64 str), "" for none. ipcrun looks the
  * spec up as the symbol ipc_kernel_spec_<function>; a kernel without one is
  * accepted with whatever ports its connections name.
