@@ -16,6 +16,10 @@
  * stream), and the consumer drains. Between processes each child opens the
  * buffer by handle after fork; a fresh buffer is used for every run.
  *
+ * Also: 64-byte records between two processes pinned to one CPU (what an
+ * oversubscribed machine does to each transport), and two bare reference
+ * rings without any allocator (what this machine allows at all).
+ *
  * IPC_BENCH_ONLY="processes 64 B ipc*" (a shell pattern) runs only the cases
  * whose label matches, e.g. under perf.
  */
@@ -31,7 +35,7 @@
 /* T_RING and T_SLOT are references, not competitors: see ring_producer. */
 enum tp { T_SPIN, T_HYBRID, T_PIPE, T_SOCK, NT, T_RING = NT, T_SLOT };
 static const char *const tp_name[NT + 2] = { "ipc spin", "ipc hybrid", "pipe", "socket",
-	                                     "raw ring", "slot ring" };
+	                                     "index ring", "slot ring" };
 
 #define CHAN 1
 #define NSIZE 5
@@ -39,7 +43,7 @@ static const size_t sizes[NSIZE] = { 8, 64, 4096, 65536, 1u << 20 };
 
 #define RSLOTS 1024
 
-/* The reference ring: 64-byte slots in shared memory. */
+/* The reference rings: 64-byte slots in shared memory. */
 struct rawring {
 	_Alignas(64) _Atomic uint64_t tail;   /* producer */
 	_Alignas(64) _Atomic uint64_t head;   /* consumer */
