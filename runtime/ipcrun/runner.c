@@ -82,7 +82,7 @@ static void on_crash(int sig)
 {
 	long k = cur_kernel;
 	if (k >= 0 && status_fd >= 0) {
-		char buf[48], tmp[24];
+		char buf[48], tmp[24] = {0};
 		size_t n = 0, t = 0;
 		buf[n++] = 'X';
 		buf[n++] = ' ';
