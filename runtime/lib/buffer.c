@@ -518,7 +518,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		h->acc_freed_bytes += ipc__load_relaxed(&t->freed_bytes);
 		h->acc_freed_count += ipc__load_relaxed(&t->freed_count);
 		ipc__slab_drain_locked(b, t, 0);
-		ipc__tslot_reset(t);
+		ipc__tslot_reset(t, IPC__RET_CLOSED);
 		ipc__store_release(&t->used, 0);
 	}
 	/* Its slabs still being carved: seal them as their owner would. */
@@ -547,9 +547,13 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		if ((f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD)) &&
 		    ipc__load_relaxed(&c->cons.pid) == pid && c->cons.proc == slot)
 			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
+		if ((f & IPC__P_ATTACHED) && c->prod.proc == slot)
+			ipc__chan_adopt_locked(b, c, slot);
 		ipc__chan_maybe_destroy(b, &d[i]);
 	}
 	ipc__seg_reap_locked(b, slot);
+	/* What it held (allocated and not sent, or received and not freed). */
+	ipc__rec_reap_locked(b, slot);
 }
 
 int ipc__reap_locked(struct ipc_buffer *b)

@@ -52,13 +52,40 @@ void ipc__chan_wake_all(struct ipc__chan *c)
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead)
 {
-	(void)b;
 	uint32_t bit = role == IPC_PRODUCER ? (dead ? IPC__P_DEAD : IPC__P_CLOSED)
 	                                    : (dead ? IPC__C_DEAD : IPC__C_CLOSED);
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
+	if (dead && role == IPC_CONSUMER) {
+		/* It may have died between taking the record at the head and
+		 * releasing the slot: the record goes back to the channel. */
+		uint64_t head = ipc__load_acquire(&c->idx.head);
+		if (head != ipc__load_acquire(&c->idx.tail)) {
+			char *p = ipc__ptr(b, ipc__load_relaxed(&c->ring[head & c->mask]),
+			                   sizeof(struct ipc__rec));
+			struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+			if (r && ipc__rec_holder(r) == o->proc + 1)
+				ipc__rec_hold(r, 0);
+		}
+	}
 	ipc__store_relaxed(&o->pid, 0);
 	ipc__or_acq_rel(&c->flags, bit);
 	ipc__chan_wake_all(c);
+}
+
+void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc)
+{
+	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
+	for (; head != tail && tail - head <= c->mask + 1; head++) {
+		char *p = ipc__ptr(b, ipc__load_relaxed(&c->ring[head & c->mask]),
+		                   sizeof(struct ipc__rec));
+		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+		if (!r)
+			continue;
+		/* A live consumer may take it meanwhile: then its mark stays. */
+		uint64_t w = ipc__rec_size(r) | (uint64_t)(proc + 1) << 48;
+		atomic_compare_exchange_strong_explicit(&r->word, &w, ipc__rec_size(r),
+		                                        memory_order_relaxed, memory_order_relaxed);
+	}
 }
 
 void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
@@ -77,7 +104,8 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 		uint64_t off = ipc__load_relaxed(&c->ring[head & c->mask]);
 		char *p = ipc__ptr(b, off, sizeof(struct ipc__rec));
 		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
-		if (r)
+		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
+		if (holder == 0 || holder == c->prod.proc + 1)
 			ipc__rec_free(b, NULL, r, true);
 	}
 	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
@@ -349,6 +377,7 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 	if (ipc__ring_full(&e->v))
 		return IPC_TX_RETRY;
 	bool sleepers = e->wait != IPC_WAIT_SPIN;
+	/* The record stays marked as ours while queued (see ipc__chan_adopt). */
 	ipc__ring_put(&e->v, ipc__off(t->b, r), sleepers);
 	if (sleepers && ipc__load_seq_cst(&c->cons_sleep) && ipc__xchg_seq_cst(&c->cons_sleep, 0)) {
 		ipc__add_acq_rel(&c->cons_seq, 1);
@@ -369,7 +398,14 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
 	bool sleepers = e->wait != IPC_WAIT_SPIN;
-	uint64_t off = ipc__ring_get(&e->v, sleepers);
+	uint64_t off = ipc__ring_peek(&e->v);
+	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
+	struct ipc__rec *r = p ? ipc__rec_check(t->b, p + sizeof(struct ipc__rec)) : NULL;
+	/* Ours before the slot is released: if we die in between, the reaper
+	 * finds it at the head of the ring and gives it back to the channel. */
+	if (r)
+		ipc__rec_hold(r, t->b->proc + 1);
+	ipc__ring_advance(&e->v, sleepers);
 	/* Wake a sleeping producer only once half the ring is free (or the
 	 * ring is empty): waking it for every slot would make both sides take
 	 * turns on one core. */
@@ -378,18 +414,17 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		ipc__add_acq_rel(&c->prod_seq, 1);
 		ipc__futex_wake(&c->prod_seq);
 	}
-	if (e->v.pos != e->v.other) { /* start pulling the next record's line over */
-		uint64_t next = ipc__load_relaxed(&e->v.slot[e->v.pos & e->v.mask]);
-		if (next < t->b->map_size)
-			__builtin_prefetch(t->b->base + next);
-	}
-	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
-	if (!p || !ipc__rec_check(t->b, p + sizeof(struct ipc__rec))) {
+	if (!r) {
 		fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): "
 		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
 		return -EBADMSG;
 	}
-	*rec = p + sizeof(struct ipc__rec);
+	if (e->v.pos != e->v.other) { /* start pulling the next record's line over */
+		uint64_t next = ipc__ring_peek(&e->v);
+		if (next < t->b->map_size)
+			__builtin_prefetch(t->b->base + next);
+	}
+	*rec = r + 1;
 	return IPC_TX_SUCCESS;
 }
 

@@ -181,12 +181,34 @@ _Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
 #define IPC__REC_MAGIC 0x52454331u /* check = MAGIC ^ size ^ (size >> 32) ^ slab */
 #define IPC__REC_FREED 0xdeadf4eeu
 #define IPC__REC_DIRECT UINT32_MAX
+#define IPC__REC_SIZE_MASK ((UINT64_C(1) << 48) - 1)
 struct ipc__rec {
-	uint64_t size;            /* as asked for */
+	ipc_a64 word;             /* size as asked for (low 48 bits) | holder << 48:
+	                             the process slot + 1 that allocated or last
+	                             received it (a queued record keeps its
+	                             producer's mark), 0 once its channel adopted
+	                             it. Written by the holder only; the reaper
+	                             frees what a dead process held. */
 	uint32_t slab;            /* first block of its slab, or IPC__REC_DIRECT */
 	ipc_a32 check;            /* see IPC__REC_MAGIC, or IPC__REC_FREED */
 };
 _Static_assert(sizeof(struct ipc__rec) == 16, "record header");
+
+static inline uint64_t ipc__rec_size(struct ipc__rec *r)
+{
+	return ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
+}
+
+static inline uint32_t ipc__rec_holder(struct ipc__rec *r)
+{
+	return (uint32_t)(ipc__load_relaxed(&r->word) >> 48);
+}
+
+/* holder: process slot + 1, or 0 for "in a channel". */
+static inline void ipc__rec_hold(struct ipc__rec *r, uint32_t holder)
+{
+	ipc__store_relaxed(&r->word, ipc__rec_size(r) | (uint64_t)holder << 48);
+}
 
 /* ---- private, per process ---------------------------------------------- */
 
@@ -241,8 +263,9 @@ struct ipc_tls {
 
 /* ---- cross-file helpers ------------------------------------------------- */
 
-/* Clear a TLS slot for a new owner (L held; freers may read it meanwhile). */
-static inline void ipc__tslot_reset(struct ipc__tslot *ts)
+/* Clear a TLS slot (L held; freers may read it meanwhile). returned: 0 for
+ * a new owner, IPC__RET_CLOSED for a slot given up. */
+static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
 {
 	ts->proc = 0;
 	ts->thread_id = 0;
@@ -250,7 +273,7 @@ static inline void ipc__tslot_reset(struct ipc__tslot *ts)
 	ipc__store_relaxed(&ts->alloc_count, 0);
 	ipc__store_relaxed(&ts->freed_bytes, 0);
 	ipc__store_relaxed(&ts->freed_count, 0);
-	ipc__store_relaxed(&ts->returned, 0);
+	ipc__store_relaxed(&ts->returned, returned);
 	ipc__store_relaxed(&ts->nreturned, 0);
 }
 
@@ -286,8 +309,12 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
 
 /* Records. */
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
-/* Free a record; ts (may be NULL) is counted as the freer; locked: L held. */
+/* Free a record; ts (may be NULL) is counted as the freer; locked: L held.
+ * Returns 1 when that emptied its slab (which then belongs to someone else),
+ * 0, or a negative errno. */
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked);
+/* Free every record that process slot proc holds (L held). */
+void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
 /* Seal a slab: the owner stops carving; frees it if empty (L held). */
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
 /* Give back every slab cached in (or returned to) TLS slot ts (L held). */
@@ -298,6 +325,8 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
 void ipc__chan_wake_all(struct ipc__chan *c);
+/* Records queued by dead producer slot proc now belong to the channel. */
+void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc);
 int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e);
 int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
 

@@ -132,7 +132,7 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		if (ipc__load_relaxed(&slots[i].used) == 0) {
 			t->slot = i;
 			t->ts = &slots[i];
-			ipc__tslot_reset(t->ts);
+			ipc__tslot_reset(t->ts, 0);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
 			ipc__store_release(&t->ts->used, 1);
@@ -336,12 +336,27 @@ static void count(ipc_a64 *c, uint64_t n)
 	ipc__store_relaxed(c, ipc__load_relaxed(c) + n);
 }
 
+/* Count a record as allocated before a reaper can find it: a process that
+ * dies in between then shows one record too many, never one too few. */
+static void count_alloc(struct ipc_tls *t, uint64_t n)
+{
+	count(&t->ts->alloc_bytes, n);
+	count(&t->ts->alloc_count, 1);
+}
+
+/* Write a fresh record header: held by our process. */
+static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_t slab)
+{
+	ipc__store_relaxed(&r->word, (uint64_t)n | (uint64_t)(b->proc + 1) << 48);
+	r->slab = slab;
+	ipc__store_relaxed(&r->check, rec_check_word(n, slab));
+}
+
 static void *rec_alloc(struct ipc_tls *t, size_t n)
 {
 	struct ipc_buffer *b = t->b;
 	struct ipc__rec *r;
 	uint64_t need = sizeof(*r) + (((uint64_t)n + 15) & ~UINT64_C(15));
-	uint32_t slab;
 
 	if (n - 1 >= t->max_size) { /* n == 0 or n > max_size */
 		errno = EINVAL;
@@ -357,8 +372,10 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		}
 		r = (struct ipc__rec *)t->cur;
 		t->cur += need;
-		ipc__store_relaxed(&t->slab->carved, ++t->carved);
-		slab = t->slab_blk;
+		count_alloc(t, n); /* before the record can be found: see count_alloc */
+		rec_init(b, r, n, t->slab_blk);
+		/* Pairs with reap_slab's acquire: the header is written first. */
+		ipc__store_release(&t->slab->carved, ++t->carved);
 	} else {
 		if (ipc__lock_buf(b)) {
 			errno = EIDRM;
@@ -366,19 +383,16 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		}
 		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
 		                              IPC__BLK_RECORD, (uint16_t)b->proc);
+		if (blk >= 0) {
+			count_alloc(t, n);
+			rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
+		}
 		ipc__unlock_buf(b);
 		if (blk < 0) {
 			errno = (int)-blk;
 			return NULL;
 		}
-		r = ipc__block_ptr(b, (uint32_t)blk);
-		slab = IPC__REC_DIRECT;
 	}
-	r->size = n;
-	r->slab = slab;
-	ipc__store_relaxed(&r->check, rec_check_word(n, slab));
-	count(&t->ts->alloc_bytes, n);
-	count(&t->ts->alloc_count, 1);
 	return r + 1;
 }
 
@@ -402,7 +416,8 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 	    ((uintptr_t)p & 15))
 		return NULL;
 	struct ipc__rec *r = (struct ipc__rec *)p - 1;
-	if (ipc__load_relaxed(&r->check) != rec_check_word(r->size, r->slab))
+	uint64_t size = ipc__rec_size(r);
+	if (ipc__load_relaxed(&r->check) != rec_check_word(size, r->slab))
 		return NULL;
 	if (r->slab == IPC__REC_DIRECT) {
 		if (((uint64_t)((char *)r - b->data) % IPC_BLOCK) != 0)
@@ -412,7 +427,7 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 			return NULL;
 		struct ipc__slab *s = ipc__block_ptr(b, r->slab);
 		if (s->magic != IPC__SLAB_MAGIC || (char *)r < (char *)s + IPC__SLAB_HDR ||
-		    (char *)r + sizeof(*r) + r->size > (char *)s + (size_t)s->nblocks * IPC_BLOCK)
+		    (char *)r + sizeof(*r) + size > (char *)s + (size_t)s->nblocks * IPC_BLOCK)
 			return NULL;
 	}
 	return r;
@@ -420,7 +435,7 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked)
 {
-	uint64_t n = r->size;
+	uint64_t n = ipc__rec_size(r);
 	uint32_t slab = r->slab;
 
 	ipc__store_relaxed(&r->check, IPC__REC_FREED);
@@ -437,13 +452,50 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *
 		ipc__heap_free(b->heap, (uint32_t)(((char *)r - b->data) / IPC_BLOCK));
 		if (!locked)
 			ipc__unlock_buf(b);
-		return 0;
+		return 1;
 	}
 	struct ipc__slab *s = ipc__block_ptr(b, slab);
 	/* acq_rel: pairs with the seal and with other freers (see top). */
-	if (ipc__sub_acq_rel(&s->live, 1) == 1)
-		return slab_return(b, s, locked);
+	if (ipc__sub_acq_rel(&s->live, 1) == 1) {
+		int err = slab_return(b, s, locked);
+		return err ? err : 1;
+	}
 	return 0;
+}
+
+/* Records carved in slab s, in order; stops early once freeing one emptied
+ * the slab (it may then be reused at once). */
+static void reap_slab(struct ipc_buffer *b, struct ipc__slab *s, uint32_t holder)
+{
+	char *p = (char *)s + IPC__SLAB_HDR, *end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	uint32_t carved = ipc__load_acquire(&s->carved);
+
+	for (uint32_t i = 0; i < carved && p + sizeof(struct ipc__rec) <= end; i++) {
+		struct ipc__rec *r = (struct ipc__rec *)p;
+		uint64_t size = ipc__rec_size(r);
+		p += sizeof(*r) + ((size + 15) & ~UINT64_C(15));
+		if (ipc__rec_holder(r) == holder && ipc__rec_check(b, r + 1) &&
+		    ipc__rec_free(b, NULL, r, true) != 0)
+			return;
+	}
+}
+
+void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
+{
+	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
+		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
+		uint32_t len = k->len ? k->len : 1;
+		if (k->len && k->kind == IPC__BLK_SLAB) {
+			struct ipc__slab *s = ipc__block_ptr(b, blk);
+			if (s->magic == IPC__SLAB_MAGIC)
+				reap_slab(b, s, proc + 1);
+		} else if (k->len && k->kind == IPC__BLK_RECORD) {
+			struct ipc__rec *r = ipc__block_ptr(b, blk);
+			if (ipc__rec_holder(r) == proc + 1 && ipc__rec_check(b, r + 1))
+				ipc__rec_free(b, NULL, r, true);
+		}
+		blk += len;
+	}
 }
 
 static inline int release(struct ipc_tls *t, void *rec)
@@ -456,10 +508,10 @@ static inline int release(struct ipc_tls *t, void *rec)
 		return 0;
 	r = (struct ipc__rec *)rec - 1;
 	if (t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur && !((uintptr_t)rec & 15) &&
-	    ipc__load_relaxed(&r->check) == rec_check_word(r->size, t->slab_blk)) {
+	    ipc__load_relaxed(&r->check) == rec_check_word(ipc__rec_size(r), t->slab_blk)) {
 		/* Our own current slab: counted privately until the seal. */
 		ipc__store_relaxed(&r->check, IPC__REC_FREED);
-		count(&t->ts->freed_bytes, r->size);
+		count(&t->ts->freed_bytes, ipc__rec_size(r));
 		count(&t->ts->freed_count, 1);
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
@@ -467,7 +519,8 @@ static inline int release(struct ipc_tls *t, void *rec)
 	r = ipc__rec_check(t->b, rec);
 	if (!r)
 		return -EINVAL;
-	return ipc__rec_free(t->b, t->ts, r, false);
+	int err = ipc__rec_free(t->b, t->ts, r, false);
+	return err < 0 ? err : 0;
 }
 
 int ipc_record_release(struct ipc_tls *t, void *rec)
@@ -486,7 +539,7 @@ size_t ipc_record_size(const void *rec)
 {
 	if (!rec || ((uintptr_t)rec & 15))
 		return 0;
-	const struct ipc__rec *r = (const struct ipc__rec *)rec - 1;
-	uint32_t check = atomic_load_explicit(&((struct ipc__rec *)r)->check, memory_order_relaxed);
-	return check == rec_check_word(r->size, r->slab) ? (size_t)r->size : 0;
+	struct ipc__rec *r = (struct ipc__rec *)rec - 1;
+	uint64_t size = ipc__rec_size(r);
+	return ipc__load_relaxed(&r->check) == rec_check_word(size, r->slab) ? (size_t)size : 0;
 }

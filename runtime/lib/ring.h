@@ -94,15 +94,27 @@ static inline bool ipc__ring_empty(struct ipc__ring_view *v)
 	return v->pos == v->other;
 }
 
-/* Consumer, after !ipc__ring_empty(): take one slot and release it. */
-static inline uint64_t ipc__ring_get(struct ipc__ring_view *v, bool seq_cst)
+/* Consumer, after !ipc__ring_empty(): the oldest slot, still in the ring. */
+static inline uint64_t ipc__ring_peek(struct ipc__ring_view *v)
 {
-	uint64_t val = ipc__load_relaxed(&v->slot[v->pos & v->mask]);
+	return ipc__load_relaxed(&v->slot[v->pos & v->mask]);
+}
+
+/* Consumer: release the slot peeked at. */
+static inline void ipc__ring_advance(struct ipc__ring_view *v, bool seq_cst)
+{
 	v->pos++;
 	if (seq_cst)
 		ipc__store_seq_cst(&v->idx->head, v->pos);
 	else
 		ipc__store_release(&v->idx->head, v->pos); /* pairs with full's load */
+}
+
+/* Consumer, after !ipc__ring_empty(): take one slot and release it. */
+static inline uint64_t ipc__ring_get(struct ipc__ring_view *v, bool seq_cst)
+{
+	uint64_t val = ipc__ring_peek(v);
+	ipc__ring_advance(v, seq_cst);
 	return val;
 }
 
