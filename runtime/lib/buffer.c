@@ -397,19 +397,7 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 	s.size = h->data_size;
 	s.free = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
 	s.slab = (uint64_t)h->slab_used * IPC_BLOCK;
-	uint64_t ab = h->acc_alloc_bytes, ac = h->acc_alloc_count;
-	uint64_t fb = h->acc_freed_bytes, fc = h->acc_freed_count;
-	for (uint32_t i = 0; i < h->max_tls; i++) {
-		struct ipc__tslot *t = &tslots(b)[i];
-		if (!ipc__load_relaxed(&t->used))
-			continue;
-		ab += ipc__load_relaxed(&t->alloc_bytes);
-		ac += ipc__load_relaxed(&t->alloc_count);
-		fb += ipc__load_relaxed(&t->freed_bytes);
-		fc += ipc__load_relaxed(&t->freed_count);
-	}
-	s.records = ab - fb;
-	s.record_count = ac - fc;
+	ipc__rec_census_locked(b, &s.record_count, &s.records);
 	s.channels = h->dir_live;
 	s.processes = ipc__load_relaxed(&h->nprocs);
 	ipc__unlock_buf(b);
@@ -513,10 +501,6 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		struct ipc__tslot *t = &tslots(b)[i];
 		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
 			continue;
-		h->acc_alloc_bytes += ipc__load_relaxed(&t->alloc_bytes);
-		h->acc_alloc_count += ipc__load_relaxed(&t->alloc_count);
-		h->acc_freed_bytes += ipc__load_relaxed(&t->freed_bytes);
-		h->acc_freed_count += ipc__load_relaxed(&t->freed_count);
 		ipc__slab_drain_locked(b, t, 0);
 		ipc__tslot_reset(t, IPC__RET_CLOSED);
 		ipc__store_release(&t->used, 0);

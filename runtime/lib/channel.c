@@ -106,7 +106,7 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
 		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
 		if (holder == 0 || holder == c->prod.proc + 1)
-			ipc__rec_free(b, NULL, r, true);
+			ipc__rec_free(b, r, true);
 	}
 	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
 	ipc__dir_remove(b, d);

@@ -68,8 +68,6 @@ struct ipc__hdr {
 	uint32_t dir_live;        /* live entries (L) */
 	uint32_t name_unlinked;   /* the name was removed early (L) */
 	uint32_t slab_used;       /* blocks held by slabs (L) */
-	/* record counters of closed TLS slots and of frees by no TLS (L) */
-	uint64_t acc_alloc_bytes, acc_alloc_count, acc_freed_bytes, acc_freed_count;
 	char handle[IPC_HANDLE_MAX + 1];
 	struct ipc__lock lock;
 };
@@ -89,13 +87,12 @@ struct ipc__tslot {
 	uint16_t pad;
 	int32_t thread_id;
 	uint32_t pad2;
-	ipc_a64 alloc_bytes, alloc_count;  /* written by the owner only */
-	ipc_a64 freed_bytes, freed_count;  /* written by the owner only */
 	ipc_a64 returned;         /* empty slabs given back by freers: a stack of
 	                             offsets linked by slab.next; IPC__RET_CLOSED
 	                             once the owner closed */
 	ipc_a32 nreturned;
 	uint32_t pad3;
+	uint64_t pad4[4];
 };
 #define IPC__RET_CLOSED 1u
 #define IPC__RET_MAX 4u
@@ -189,7 +186,7 @@ struct ipc__rec {
 	                             producer's mark), 0 once its channel adopted
 	                             it. Written by the holder only; the reaper
 	                             frees what a dead process held. */
-	uint32_t slab;            /* first block of its slab, or IPC__REC_DIRECT */
+	ipc_a32 slab;             /* first block of its slab, or IPC__REC_DIRECT */
 	ipc_a32 check;            /* see IPC__REC_MAGIC, or IPC__REC_FREED */
 };
 _Static_assert(sizeof(struct ipc__rec) == 16, "record header");
@@ -269,10 +266,6 @@ static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
 {
 	ts->proc = 0;
 	ts->thread_id = 0;
-	ipc__store_relaxed(&ts->alloc_bytes, 0);
-	ipc__store_relaxed(&ts->alloc_count, 0);
-	ipc__store_relaxed(&ts->freed_bytes, 0);
-	ipc__store_relaxed(&ts->freed_count, 0);
 	ipc__store_relaxed(&ts->returned, returned);
 	ipc__store_relaxed(&ts->nreturned, 0);
 }
@@ -309,10 +302,11 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
 
 /* Records. */
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
-/* Free a record; ts (may be NULL) is counted as the freer; locked: L held.
- * Returns 1 when that emptied its slab (which then belongs to someone else),
- * 0, or a negative errno. */
-int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked);
+/* Free a record; locked: L held. Returns 1 when that emptied its slab (which
+ * then belongs to someone else), 0, or a negative errno. */
+int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked);
+/* Live records and their bytes, by walking the heap (L held). */
+void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *bytes);
 /* Free every record that process slot proc holds (L held). */
 void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
 /* Seal a slab: the owner stops carving; frees it if empty (L held). */

@@ -172,14 +172,10 @@ void ipc_tls_close(struct ipc_tls *t)
 			ipc__chan_close_end(t, e);
 	}
 	if (ipc__lock_buf(b) == 0) {
-		struct ipc__hdr *h = b->hdr;
 		if (t->slab)
 			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
 		ipc__slab_drain_locked(b, t->ts, t->spare);
-		h->acc_alloc_bytes += ipc__load_relaxed(&t->ts->alloc_bytes);
-		h->acc_alloc_count += ipc__load_relaxed(&t->ts->alloc_count);
-		h->acc_freed_bytes += ipc__load_relaxed(&t->ts->freed_bytes);
-		h->acc_freed_count += ipc__load_relaxed(&t->ts->freed_count);
+		ipc__tslot_reset(t->ts, IPC__RET_CLOSED);
 		ipc__store_release(&t->ts->used, 0);
 		ipc__unlock_buf(b);
 	}
@@ -314,41 +310,27 @@ static int slab_refill(struct ipc_tls *t)
 		return -EIDRM;
 	uint32_t n = b->hdr->slab_blocks;
 	int64_t blk = ipc__heap_alloc(b->heap, n, IPC__BLK_SLAB, (uint16_t)b->proc);
-	if (blk >= 0)
+	if (blk >= 0) {
+		/* Header written under the lock: walkers see whole slabs only. */
 		b->hdr->slab_used += n;
+		s = ipc__block_ptr(b, (uint32_t)blk);
+		s->proc = (uint16_t)b->proc;
+		s->tslot = t->slot;
+		s->nblocks = n;
+		slab_reset(t, s);
+		s->magic = IPC__SLAB_MAGIC;
+	}
 	ipc__unlock_buf(b);
-	if (blk < 0)
-		return (int)blk;
-	s = ipc__block_ptr(b, (uint32_t)blk);
-	s->magic = IPC__SLAB_MAGIC;
-	s->proc = (uint16_t)b->proc;
-	s->tslot = t->slot;
-	s->nblocks = n;
-	slab_reset(t, s);
-	return 0;
+	return blk < 0 ? (int)blk : 0;
 }
 
 /* ---- records ------------------------------------------------------------ */
-
-static void count(ipc_a64 *c, uint64_t n)
-{
-	/* Only the owning thread writes its counters: no read-modify-write. */
-	ipc__store_relaxed(c, ipc__load_relaxed(c) + n);
-}
-
-/* Count a record as allocated before a reaper can find it: a process that
- * dies in between then shows one record too many, never one too few. */
-static void count_alloc(struct ipc_tls *t, uint64_t n)
-{
-	count(&t->ts->alloc_bytes, n);
-	count(&t->ts->alloc_count, 1);
-}
 
 /* Write a fresh record header: held by our process. */
 static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_t slab)
 {
 	ipc__store_relaxed(&r->word, (uint64_t)n | (uint64_t)(b->proc + 1) << 48);
-	r->slab = slab;
+	ipc__store_relaxed(&r->slab, slab);
 	ipc__store_relaxed(&r->check, rec_check_word(n, slab));
 }
 
@@ -372,7 +354,6 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		}
 		r = (struct ipc__rec *)t->cur;
 		t->cur += need;
-		count_alloc(t, n); /* before the record can be found: see count_alloc */
 		rec_init(b, r, n, t->slab_blk);
 		/* Pairs with reap_slab's acquire: the header is written first. */
 		ipc__store_release(&t->slab->carved, ++t->carved);
@@ -383,10 +364,8 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		}
 		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
 		                              IPC__BLK_RECORD, (uint16_t)b->proc);
-		if (blk >= 0) {
-			count_alloc(t, n);
+		if (blk >= 0)
 			rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
-		}
 		ipc__unlock_buf(b);
 		if (blk < 0) {
 			errno = (int)-blk;
@@ -417,15 +396,16 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 		return NULL;
 	struct ipc__rec *r = (struct ipc__rec *)p - 1;
 	uint64_t size = ipc__rec_size(r);
-	if (ipc__load_relaxed(&r->check) != rec_check_word(size, r->slab))
+	uint32_t slab = ipc__load_relaxed(&r->slab);
+	if (ipc__load_relaxed(&r->check) != rec_check_word(size, slab))
 		return NULL;
-	if (r->slab == IPC__REC_DIRECT) {
+	if (slab == IPC__REC_DIRECT) {
 		if (((uint64_t)((char *)r - b->data) % IPC_BLOCK) != 0)
 			return NULL;
 	} else {
-		if (r->slab >= b->heap->nblocks)
+		if (slab >= b->heap->nblocks)
 			return NULL;
-		struct ipc__slab *s = ipc__block_ptr(b, r->slab);
+		struct ipc__slab *s = ipc__block_ptr(b, slab);
 		if (s->magic != IPC__SLAB_MAGIC || (char *)r < (char *)s + IPC__SLAB_HDR ||
 		    (char *)r + sizeof(*r) + size > (char *)s + (size_t)s->nblocks * IPC_BLOCK)
 			return NULL;
@@ -433,19 +413,11 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 	return r;
 }
 
-int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *r, bool locked)
+int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
 {
-	uint64_t n = ipc__rec_size(r);
-	uint32_t slab = r->slab;
+	uint32_t slab = ipc__load_relaxed(&r->slab);
 
 	ipc__store_relaxed(&r->check, IPC__REC_FREED);
-	if (ts) {
-		count(&ts->freed_bytes, n);
-		count(&ts->freed_count, 1);
-	} else {
-		b->hdr->acc_freed_bytes += n; /* L held */
-		b->hdr->acc_freed_count++;
-	}
 	if (slab == IPC__REC_DIRECT) {
 		if (!locked && ipc__lock_buf(b))
 			return -EIDRM;
@@ -463,24 +435,25 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__tslot *ts, struct ipc__rec *
 	return 0;
 }
 
-/* Records carved in slab s, in order; stops early once freeing one emptied
- * the slab (it may then be reused at once). */
-static void reap_slab(struct ipc_buffer *b, struct ipc__slab *s, uint32_t holder)
+/* Visit the records of the heap (L held): fn(b, r, arg) for each record
+ * with a valid header; a non-zero return stops the walk of that slab (the
+ * visit emptied it, and it may be reused at once). */
+typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
+
+static void walk_slab(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
 	char *p = (char *)s + IPC__SLAB_HDR, *end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
-	uint32_t carved = ipc__load_acquire(&s->carved);
+	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
 
 	for (uint32_t i = 0; i < carved && p + sizeof(struct ipc__rec) <= end; i++) {
 		struct ipc__rec *r = (struct ipc__rec *)p;
-		uint64_t size = ipc__rec_size(r);
-		p += sizeof(*r) + ((size + 15) & ~UINT64_C(15));
-		if (ipc__rec_holder(r) == holder && ipc__rec_check(b, r + 1) &&
-		    ipc__rec_free(b, NULL, r, true) != 0)
+		p += sizeof(*r) + ((ipc__rec_size(r) + 15) & ~UINT64_C(15));
+		if (ipc__rec_check(b, r + 1) && fn(b, r, arg) != 0)
 			return;
 	}
 }
 
-void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
+static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
 {
 	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
 		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
@@ -488,14 +461,44 @@ void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
 		if (k->len && k->kind == IPC__BLK_SLAB) {
 			struct ipc__slab *s = ipc__block_ptr(b, blk);
 			if (s->magic == IPC__SLAB_MAGIC)
-				reap_slab(b, s, proc + 1);
+				walk_slab(b, s, fn, arg);
 		} else if (k->len && k->kind == IPC__BLK_RECORD) {
 			struct ipc__rec *r = ipc__block_ptr(b, blk);
-			if (ipc__rec_holder(r) == proc + 1 && ipc__rec_check(b, r + 1))
-				ipc__rec_free(b, NULL, r, true);
+			if (ipc__rec_check(b, r + 1))
+				fn(b, r, arg);
 		}
 		blk += len;
 	}
+}
+
+static int reap_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
+{
+	if (ipc__rec_holder(r) != *(uint32_t *)arg)
+		return 0;
+	return ipc__rec_free(b, r, true) != 0;
+}
+
+void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
+{
+	uint32_t holder = proc + 1;
+	walk_records(b, reap_one, &holder);
+}
+
+static int census_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
+{
+	uint64_t *acc = arg;
+	(void)b;
+	acc[0]++;
+	acc[1] += ipc__rec_size(r);
+	return 0;
+}
+
+void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *bytes)
+{
+	uint64_t acc[2] = {0, 0};
+	walk_records(b, census_one, acc);
+	*count = acc[0];
+	*bytes = acc[1];
 }
 
 static inline int release(struct ipc_tls *t, void *rec)
@@ -511,15 +514,13 @@ static inline int release(struct ipc_tls *t, void *rec)
 	    ipc__load_relaxed(&r->check) == rec_check_word(ipc__rec_size(r), t->slab_blk)) {
 		/* Our own current slab: counted privately until the seal. */
 		ipc__store_relaxed(&r->check, IPC__REC_FREED);
-		count(&t->ts->freed_bytes, ipc__rec_size(r));
-		count(&t->ts->freed_count, 1);
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
 	}
 	r = ipc__rec_check(t->b, rec);
 	if (!r)
 		return -EINVAL;
-	int err = ipc__rec_free(t->b, t->ts, r, false);
+	int err = ipc__rec_free(t->b, r, false);
 	return err < 0 ? err : 0;
 }
 
@@ -541,5 +542,6 @@ size_t ipc_record_size(const void *rec)
 		return 0;
 	struct ipc__rec *r = (struct ipc__rec *)rec - 1;
 	uint64_t size = ipc__rec_size(r);
-	return ipc__load_relaxed(&r->check) == rec_check_word(size, r->slab) ? (size_t)size : 0;
+	return ipc__load_relaxed(&r->check) == rec_check_word(size, ipc__load_relaxed(&r->slab))
+	               ? (size_t)size : 0;
 }
