@@ -191,7 +191,10 @@ static void after_round(struct kill_env *e, uint64_t held_max)
 	assert_int_equal(ipc_buffer_stats(e->b, &s), 0);
 	assert_int_equal(s.processes, 1);
 	assert_int_equal(s.channels, 1); /* the board */
-	assert_true(s.record_count <= held_max);
+	if (s.record_count > held_max)
+		fail_msg("%llu records counted live, at most %llu can be held by the "
+		         "dead", (unsigned long long)s.record_count,
+		         (unsigned long long)held_max);
 	assert_true(heap_valid(e->b));
 }
 
@@ -204,10 +207,15 @@ static void kill_env_close(struct kill_env *e, const char *h)
 	        "processes, %lld heap bytes not returned\n",
 	        (unsigned long long)s.record_count, (unsigned long long)s.records,
 	        (long long)e->s0.free - (long long)s.free);
+	/* stats agree with the heap: every byte back means no record live */
+	if (s.free == e->s0.free && s.record_count != 0)
+		fail_msg("heap fully returned, yet stats count %llu live records",
+		         (unsigned long long)s.record_count);
 	if (s.record_count == 0)
 		assert_int_equal(s.free, e->s0.free); /* reclaimed */
 	else /* accounted: bounded by what the dead held, slab by slab */
-		assert_true(e->s0.free - s.free <= s.record_count * (512u << 10));
+		assert_true(s.free <= e->s0.free &&
+		            e->s0.free - s.free <= s.record_count * (512u << 10));
 	ipc_tls_close(e->t);
 	assert_int_equal(ipc_buffer_close(e->b, false), 0);
 	tu_assert_clean(h);
@@ -396,11 +404,15 @@ static void check_accounted(struct ipc_buffer *b, const struct ipc_buffer_stats 
 	        (long long)s0->free - (long long)s.free);
 	assert_int_equal(s.processes, 1);
 	if (s.record_count == 0) {
-		assert_int_equal(s.free, s0->free); /* reclaimed */
+		/* reclaimed: exactly back to s0, taken before the channel
+		 * existed and with no TLS of ours holding a slab now */
+		assert_int_equal(s.records, 0);
+		assert_int_equal(s.free, s0->free);
 	} else {
 		/* accounted: exactly what the dead process held */
 		assert_int_equal(s.record_count, held);
 		assert_int_equal(s.records, held_bytes);
+		assert_true(s.free <= s0->free);
 		assert_true(s0->free - s.free <= held_bytes + held * 4096 + (1u << 20));
 	}
 	assert_true(heap_valid(b));
@@ -422,8 +434,8 @@ static void producer_dies_holding(const char *h, bool killed)
 	assert_non_null(t);
 	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
 	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
-	assert_int_equal(ipc_channel_add(t, 5, IPC_CONSUMER), 0);
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
+	assert_int_equal(ipc_channel_add(t, 5, IPC_CONSUMER), 0);
 	tu_pipe(p.ready);
 	tu_pipe(p.go);
 	pid = tu_spawn(hoarder_producer, &p);
@@ -500,7 +512,7 @@ static void test_kill_consumer_killed_holding_records_accounted(void **state)
 	struct ipc_buffer *b = tu_open(h, 32u << 20);
 	struct peer p = { .handle = h, .id = 6 };
 	struct ipc_buffer_stats s0;
-	struct ipc_tls *t;
+	struct ipc_tls *t, *tp;
 	struct board *bd;
 	uint64_t t_kill;
 	pid_t pid;
@@ -515,36 +527,39 @@ static void test_kill_consumer_killed_holding_records_accounted(void **state)
 	tu_pipe(p.ready);
 	pid = tu_spawn(hoarder_consumer, &p);
 	assert_int_equal(tu_await(p.ready[0], 10000), 'c');
-	assert_int_equal(ipc_channel_add(t, 6, IPC_PRODUCER), 0);
+	tp = ipc_tls_open(b, 9); /* the producing TLS, closed before the check */
+	assert_non_null(tp);
+	assert_int_equal(ipc_channel_add(tp, 6, IPC_PRODUCER), 0);
 	for (int i = 0; i < HOLD; i++) {
-		void *r = ipc_record_alloc(t, hold_size(i), 6);
+		void *r = ipc_record_alloc(tp, hold_size(i), 6);
 		assert_non_null(r);
 		tu_fill(r, hold_size(i), (uint64_t)i);
-		assert_int_equal(ipc_record_send_wait(t, 6, &r, 10000), 0);
+		assert_int_equal(ipc_record_send_wait(tp, 6, &r, 10000), 0);
 	}
 	assert_int_equal(tu_await(p.ready[0], 10000), 'h');
 	/* a few more that nobody will receive: back to the heap later */
 	for (int i = 0; i < 10; i++) {
-		void *r = ipc_record_alloc(t, 5000, 6);
+		void *r = ipc_record_alloc(tp, 5000, 6);
 		assert_non_null(r);
-		assert_int_equal(ipc_record_send(t, 6, &r), 0);
+		assert_int_equal(ipc_record_send(tp, 6, &r), 0);
 	}
 	t_kill = tu_now_ns();
 	kill(pid, SIGKILL);
 	assert_true(WIFSIGNALED(tu_wait(pid, 10000)));
 	/* sending now fails: the consumer is gone */
 	for (;;) {
-		void *r = ipc_record_alloc(t, 8, 6);
+		void *r = ipc_record_alloc(tp, 8, 6);
 		assert_non_null(r);
-		rc = ipc_record_send_wait(t, 6, &r, 10000);
+		rc = ipc_record_send_wait(tp, 6, &r, 10000);
 		if (rc != 0) {
-			ipc_record_free(t, r);
+			ipc_record_free(tp, r);
 			break;
 		}
 	}
 	assert_int_equal(rc, -EPIPE);
 	assert_true(tu_now_ns() - t_kill < 2000000000ull);
-	assert_int_equal(ipc_channel_close(t, 6), 0);
+	assert_int_equal(ipc_channel_close(tp, 6), 0);
+	ipc_tls_close(tp); /* gives back our current slab */
 	assert_true(ipc_buffer_reap(b) >= 0);
 	{
 		struct ipc_buffer_stats s;
