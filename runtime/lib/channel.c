@@ -31,9 +31,6 @@
 
 #define SPIN_NS 60000 /* spin this long before sleeping (mode hybrid) */
 #define SLEEP_SLICE_MS 20
-#ifndef BACKOFF_MAX
-#define BACKOFF_MAX 8
-#endif
 #define LIVENESS_EVERY_MS 20
 
 static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
@@ -457,15 +454,9 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 	int64_t spin_until = 0;
 	bool spinning = e->wait != IPC_WAIT_BLOCK;
 
-	uint32_t backoff = 1;
 	for (uint64_t round = 0;; round++) {
 		if (spinning) {
-			/* Back off before looking again: each look pulls the other
-			 * side's index line away from it. */
-			for (uint32_t i = 0; i < backoff; i++)
-				ipc__cpu_relax();
-			if (backoff < BACKOFF_MAX)
-				backoff <<= 1;
+			ipc__cpu_relax();
 			if ((round & 63) != 63)
 				goto again;
 			int64_t ns = ipc__now_ns();
