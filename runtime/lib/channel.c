@@ -29,7 +29,8 @@
 #include "internal.h"
 #include "util.h"
 
-#define SPIN_NS 60000 /* spin this long before sleeping (mode hybrid) */
+#define SPIN_NS 60000   /* longest spin before sleeping (mode hybrid) */
+#define SPIN_NS_MIN 1000 /* shortest */
 #define SLEEP_SLICE_MS 20
 #define LIVENESS_EVERY_MS 20
 
@@ -444,6 +445,12 @@ static void nap(struct ipc__end *e, int ms)
 	ipc__store_relaxed(flag, 0);
 }
 
+/* Mode hybrid spins for e->spin_ns before sleeping, and adapts it: a wait
+ * that ends while spinning doubles it (up to SPIN_NS), one that has to sleep
+ * halves it (down to SPIN_NS_MIN). With a peer running on another core the
+ * spin catches the next record without a system call; on an oversubscribed
+ * machine, where the peer needs this core to make progress, spinning mostly
+ * fails and the waiter soon sleeps at once. */
 static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int timeout_ms,
                      int (*try)(struct ipc_tls *, struct ipc__end *, void **))
 {
@@ -452,8 +459,10 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 		return rc; /* the common case: no clock read at all */
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX : ipc__now_ms() + timeout_ms;
 	int64_t spin_until = 0;
-	bool spinning = e->wait != IPC_WAIT_BLOCK;
+	bool spinning = e->wait != IPC_WAIT_BLOCK, slept = false;
 
+	if (e->spin_ns == 0)
+		e->spin_ns = SPIN_NS;
 	for (uint64_t round = 0;; round++) {
 		if (spinning) {
 			ipc__cpu_relax();
@@ -461,7 +470,7 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 				goto again;
 			int64_t ns = ipc__now_ns();
 			if (spin_until == 0)
-				spin_until = ns + SPIN_NS;
+				spin_until = ns + e->spin_ns;
 			else if (e->wait != IPC_WAIT_SPIN && ns > spin_until)
 				spinning = false;
 		}
@@ -471,12 +480,18 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 		peer_check(t, e);
 		if (spinning)
 			continue;
+		if (!slept && e->wait == IPC_WAIT_HYBRID && e->spin_ns > SPIN_NS_MIN)
+			e->spin_ns /= 2;
+		slept = true;
 		int64_t left = deadline - now;
 		nap(e, left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
 again:
 		rc = try(t, e, rec);
-		if (rc != IPC_TX_RETRY)
+		if (rc != IPC_TX_RETRY) {
+			if (!slept && e->spin_ns < SPIN_NS)
+				e->spin_ns *= 2;
 			return rc;
+		}
 	}
 }
 

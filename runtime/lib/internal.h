@@ -235,6 +235,7 @@ struct ipc__end {
 	struct ipc__seg *seg;
 	struct ipc__ring_view v;  /* our side of the ring */
 	int64_t next_check_ms;    /* when to check the peer's liveness again */
+	int64_t spin_ns;          /* how long to spin before sleeping (hybrid) */
 };
 
 struct ipc_tls {
