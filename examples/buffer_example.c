@@ -85,24 +85,20 @@ close_buffer:
 	return rc;
 }
 
-/* The consumer: receives until end-of-stream and checks every record. */
-static int consume(const char *handle, uint64_t count)
+/* The consumer, on the buffer main opened: receives until end-of-stream and
+ * checks every record. */
+static int consume(struct ipc_buffer *buf, uint64_t count)
 {
-	struct ipc_buffer *buf = ipc_buffer_open(handle, NULL);
 	struct timespec t0, t1;
 	struct ipc_tls *tls;
 	uint64_t got = 0;
 	int rc = 1, err;
 	double s;
 
-	if (!buf) {
-		fprintf(stderr, "consumer: ipc_buffer_open: %s\n", strerror(errno));
-		return 1;
-	}
 	tls = ipc_tls_open(buf, (int32_t)getpid());
 	if (!tls) {
 		fprintf(stderr, "consumer: ipc_tls_open: %s\n", strerror(errno));
-		goto close_buffer;
+		return 1;
 	}
 	err = ipc_channel_add(tls, CHANNEL_ID, IPC_CONSUMER);
 	if (err != 0) {
@@ -145,14 +141,13 @@ static int consume(const char *handle, uint64_t count)
 	rc = 0;
 close_tls:
 	ipc_tls_close(tls);
-close_buffer:
-	ipc_buffer_close(buf, false);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	char handle[IPC_HANDLE_MAX + 1];
+	struct ipc_buffer *buf;
 	uint64_t count = 100000;
 	int status, rc;
 	pid_t pid;
@@ -166,17 +161,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ipc_buffer_gen_handle failed\n");
 		return 1;
 	}
+	/* Each process opens the buffer by its handle, and the last one to
+	 * close it removes it. The consumer opens it before the producer
+	 * exists: a producer that sent everything and closed before the
+	 * consumer got going would otherwise remove the buffer with its
+	 * records, and the consumer would create a new, empty one. */
+	buf = ipc_buffer_open(handle, NULL);
+	if (!buf) {
+		fprintf(stderr, "consumer: ipc_buffer_open: %s\n", strerror(errno));
+		return 1;
+	}
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0) {
 		perror("fork");
+		ipc_buffer_close(buf, false);
 		return 1;
 	}
 	if (pid == 0)
-		_exit(produce(handle, count));
-	/* Each process opens the buffer by its handle; whichever comes first
-	 * creates it, and the last one to close removes it. */
-	rc = consume(handle, count);
+		_exit(produce(handle, count)); /* its own open, not the inherited one */
+	rc = consume(buf, count);
+	ipc_buffer_close(buf, false);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "producer failed\n");
