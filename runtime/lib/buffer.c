@@ -505,15 +505,19 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		ipc__tslot_reset(t, IPC__RET_CLOSED);
 		ipc__store_release(&t->used, 0);
 	}
-	/* Its slabs still being carved: seal them as their owner would. */
+	/* Its slabs: seal those still being carved, as their owner would; give
+	 * back the empty ones it kept aside. */
 	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
 		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
 		uint32_t len = k->len ? k->len : 1;
-		if (k->len && k->kind == IPC__BLK_SLAB && k->owner == slot) {
-			struct ipc__slab *s = ipc__block_ptr(b, blk);
+		struct ipc__slab *s = ipc__block_ptr(b, blk);
+		if (k->len && k->kind == IPC__BLK_SLAB && s->magic == IPC__SLAB_MAGIC &&
+		    ipc__load_relaxed(&s->proc) == slot) {
 			if (!s->sealed)
 				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
 				                              ipc__load_relaxed(&s->local_freed));
+			else if (ipc__load_acquire(&s->live) == 0)
+				ipc__slab_give_back_locked(b, s);
 		}
 		blk += len;
 	}

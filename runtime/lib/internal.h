@@ -161,8 +161,8 @@ _Static_assert(sizeof(struct ipc__seg) % 64 == 0, "segment header");
 struct ipc__slab {
 	/* line 0: fixed while the slab lives; read by freers */
 	uint32_t magic;
-	uint16_t proc;
-	uint16_t sealed;          /* (L) set once the owner stops carving */
+	ipc_a32 proc;             /* process slot of its current owner */
+	uint32_t sealed;          /* the owner stopped carving (owner, or reaper) */
 	uint32_t tslot;
 	uint32_t nblocks;
 	/* line 1: freers' */
@@ -312,6 +312,8 @@ void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *byt
 void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
 /* Seal a slab: the owner stops carving; frees it if empty (L held). */
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
+/* Return an empty slab to the heap (L held). */
+void ipc__slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s);
 /* Give back every slab cached in (or returned to) TLS slot ts (L held). */
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 

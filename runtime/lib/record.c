@@ -198,7 +198,7 @@ static uint32_t slab_block(struct ipc_buffer *b, const struct ipc__slab *s)
 	return (uint32_t)(((const char *)s - b->data) / IPC_BLOCK);
 }
 
-static void slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s)
+void ipc__slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s)
 {
 	b->hdr->slab_used -= s->nblocks;
 	s->magic = 0;
@@ -211,7 +211,7 @@ void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t c
 	/* acq_rel: pairs with every freer's decrement; the last one to reach 0
 	 * sees all frees before it and owns the empty slab. */
 	if (ipc__sub_acq_rel(&s->live, IPC__SLAB_CHARGE - carved) == IPC__SLAB_CHARGE - carved)
-		slab_give_back_locked(b, s);
+		ipc__slab_give_back_locked(b, s);
 }
 
 static struct ipc__tslot *tslot_at(struct ipc_buffer *b, uint32_t i)
@@ -240,7 +240,7 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 	}
 	if (!locked && ipc__lock_buf(b))
 		return -EIDRM;
-	slab_give_back_locked(b, s);
+	ipc__slab_give_back_locked(b, s);
 	if (!locked)
 		ipc__unlock_buf(b);
 	return 0;
@@ -255,7 +255,7 @@ void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_
 			if (!s)
 				break;
 			off = s->next;
-			slab_give_back_locked(b, s);
+			ipc__slab_give_back_locked(b, s);
 		}
 	}
 	ipc__store_relaxed(&ts->nreturned, 0);
@@ -301,6 +301,8 @@ static int slab_refill(struct ipc_tls *t)
 		if (s && s->magic == IPC__SLAB_MAGIC) {
 			t->spare = s->next;
 			ipc__add_relaxed(&t->ts->nreturned, (uint32_t)-1);
+			/* The slot may have changed hands since it was carved. */
+			ipc__store_relaxed(&s->proc, b->proc);
 			slab_reset(t, s);
 			return 0;
 		}
@@ -314,7 +316,7 @@ static int slab_refill(struct ipc_tls *t)
 		/* Header written under the lock: walkers see whole slabs only. */
 		b->hdr->slab_used += n;
 		s = ipc__block_ptr(b, (uint32_t)blk);
-		s->proc = (uint16_t)b->proc;
+		ipc__store_relaxed(&s->proc, b->proc);
 		s->tslot = t->slot;
 		s->nblocks = n;
 		slab_reset(t, s);
