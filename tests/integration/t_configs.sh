@@ -27,29 +27,47 @@ kx_init() {
 	KX_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kx-test.XXXXXX")
 	trap 'rm -rf "$KX_TMP"' EXIT
 	cd "$KX_ROOT" || exit 1
-	# Each run gets its own System V IPC namespace when the system allows
-	# it (root, or unprivileged user namespaces): what is left in it when
-	# the run ends is exactly what the run left, whatever else runs on the
-	# machine. /dev/shm is shared still, and checked by name.
+	# Each run gets its own System V IPC namespace and its own /dev/shm when
+	# the system allows it (root, or unprivileged user namespaces): what is
+	# left in them when the run ends is exactly what the run left, whatever
+	# else runs on the machine. Otherwise new objects are attributed by
+	# name and owner (kx_ours).
 	cat >"$KX_TMP/wrap.sh" <<'WRAP'
 #!/bin/sh
-# wrap.sh PIDFILE IPCSFILE COMMAND...: COMMAND's pid to PIDFILE (it becomes
-# COMMAND), then the System V objects left in this namespace to IPCSFILE.
-pidf=$1 ipcsf=$2
-shift 2
+# wrap.sh PRIVATE PIDFILE LEFTFILE COMMAND...: with PRIVATE=1, mount a
+# private /dev/shm first (we are in a new mount namespace). COMMAND's pid
+# goes to PIDFILE (it becomes COMMAND); then what is left in this
+# namespace's /dev/shm and System V tables goes to LEFTFILE.
+priv=$1 pidf=$2 leftf=$3
+shift 3
+if [ "$priv" = 1 ]; then
+	mount -t tmpfs -o mode=1777,size=1g kx-shm /dev/shm || exit 125
+fi
 sh -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidf" "$@"
 rc=$?
-{ ipcs -m | awk '$2 ~ /^[0-9]+$/ {print "shm " $2}'
-  ipcs -s | awk '$2 ~ /^[0-9]+$/ {print "sem " $2}'; } >"$ipcsf"
+if [ "$priv" = 1 ]; then
+	{ ls -1 /dev/shm | sed 's/^/posix /'
+	  ipcs -m | awk '$2 ~ /^[0-9]+$/ {print "shm " $2}'
+	  ipcs -s | awk '$2 ~ /^[0-9]+$/ {print "sem " $2}'; } >"$leftf"
+fi
 exit $rc
 WRAP
 	chmod +x "$KX_TMP/wrap.sh"
+	# ipcrun records its runs for --gc; ours stay ours (the README runs
+	# `ipcrun --gc`, which must not touch other tests' records).
+	export IPCRUN_STATE_DIR=$KX_TMP/ipcrun-state
 	KX_UNSHARE=
-	if unshare --ipc true 2>/dev/null; then
-		KX_UNSHARE="unshare --ipc"
-	elif unshare --user --map-root-user --ipc true 2>/dev/null; then
-		KX_UNSHARE="unshare --user --map-root-user --ipc"
-	fi
+	KX_PRIVATE=0
+	local u
+	for u in "unshare --ipc --mount --propagation private" \
+	         "unshare --user --map-root-user --ipc --mount --propagation private"; do
+		# shellcheck disable=SC2086
+		if $u sh -c 'mount -t tmpfs kx-shm /dev/shm' 2>/dev/null; then
+			KX_UNSHARE=$u
+			KX_PRIVATE=1
+			break
+		fi
+	done
 }
 
 kx_pass() { KX_PASS=$((KX_PASS + 1)); echo "ok   $1"; }
@@ -102,14 +120,16 @@ kx_ours() { # kind id toppid
 	esac
 }
 
-# kx_leftovers BEFORE TOPPID: print what appeared since BEFORE and is ours:
-# with a private IPC namespace, every System V object it still held.
+# kx_leftovers BEFORE TOPPID: print what the run left: everything in its
+# private namespaces, or else what appeared since BEFORE and is ours.
 kx_leftovers() {
 	local kind id
-	[ -n "$KX_UNSHARE" ] && cat "$KX_TMP/ipcs" 2>/dev/null
+	if [ "$KX_PRIVATE" = 1 ]; then
+		cat "$KX_TMP/left" 2>/dev/null
+		return
+	fi
 	comm -13 <(echo "$1") <(kx_snapshot) | while read -r kind id; do
 		[ -n "$kind" ] || continue
-		[ -n "$KX_UNSHARE" ] && [ "$kind" != posix ] && continue
 		kx_ours "$kind" "$id" "$2" && echo "$kind $id"
 	done
 }
@@ -131,9 +151,9 @@ kx_start() {
 	KX_TAG=$KX_LABEL.$$.$RANDOM
 	KX_BEFORE=$(kx_snapshot)
 	KX_TOPPID=
-	rm -f "$KX_TMP/toppid" "$KX_TMP/ipcs"
+	rm -f "$KX_TMP/toppid" "$KX_TMP/left"
 	# shellcheck disable=SC2086
-	set -- $KX_UNSHARE "$KX_TMP/wrap.sh" "$KX_TMP/toppid" "$KX_TMP/ipcs" "$@"
+	set -- $KX_UNSHARE "$KX_TMP/wrap.sh" "$KX_PRIVATE" "$KX_TMP/toppid" "$KX_TMP/left" "$@"
 	if [ "$out" = "$err" ]; then
 		KX_TEST_TAG=$KX_TAG timeout -k 5 "$KX_TIMEOUT" "$@" <"$input" >"$out" 2>&1 &
 	else
