@@ -231,12 +231,18 @@ static void kill_env_close(struct kill_env *e, const char *h)
 	if (s.free == e->s0.free && s.record_count != 0)
 		fail_msg("heap fully returned, yet stats count %llu live records",
 		         (unsigned long long)s.record_count);
-	if (s.record_count == 0 && s.free != e->s0.free)
-		dump_heap(e->b);
-	if (s.record_count == 0) /* reclaimed, but for a slab per kill that
-		                    * landed between a free's mark and its count
-		                    * (libipc README: "what a crash can cost") */
-		assert_true(e->s0.free - s.free <= 4 * (256u << 10));
+	if (s.record_count == 0) {
+		/* reclaimed, but for a slab per kill that landed between a
+		 * free's mark and its count (libipc README: "what a crash can
+		 * cost"): a window of a few instructions, hit in a few rounds
+		 * out of a hundred; allow one slab per 8 rounds, at least 4 */
+		uint64_t slabs = g_rounds / 8 > 4 ? g_rounds / 8 : 4;
+		bool ok = s.free <= e->s0.free &&
+		          e->s0.free - s.free <= slabs * (256u << 10);
+		if (!ok)
+			dump_heap(e->b);
+		assert_true(ok);
+	}
 	else /* accounted: bounded by what the dead held, slab by slab */
 		assert_true(s.free <= e->s0.free &&
 		            e->s0.free - s.free <= s.record_count * (512u << 10));
