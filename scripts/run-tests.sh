@@ -3,8 +3,14 @@
 # each leaves nothing in /dev/shm or ipcs, then run the integration tests.
 #   run-tests.sh BUILD "bin1 bin2 ..." [unit-only]
 # Prints one closing line: "tests: N passed, N failed".
+#
+# Each binary runs in its own IPC namespace with its own /dev/shm when the
+# machine allows it (root, or user namespaces), so that what it leaves is
+# seen exactly, whatever else runs on the machine; otherwise the whole
+# machine's /dev/shm and ipcs are compared before and after.
 build=$1; bins=$2; mode=${3:-all}
 pass=0; fail=0; failed=()
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 snapshot() {
 	{ ls -1 /dev/shm 2>/dev/null
@@ -12,22 +18,47 @@ snapshot() {
 	  ipcs -s 2>/dev/null | awk 'NR>3 && $2 ~ /^[0-9]+$/ {print "sem " $1 " " $2}'; } | sort
 }
 
+# Inside a fresh namespace: a private /dev/shm, the test, then what is left.
+cat > "$tmp/inner.sh" <<INNER
+#!/bin/bash
+mount -t tmpfs ipc-test /dev/shm || exit 97
+"\$@"; rc=\$?
+$(declare -f snapshot)
+snapshot > "$tmp/left"
+exit \$rc
+INNER
+chmod +x "$tmp/inner.sh"
+isolate=
+for u in "unshare --ipc --mount --propagation private" \
+         "unshare --user --map-root-user --ipc --mount --propagation private"; do
+	if $u sh -c 'mount -t tmpfs ipc-probe /dev/shm' 2>/dev/null; then
+		isolate=$u
+		break
+	fi
+done
+[ -n "$isolate" ] || echo "(no private IPC namespace here: leftovers are checked machine-wide)"
+
 run_one() { # label, command...
 	local label=$1; shift
-	local before after left
-	before=$(snapshot)
-	if "$@"; then
+	local before after left rc
+	if [ -n "$isolate" ]; then
+		: > "$tmp/left"
+		$isolate "$tmp/inner.sh" "$@"; rc=$?
+		left=$(cat "$tmp/left")
+	else
+		before=$(snapshot)
+		"$@"; rc=$?
 		after=$(snapshot)
 		left=$(comm -13 <(echo "$before") <(echo "$after"))
-		if [ -n "$left" ]; then
-			echo "FAIL $label: left behind:"; echo "$left" | sed 's/^/    /'
-			fail=$((fail + 1)); failed+=("$label (leak)")
-			return
-		fi
-		pass=$((pass + 1))
-	else
-		echo "FAIL $label (exit $?)"
+	fi
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL $label (exit $rc)"
 		fail=$((fail + 1)); failed+=("$label")
+	elif [ -n "$left" ]; then
+		echo "FAIL $label: left behind:"; echo "$left" | sed 's/^/    /'
+		fail=$((fail + 1)); failed+=("$label (leak)")
+	else
+		pass=$((pass + 1))
 	fi
 }
 

@@ -417,10 +417,13 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
 		return -EBADMSG;
 	}
-	if (e->v.pos != e->v.other) { /* start pulling the next record's line over */
+	if (e->v.pos != e->v.other) {
+		/* Start pulling the next record's header line over, for writing
+		 * (we mark it ours and later freed): one transfer, not a read
+		 * followed by an upgrade. */
 		uint64_t next = ipc__ring_peek(&e->v);
 		if (next < t->b->map_size)
-			__builtin_prefetch(t->b->base + next);
+			__builtin_prefetch(t->b->base + next, 1);
 	}
 	*rec = r + 1;
 	return IPC_TX_SUCCESS;
