@@ -189,10 +189,16 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
-		/* a kernel's return closes its outputs (EOF downstream) and its
-		 * inputs (-EPIPE upstream) */
-		for (size_t i = 0; i < kt->k.nin + kt->k.nout; i++)
-			ipc_channel_close(kt->k.tls, kt->k.port[i].id);
+		/* a kernel's return closes its outputs (EOF downstream; a failed
+		 * kernel's are aborted instead, so that downstream does not take
+		 * a partial stream for a whole one) and its inputs (-EPIPE
+		 * upstream) */
+		for (size_t i = 0; i < kt->k.nin + kt->k.nout; i++) {
+			if (rc != 0 && kt->k.port[i].out)
+				ipc_channel_abort(kt->k.tls, kt->k.port[i].id);
+			else
+				ipc_channel_close(kt->k.tls, kt->k.port[i].id);
+		}
 		ipc_tls_close(kt->k.tls);
 		kt->k.tls = NULL;
 		if (go > 0) {

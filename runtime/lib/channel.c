@@ -192,18 +192,34 @@ int ipc_channel_add(struct ipc_tls *t, uint64_t id, enum ipc_role role)
 	return ipc_channel_add_opts(t, id, role, NULL);
 }
 
-int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e)
+static int end_detach(struct ipc_tls *t, struct ipc__end *e, bool abort)
 {
 	struct ipc_buffer *b = t->b;
 	if (ipc__lock_buf(b) == 0) {
 		struct ipc__dirent *d = ipc__dir_find(b, e->id);
-		ipc__chan_end_detach_locked(b, e->c, e->role, false);
+		ipc__chan_end_detach_locked(b, e->c, e->role, abort);
 		if (d)
 			ipc__chan_maybe_destroy(b, d);
 		ipc__unlock_buf(b);
 	}
 	ipc__end_del(t, e);
 	return 0;
+}
+
+int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e)
+{
+	return end_detach(t, e, false);
+}
+
+int ipc_channel_abort(struct ipc_tls *t, uint64_t id)
+{
+	struct ipc__end *e;
+
+	if (!t)
+		return -EINVAL;
+	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
+		return -ENOENT;
+	return end_detach(t, e, true);
 }
 
 int ipc_channel_close(struct ipc_tls *t, uint64_t id)

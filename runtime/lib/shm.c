@@ -263,6 +263,8 @@ void ipc__lock_destroy(struct ipc__lock *l)
 	}
 }
 
+#define ANON_HOLDER_MS 2000
+
 int ipc__lock(struct ipc__lock *l)
 {
 	if (l->kind == IPC_SEM_SYSV) {
@@ -275,7 +277,11 @@ int ipc__lock(struct ipc__lock *l)
 		tsan_acquire(l);
 	} else {
 		/* A POSIX semaphore is not given back by a dying holder: wait in
-		 * slices and take the lock over from a holder that is dead. */
+		 * slices and take the lock over from a holder that is dead. A
+		 * holder that died between taking the semaphore and writing its
+		 * pid leaves 0 there: after ANON_HOLDER_MS of that (a critical
+		 * section lasts microseconds) the lock is taken over too. */
+		int64_t anon_since = 0;
 		for (;;) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -291,6 +297,21 @@ int ipc__lock(struct ipc__lock *l)
 			if (errno != ETIMEDOUT)
 				return -errno;
 			int32_t h = ipc__load_acquire(&l->holder);
+			if (h == 0) {
+				int64_t now = ipc__now_ms();
+				if (anon_since == 0)
+					anon_since = now;
+				else if (now - anon_since >= ANON_HOLDER_MS) {
+					int32_t expect = 0;
+					if (ipc__cas_acq_rel(&l->holder, &expect, (int32_t)getpid())) {
+						fprintf(stderr, "libipc: allocation lock held by nobody for %d ms: "
+						        "taken over\n", ANON_HOLDER_MS);
+						return 0;
+					}
+				}
+				continue;
+			}
+			anon_since = 0;
 			if (h > 0 && !ipc__pid_alive((pid_t)h, 0)) {
 				int32_t expect = h;
 				if (ipc__cas_acq_rel(&l->holder, &expect, (int32_t)getpid())) {

@@ -708,6 +708,42 @@ static void test_channel_corrupt_offsets_rejected(void **state)
 	tu_assert_clean(h);
 }
 
+/* A producer that aborts: what it sent is received, then IPC_TX_ABORTED
+ * (not EOF); only a producer end can be aborted. */
+static void test_channel_abort_drains_then_aborted(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h, 2u << 20);
+	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_buffer_stats s0, s1;
+	void *r;
+
+	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
+	assert_int_equal(ipc_channel_add(p, 3, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(c, 3, IPC_CONSUMER), 0);
+	assert_int_equal(ipc_channel_abort(c, 3), -ENOENT);
+	for (uint64_t i = 0; i < 3; i++)
+		send_u64(p, 3, i);
+	assert_int_equal(ipc_channel_abort(p, 3), 0);
+	assert_int_equal(ipc_channel_abort(p, 3), -ENOENT);
+	assert_false(ipc_channel_has_producer(c, 3));
+	for (uint64_t i = 0; i < 3; i++) {
+		assert_int_equal(ipc_record_recv_wait(c, 3, &r, 1000), IPC_TX_SUCCESS);
+		assert_int_equal(*(uint64_t *)r, i);
+		ipc_record_free(c, r);
+	}
+	assert_int_equal(ipc_record_recv_wait(c, 3, &r, 1000), IPC_TX_ABORTED);
+	assert_int_equal(ipc_record_recv(c, 3, &r), IPC_TX_ABORTED);
+	assert_int_equal(ipc_channel_close(c, 3), 0);
+	ipc_tls_close(p);
+	ipc_tls_close(c);
+	assert_int_equal(ipc_buffer_stats(b, &s1), 0);
+	assert_int_equal(s1.channels, 0);
+	assert_int_equal(s1.free, s0.free);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -728,6 +764,7 @@ int main(int argc, char **argv)
 		T(test_channel_recv_wait_woken_by_send),
 		T(test_channel_many_until_full_then_all_freed),
 		T(test_channel_corrupt_offsets_rejected),
+		T(test_channel_abort_drains_then_aborted),
 	};
 
 	tu_init(argc, argv);

@@ -187,6 +187,13 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
  * and its queued records go back to the heap. Returns 0 or -ENOENT. */
 int ipc_channel_close(struct ipc_tls *t, uint64_t id);
 
+/* Detach this TLS's producer end of channel id as if the producer had died:
+ * the consumer receives everything sent so far, then IPC_TX_ABORTED instead
+ * of IPC_TX_EOF. For a producer that failed and must not have its partial
+ * stream taken for a whole one. Returns 0, or -ENOENT (no producer end of
+ * id in this TLS). */
+int ipc_channel_abort(struct ipc_tls *t, uint64_t id);
+
 /* true when a channel or segment id exists; waits up to timeout_ms (< 0:
  * forever) for another thread or process to create it. */
 bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms);
