@@ -11,8 +11,10 @@
  *    ipc channel), so that the figure is the allocator's and the same queue
  *    cost is paid by both allocators.
  *
- * Runs of the two allocators alternate so that noise from the machine falls
- * on both alike. IPC_BENCH_ONLY="libipc single*" (a shell pattern on
+ * The two allocators take turns within every run (single thread: ten short
+ * slices each, alternating; cross thread: one after the other, the order
+ * alternating between runs), so that noise from the machine falls on both
+ * alike; "others" is the CPU other processes used during each run. IPC_BENCH_ONLY="libipc single*" (a shell pattern on
  * "<allocator> <case>") runs only the matching cases, e.g. under perf.
  */
 #include "bench_util.h"
@@ -88,42 +90,61 @@ static inline void do_free(struct lib *l, enum alloc_kind k, int tls, void *p)
 		free(p);
 }
 
-/* Records allocated and freed per second by one thread. */
-static double single(struct lib *l, enum alloc_kind k, bool batch)
+/* Allocate and free records for about secs seconds on one thread; adds the
+ * records done and the time taken to *n and *t. */
+static void single_slice(struct lib *l, enum alloc_kind k, bool batch, double secs,
+                         uint64_t *n, double *t)
 {
 	void *v[BATCH];
-	uint64_t n = 0;
-	double dur = bench_seconds(), t0 = bench_now(), warm = t0 + bench_warmup();
-	double start = 0, now;
-	for (;;) {
+	uint64_t done = 0;
+	double t0 = bench_now(), now;
+	do {
 		for (int rep = 0; rep < 16; rep++) {
 			if (batch) {
 				for (int i = 0; i < BATCH; i++) {
 					v[i] = do_alloc(l, k);
-					*(uint64_t *)v[i] = n + (uint64_t)i;
+					*(uint64_t *)v[i] = done + (uint64_t)i;
 					bench_escape(v[i]);
 				}
 				for (int i = 0; i < BATCH; i++)
 					do_free(l, k, 0, v[i]);
-				n += BATCH;
 			} else {
 				for (int i = 0; i < BATCH; i++) {
 					void *p = do_alloc(l, k);
-					*(uint64_t *)p = n + (uint64_t)i;
+					*(uint64_t *)p = done + (uint64_t)i;
 					bench_escape(p);
 					do_free(l, k, 0, p);
 				}
-				n += BATCH;
 			}
+			done += BATCH;
 		}
 		now = bench_now();
-		if (start == 0 && now >= warm) {
-			start = now;
-			n = 0;
-		} else if (start != 0 && now - start >= dur) {
-			return (double)n / (now - start);
-		}
+	} while (now - t0 < secs);
+	*n += done;
+	*t += now - t0;
+}
+
+/*
+ * One run of both allocators on one thread: SLICES short slices of each,
+ * alternating, so that both see the same machine (a neighbour's load or a
+ * frequency change hits both). rate[k] = records/s of allocator k.
+ */
+#define SLICES 10
+static void single_run(struct lib *l, bool batch, int run, const bool sel[2],
+                       double rate[2])
+{
+	uint64_t n[2] = { 0, 0 }, junk = 0;
+	double t[2] = { 0, 0 }, tj = 0, slice = bench_seconds() / SLICES;
+	for (int k = 0; k < 2; k++)
+		if (sel[k])
+			single_slice(l, (enum alloc_kind)k, batch, bench_warmup() / 2, &junk, &tj);
+	for (int i = 0; i < 2 * SLICES; i++) {
+		int k = (i + run) % 2;
+		if (sel[k])
+			single_slice(l, (enum alloc_kind)k, batch, slice, &n[k], &t[k]);
 	}
+	for (int k = 0; k < 2; k++)
+		rate[k] = sel[k] ? (double)n[k] / t[k] : -1;
 }
 
 /* A single-producer single-consumer ring of pointers (this file's own). */
@@ -254,30 +275,41 @@ static const char *const case_name[] = {
 int main(void)
 {
 	int runs = bench_runs();
-	double v[NCASE][2][BENCH_MAX_RUNS];
+	double v[NCASE][2][BENCH_MAX_RUNS], others[NCASE][BENCH_MAX_RUNS];
 	struct lib l;
 
 	bench_print_header("Allocation: 64-byte records, libipc vs glibc malloc");
 	lib_open(&l);
 	for (int c = 0; c < NCASE; c++) {
+		bool sel[2];
+		for (int k = 0; k < 2; k++)
+			sel[k] = bench_selected("%s %s", kind_name[k], case_name[c]);
 		for (int r = 0; r < runs; r++) {
-			for (int k = 0; k < 2; k++) {
-				enum alloc_kind ak = (r % 2) ? (enum alloc_kind)(1 - k)
-				                             : (enum alloc_kind)k;
-				if (!bench_selected("%s %s", kind_name[ak], case_name[c])) {
-					v[c][ak][r] = -1;
-					continue;
+			struct bench_load ld;
+			double rate[2];
+			bench_load_begin(&ld);
+			if (c != C_CROSS) {
+				single_run(&l, c == C_BATCH, r, sel, rate);
+			} else {
+				for (int i = 0; i < 2; i++) {
+					int k = (i + r) % 2;
+					rate[k] = sel[k] ? cross(&l, (enum alloc_kind)k) : -1;
 				}
-				v[c][ak][r] = c == C_CROSS ? cross(&l, ak) : single(&l, ak, c == C_BATCH);
 			}
+			others[c][r] = bench_load_others(&ld);
+			for (int k = 0; k < 2; k++)
+				v[c][k][r] = rate[k];
 		}
-		printf("%-44s", case_name[c]);
+		printf("%-42s", case_name[c]);
 		for (int k = 0; k < 2; k++) {
 			printf("  %s:", kind_name[k]);
 			for (int r = 0; r < runs; r++)
 				printf(v[c][k][r] < 0 ? " -" : " %.1f", v[c][k][r] / 1e6);
 		}
-		printf("  (M/s per run)\n");
+		printf("  (M/s per run)  others:");
+		for (int r = 0; r < runs; r++)
+			printf(" %.2f", others[c][r]);
+		printf("\n");
 		fflush(stdout);
 	}
 	struct ipc_buffer_stats st;
