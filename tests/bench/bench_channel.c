@@ -297,10 +297,12 @@ static void ring_consumer(struct tctx *c)
 }
 
 /*
- * The same ring without a shared tail: the slot's first word (seq + 1,
- * stored last with release) says it is full, so the consumer never reads an
- * index the producer keeps writing; the consumer publishes head only every
- * 64 records (FastForward / B-Queue style). Records of 8..64 bytes only.
+ * The same ring without a shared tail: the slot's first word, stored last
+ * with release, holds seq + 1 and so says both "full" and which lap; the
+ * consumer never reads an index the producer keeps writing and never writes
+ * the slot; it publishes head only every SLOT_BATCH records (FastForward /
+ * B-Queue style). Records of 8..64 bytes; the first word is the sequence
+ * number bench_read checks (plus one).
  */
 #define SLOT_BATCH 64
 
@@ -324,9 +326,10 @@ static void slot_producer(struct tctx *c)
 			}
 		}
 		unsigned char *p = q->slot[tail % RSLOTS];
-		bench_fill(p, c->size, tail);
+		if (c->size > 8)
+			memset(p + 8, 0xA5, c->size - 8);
 		/* pairs with the consumer's acquire of the word: publishes the
-		 * rest of the slot (the word is rewritten with seq + 1) */
+		 * rest of the slot */
 		atomic_store_explicit(slot_word(q, tail), tail + 1, memory_order_release);
 		tail++;
 	}
@@ -344,16 +347,17 @@ static void slot_consumer(struct tctx *c)
 	for (;;) {
 		uint64_t w = atomic_load_explicit(slot_word(q, head), memory_order_acquire);
 		if (w != head + 1) {
+			/* closed is stored after the last slot and tail */
 			if (atomic_load_explicit(&q->closed, memory_order_acquire) &&
 			    head == atomic_load_explicit(&q->tail, memory_order_acquire))
 				break;
 			bench_cpu_relax();
 			continue;
 		}
-		unsigned char *p = q->slot[head % RSLOTS];
-		memcpy(p, &head, 8); /* the seq bench_read expects */
-		if (!bench_read(p, c->size, head, &sink))
+		if (!bench_read(q->slot[head % RSLOTS], c->size, head + 1, &sink))
 			c->failed[1] = 1;
+		/* pairs with the producer's acquire of head: the slots below
+		 * it may be overwritten */
 		if (++head % SLOT_BATCH == 0)
 			atomic_store_explicit(&q->head, head, memory_order_release);
 		meter_tick(&m, c);
