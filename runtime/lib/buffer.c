@@ -616,8 +616,17 @@ int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
 		        (h->creator_pid > 0 && ipc__pid_alive(h->creator_pid, 0));
 	}
 	if (!alive) {
-		if (ready && h->sem_kind == IPC_SEM_SYSV)
+		if (ready && h->sem_kind == IPC_SEM_SYSV) {
 			ipc__lock_destroy(&h->lock);
+		} else if (!ready) {
+			/* A creator that died half-way may have made its semaphore
+			 * set (by key, or private with its id in the header). */
+			int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
+			if (semid >= 0)
+				semctl(semid, 0, IPC_RMID);
+			if (h->lock.kind == IPC_SEM_SYSV && h->lock.semid > 0)
+				semctl(h->lock.semid, 0, IPC_RMID);
+		}
 		if (!ready || !h->name_unlinked)
 			ipc__shm_unlink(&s, handle);
 		removed = 1;
