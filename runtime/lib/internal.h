@@ -255,7 +255,7 @@ struct ipc_tls {
 	/* channel ends and segments: open addressing on (id, role) */
 	struct ipc__end *ends;
 	uint32_t ends_cap, ends_used;
-	struct ipc__end *last;    /* last end used */
+	struct ipc__end *last[4]; /* last end used, by role */
 	struct ipc_tls *next;     /* in b->tls_list */
 };
 

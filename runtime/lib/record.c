@@ -43,15 +43,15 @@ static uint32_t end_hash(uint64_t id, uint8_t role)
 
 struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role)
 {
-	struct ipc__end *e = t->last;
-	if (e && e->id == id && e->role == role && e->used == 1)
+	struct ipc__end *e = t->last[role & 3];
+	if (e && e->id == id && e->used == 1)
 		return e;
 	for (uint32_t i = end_hash(id, role) & (t->ends_cap - 1);; i = (i + 1) & (t->ends_cap - 1)) {
 		e = &t->ends[i];
 		if (e->used == 0)
 			return NULL;
 		if (e->used == 1 && e->id == id && e->role == role)
-			return t->last = e;
+			return t->last[role & 3] = e;
 	}
 }
 
@@ -71,7 +71,7 @@ static int ends_grow(struct ipc_tls *t)
 	}
 	t->ends = n;
 	t->ends_cap = cap;
-	t->last = NULL;
+	memset(t->last, 0, sizeof(t->last));
 	free(old);
 	return 0;
 }
@@ -89,7 +89,7 @@ struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 	e->role = role;
 	e->used = 1;
 	t->ends_used++;
-	return t->last = e;
+	return t->last[role & 3] = e;
 }
 
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
@@ -97,8 +97,8 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 	e->used = 2; /* tombstone: ends_used counts it until the next grow */
 	e->c = NULL;
 	e->seg = NULL;
-	if (t->last == e)
-		t->last = NULL;
+	if (t->last[e->role & 3] == e)
+		t->last[e->role & 3] = NULL;
 }
 
 /* ---- TLS ---------------------------------------------------------------- */
