@@ -5,12 +5,14 @@
  *     channel 1 and waits for the answer on channel 2; side 1 receives, reads
  *     and frees the record, then allocates, fills and sends its answer. One-way
  *     = round trip / 2. In spin and hybrid modes, against the same ping-pong
- *     over two pipes and over one UNIX stream socket, between two threads and
- *     between two processes. Mean from the total time; p50 and p99 from every
+ *     over two pipes and over one UNIX stream socket, between two threads,
+ *     between two processes, and between two processes pinned to one CPU
+ *     (oversubscribed). Mean from the total time; p50 and p99 from every
  *     round trip timed on its own.
  *  2. Idle CPU: a consumer thread blocked in ipc_record_recv_wait on an empty
  *     channel for 1 s: its CPU time (CLOCK_THREAD_CPUTIME_ID), and how long
- *     it took to wake up once a record arrived.
+ *     it took to wake up once a record arrived; next to what a bare futex
+ *     sleep in 20 ms slices costs on this machine.
  *  3. 2^20 four-byte records between two processes (RaftLib/ipc: 10.8 s).
  *
  * IPC_BENCH_ONLY (a shell pattern) selects cases by label: "processes ipc
