@@ -678,5 +678,12 @@ int main(void)
 	print_place(PL_ONECPU, "Throughput between two processes on one CPU (oversubscribed)");
 	print_reference();
 	print_goals();
-	return 0;
+
+	int failed = 0;
+	for (int k = 0; k < NCASE; k++)
+		for (int r = 0; r < bench_runs(); r++)
+			failed += cases[k].v[r] == 0;
+	if (failed)
+		fprintf(stderr, "bench_channel: %d runs failed\n", failed);
+	return failed != 0;
 }

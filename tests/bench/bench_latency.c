@@ -445,6 +445,7 @@ static double med(double *v, int n)
 struct results {
 	double lat[NPL][NT][3]; /* one-way ns: mean, p50, p99 */
 	double idle_cpu, idle_wall; /* hybrid */
+	bool idle_failed;           /* some idle case failed */
 	double many[2];             /* 2^20 transfer seconds: hybrid, spin */
 };
 
@@ -533,6 +534,7 @@ static void section_idle(struct lctx *c, struct results *res)
 	char a[24];
 
 	res->idle_cpu = -1;
+	res->idle_failed = false;
 	bench_table_init(&t, "wait mode|blocked for|consumer CPU time|CPU share|"
 	                     "wake-up after send");
 	for (size_t k = 0; k < sizeof idle / sizeof idle[0]; k++) {
@@ -547,6 +549,7 @@ static void section_idle(struct lctx *c, struct results *res)
 			}
 		if (!n) {
 			bench_table_addf(&t, "%s|failed|-|-|-", idle[k].name);
+			res->idle_failed = true;
 			continue;
 		}
 		double cpu = med(icpu, n), wall = med(iwall, n);
@@ -657,5 +660,12 @@ int main(void)
 	section_many(c, &res);
 	bench_shared_free(c, sizeof *c);
 	print_goals(&res);
-	return 0;
+
+	int failed = res.idle_failed || res.many[0] == 0 || res.many[1] == 0;
+	for (int p = 0; p < NPL; p++)
+		for (int tp = 0; tp < NT; tp++)
+			failed += res.lat[p][tp][0] == 0;
+	if (failed)
+		fprintf(stderr, "bench_latency: some cases failed\n");
+	return failed != 0;
 }
