@@ -58,7 +58,7 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 		 * releasing the slot: the record goes back to the channel. */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
 		if (head != ipc__load_acquire(&c->idx.tail)) {
-			char *p = ipc__ptr(b, ipc__load_relaxed(&c->ring[head & c->mask]),
+			char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask])),
 			                   sizeof(struct ipc__rec));
 			struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
 			if (r && ipc__rec_holder(r) == o->proc + 1)
@@ -74,7 +74,7 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 {
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		char *p = ipc__ptr(b, ipc__load_relaxed(&c->ring[head & c->mask]),
+		char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask])),
 		                   sizeof(struct ipc__rec));
 		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
 		if (!r)
@@ -99,7 +99,7 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	/* Records still queued go back to the heap. */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		uint64_t off = ipc__load_relaxed(&c->ring[head & c->mask]);
+		uint64_t off = ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask]));
 		char *p = ipc__ptr(b, off, sizeof(struct ipc__rec));
 		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
 		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
@@ -152,7 +152,8 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 			goto out;
 		}
 		c = ipc__block_ptr(b, (uint32_t)blk);
-		memset(c, 0, sizeof(*c));
+		/* Slots too: an old value of lap 0 would read as sent (ring.h). */
+		memset(c, 0, bytes);
 		c->id = id;
 		c->type = IPC_CHANNEL_SPSC;
 		c->capacity = cap;
@@ -404,27 +405,29 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 {
 	struct ipc__chan *c = e->c;
+	uint64_t off = ipc__ring_peek(&e->v);
 
-	if (ipc__ring_empty(&e->v)) {
+	if (off == 0) {
 		uint32_t f = ipc__load_acquire(&c->flags);
+		/* Closed or dead after its last put: look once more. */
 		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
 	bool sleepers = e->wait != IPC_WAIT_SPIN;
-	uint64_t off = ipc__ring_peek(&e->v);
 	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
 	struct ipc__rec *r = p ? ipc__rec_check(t->b, p + sizeof(struct ipc__rec)) : NULL;
 	/* Ours before the slot is released: if we die in between, the reaper
 	 * finds it at the head of the ring and gives it back to the channel. */
 	if (r)
 		ipc__rec_hold(r, t->b->proc + 1);
-	ipc__ring_advance(&e->v, sleepers);
+	ipc__ring_take(&e->v, sleepers);
 	/* Wake a sleeping producer only once half the ring is free (or the
 	 * ring is empty): waking it for every slot would make both sides take
 	 * turns on one core. */
 	if (sleepers && ipc__load_seq_cst(&c->prod_sleep) &&
-	    e->v.other - e->v.pos <= e->v.capacity / 2 && ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
+	    ipc__load_relaxed(&c->idx.tail) - e->v.pos <= e->v.capacity / 2 &&
+	    ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
 		ipc__add_acq_rel(&c->prod_seq, 1);
 		ipc__futex_wake(&c->prod_seq);
 	}
@@ -433,16 +436,28 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
 		return -EBADMSG;
 	}
-	if (e->v.pos != e->v.other) {
-		/* Start pulling the next record's header line over, for writing
-		 * (we mark it ours and later freed): one transfer, not a read
-		 * followed by an upgrade. */
-		uint64_t next = ipc__ring_peek(&e->v);
-		if (next < t->b->map_size)
-			__builtin_prefetch(t->b->base + next, 1);
-	}
+	/* Start pulling the next record's header line over, for writing (we
+	 * mark it ours and later freed): one transfer, not a read followed by
+	 * an upgrade. */
+	uint64_t next = ipc__ring_peek(&e->v);
+	if (next && next < t->b->map_size)
+		__builtin_prefetch(t->b->base + next, 1);
 	*rec = r + 1;
 	return IPC_TX_SUCCESS;
+}
+
+/* The slow path of a wait: is the peer alive, and (consumer) does tail say
+ * that the empty-looking slot was filled, which only corrupt memory does?
+ * IPC_TX_RETRY when neither; -EBADMSG after skipping a corrupt slot. */
+static int stalled(struct ipc_tls *t, struct ipc__end *e)
+{
+	peer_check(t, e);
+	if (e->role != IPC_CONSUMER || !ipc__ring_slot_corrupt(&e->v))
+		return IPC_TX_RETRY;
+	fprintf(stderr, "libipc: channel %llu: slot %llu was sent but holds nothing: skipped\n",
+	        (unsigned long long)e->id, (unsigned long long)e->v.pos);
+	ipc__ring_take(&e->v, e->wait != IPC_WAIT_SPIN);
+	return -EBADMSG;
 }
 
 /* Sleep until the ring may have changed, for at most ms. Returns early when
@@ -496,7 +511,8 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 		int64_t now = ipc__now_ms();
 		if (now >= deadline)
 			return IPC_TX_RETRY;
-		peer_check(t, e);
+		if ((rc = stalled(t, e)) != IPC_TX_RETRY)
+			return rc;
 		if (spinning)
 			continue;
 		if (!slept && e->wait == IPC_WAIT_HYBRID && e->spin_ns > SPIN_NS_MIN)
@@ -523,7 +539,7 @@ int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
 	if (rc == IPC_TX_RETRY)
-		peer_check(t, e);
+		rc = stalled(t, e);
 	return rc;
 }
 
@@ -535,10 +551,8 @@ int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);
-	if (rc == IPC_TX_RETRY) {
-		peer_check(t, e);
+	if (rc == IPC_TX_RETRY && (rc = stalled(t, e)) == IPC_TX_RETRY)
 		rc = try_recv(t, e, rec);
-	}
 	return rc;
 }
 

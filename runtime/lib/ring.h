@@ -5,15 +5,24 @@
  *     0 <= tail - head <= capacity <= mask + 1       (unsigned differences)
  *
  * Slots [head, tail) are full. Only the producer writes tail and the slots;
- * only the consumer writes head. Each side keeps a private view: its own
- * index (pos) and a cached copy of the other's (other), re-read only when
- * the cache says full (producer) or empty (consumer).
+ * only the consumer writes head.
+ *
+ * A slot says itself whether it is full: the producer stores the value
+ * (non-zero, below 2^48) tagged with its lap, (pos / slots) mod 2^16, in the
+ * top 16 bits. The consumer at pos takes the slot when it holds pos's lap
+ * and a non-zero value, so it never reads tail on its way, and never writes
+ * a slot: while data flows, the only line that moves between the two sides
+ * is the slot line, once per eight slots. (A slot holding the previous lap's
+ * tag is an old value; slots are rewritten every lap, so a tag can never be
+ * 2^16 laps stale.) The producer knows the ring is full from head, which it
+ * caches and re-reads only when the cached value says full.
  *
  * Pairings:
- *   put: store tail (release)  ->  empty: load tail (acquire)
- *        publishes the slots below tail, and whatever they point to
- *   get: store head (release)  ->  full: load head (acquire)
- *        publishes that the consumer is done with the slots below head
+ *   put:  store slot (release)  ->  peek: load slot (acquire)
+ *         publishes the value, and whatever it points to
+ *   put:  store tail (release)  ->  count, and the sleeper's check in channel.c
+ *   take: store head (release)  ->  full: load head (acquire)
+ *         publishes that the consumer is done with the slots below head
  * With seq_cst = true the index stores are seq_cst instead, for callers that
  * read the other side's sleep flag right after (see channel.c).
  */
@@ -26,6 +35,8 @@
 
 #include "atomic.h"
 
+#define IPC__RING_VALUE_MASK ((UINT64_C(1) << 48) - 1)
+
 struct ipc__ring_idx {
 	alignas(64) ipc_a64 tail; /* the producer's line */
 	alignas(64) ipc_a64 head; /* the consumer's line */
@@ -37,7 +48,8 @@ struct ipc__ring_view {
 	uint64_t mask;     /* slots - 1, slots a power of two */
 	uint64_t capacity; /* <= mask + 1 */
 	uint64_t pos;      /* producer: tail; consumer: head */
-	uint64_t other;    /* producer: cached head; consumer: cached tail */
+	uint64_t other;    /* producer: cached head */
+	unsigned shift;    /* log2(slots) */
 };
 
 /* Slots needed for a capacity: the next power of two. */
@@ -49,6 +61,18 @@ static inline uint64_t ipc__ring_slots(uint64_t capacity)
 	return n;
 }
 
+/* The value a raw slot holds (its lap tag stripped), for readers that walk
+ * [head, tail) under the buffer's lock. */
+static inline uint64_t ipc__ring_value(uint64_t raw)
+{
+	return raw & IPC__RING_VALUE_MASK;
+}
+
+static inline uint64_t ipc__ring_tag(const struct ipc__ring_view *v, uint64_t pos)
+{
+	return ((pos >> v->shift) & 0xffff) << 48;
+}
+
 static inline void ipc__ring_view_init(struct ipc__ring_view *v, struct ipc__ring_idx *idx,
                                        ipc_a64 *slot, uint64_t mask, uint64_t capacity,
                                        bool producer)
@@ -57,8 +81,9 @@ static inline void ipc__ring_view_init(struct ipc__ring_view *v, struct ipc__rin
 	v->slot = slot;
 	v->mask = mask;
 	v->capacity = capacity;
+	v->shift = (unsigned)__builtin_ctzll(mask + 1);
 	v->pos = ipc__load_relaxed(producer ? &idx->tail : &idx->head);
-	v->other = ipc__load_acquire(producer ? &idx->head : &idx->tail);
+	v->other = producer ? ipc__load_acquire(&idx->head) : 0;
 }
 
 /* Producer: no free slot. */
@@ -66,42 +91,39 @@ static inline bool ipc__ring_full(struct ipc__ring_view *v)
 {
 	if (v->pos - v->other < v->capacity)
 		return false;
-	v->other = ipc__load_acquire(&v->idx->head); /* pairs with get's store */
+	v->other = ipc__load_acquire(&v->idx->head); /* pairs with take's store */
 	return v->pos - v->other >= v->capacity;
 }
 
-/* Producer, after !ipc__ring_full(): fill one slot and publish it. */
+/* Producer, after !ipc__ring_full(): fill one slot with val (non-zero,
+ * below 2^48) and publish it. */
 static inline void ipc__ring_put(struct ipc__ring_view *v, uint64_t val, bool seq_cst)
 {
-	ipc__store_relaxed(&v->slot[v->pos & v->mask], val);
+	/* Pairs with peek's acquire load. */
+	ipc__store_release(&v->slot[v->pos & v->mask], val | ipc__ring_tag(v, v->pos));
 	v->pos++;
 	if (seq_cst)
 		ipc__store_seq_cst(&v->idx->tail, v->pos);
 	else
-		ipc__store_release(&v->idx->tail, v->pos); /* pairs with empty's load */
+		ipc__store_release(&v->idx->tail, v->pos);
 }
 
-/* Consumer: nothing to take. A tail that breaks the invariant (corrupt
- * shared memory) reads as empty rather than being used as an index. */
-static inline bool ipc__ring_empty(struct ipc__ring_view *v)
+/* Consumer: the value at pos, or 0 while the producer has not filled it. */
+static inline uint64_t ipc__ring_peek(const struct ipc__ring_view *v)
 {
-	if (v->pos != v->other)
-		return false;
-	uint64_t t = ipc__load_acquire(&v->idx->tail); /* pairs with put's store */
-	if (t - v->pos > v->mask + 1)
-		return true;
-	v->other = t;
-	return v->pos == v->other;
+	uint64_t raw = ipc__load_acquire(&v->slot[v->pos & v->mask]); /* pairs with put */
+	if ((raw & ~IPC__RING_VALUE_MASK) != ipc__ring_tag(v, v->pos))
+		return 0;
+	return raw & IPC__RING_VALUE_MASK;
 }
 
-/* Consumer, after !ipc__ring_empty(): the oldest slot, still in the ring. */
-static inline uint64_t ipc__ring_peek(struct ipc__ring_view *v)
+static inline bool ipc__ring_empty(const struct ipc__ring_view *v)
 {
-	return ipc__load_relaxed(&v->slot[v->pos & v->mask]);
+	return ipc__ring_peek(v) == 0;
 }
 
 /* Consumer: release the slot peeked at. */
-static inline void ipc__ring_advance(struct ipc__ring_view *v, bool seq_cst)
+static inline void ipc__ring_take(struct ipc__ring_view *v, bool seq_cst)
 {
 	v->pos++;
 	if (seq_cst)
@@ -110,12 +132,21 @@ static inline void ipc__ring_advance(struct ipc__ring_view *v, bool seq_cst)
 		ipc__store_release(&v->idx->head, v->pos); /* pairs with full's load */
 }
 
-/* Consumer, after !ipc__ring_empty(): take one slot and release it. */
+/* Consumer, after !ipc__ring_empty(): take one value and release its slot. */
 static inline uint64_t ipc__ring_get(struct ipc__ring_view *v, bool seq_cst)
 {
 	uint64_t val = ipc__ring_peek(v);
-	ipc__ring_advance(v, seq_cst);
+	ipc__ring_take(v, seq_cst);
 	return val;
+}
+
+/* Consumer: tail says the slot at pos was filled, yet it does not hold a
+ * value of pos's lap: shared memory was corrupted. A tail beyond what the
+ * ring can hold is corrupt itself and proves nothing. */
+static inline bool ipc__ring_slot_corrupt(const struct ipc__ring_view *v)
+{
+	uint64_t t = ipc__load_acquire(&v->idx->tail);
+	return t - v->pos - 1 < v->mask + 1 && ipc__ring_empty(v);
 }
 
 /* Slots full, as either side sees it now. */

@@ -121,18 +121,38 @@ static void test_ring_indices_wrap_2p64_in_order(void **state)
 static void test_ring_corrupt_tail_reads_empty(void **state)
 {
 	struct ring r;
-	struct ipc__ring_view c;
+	struct ipc__ring_view p, c;
 
 	(void)state;
 	ring_new(&r, 8, 100);
+	ipc__ring_view_init(&p, &r.idx, r.slot, r.mask, 8, true);
 	ipc__ring_view_init(&c, &r.idx, r.slot, r.mask, 8, false);
+	/* the consumer trusts slots, not tail: a wild tail shows nothing */
 	atomic_store(&r.idx.tail, 100 + r.mask + 2); /* more than the ring holds */
 	assert_true(ipc__ring_empty(&c));
+	assert_false(ipc__ring_slot_corrupt(&c));    /* a wild tail proves nothing */
 	atomic_store(&r.idx.tail, 99);               /* behind head */
 	assert_true(ipc__ring_empty(&c));
-	atomic_store(&r.idx.tail, 101);
+	assert_false(ipc__ring_slot_corrupt(&c));
+	atomic_store(&r.idx.tail, 101);              /* says a slot was filled */
+	assert_true(ipc__ring_empty(&c));
+	assert_true(ipc__ring_slot_corrupt(&c));     /* ... that holds nothing */
+	/* a value of the wrong lap is no value */
+	atomic_store(&r.idx.tail, 100);
+	atomic_store(&r.slot[100 & r.mask], 7);
+	assert_true(ipc__ring_empty(&c));
+	ipc__ring_put(&p, 7, false);
 	assert_false(ipc__ring_empty(&c));
+	assert_false(ipc__ring_slot_corrupt(&c));
+	assert_int_equal(ipc__ring_get(&c, false), 7);
+	assert_true(ipc__ring_empty(&c));
 	free(r.slot);
+}
+
+/* A value a slot can carry (non-zero, below 2^48), scrambled. */
+static uint64_t ring_val(uint64_t v)
+{
+	return ((v * 0x9e3779b97f4a7c15ull) & IPC__RING_VALUE_MASK) | 1;
 }
 
 struct pair {
@@ -152,7 +172,7 @@ static void *ring_producer(void *arg)
 		while (ipc__ring_full(&p))
 			if (++spins % 64 == 0)
 				sched_yield();
-		ipc__ring_put(&p, v * 0x9e3779b97f4a7c15ull, x->seq_cst);
+		ipc__ring_put(&p, ring_val(v), x->seq_cst);
 	}
 	return NULL;
 }
@@ -173,7 +193,7 @@ static void two_threads(uint64_t cap, uint64_t count, bool seq_cst)
 			if (++spins % 64 == 0)
 				sched_yield();
 		got = ipc__ring_get(&c, seq_cst);
-		if (got != v * 0x9e3779b97f4a7c15ull)
+		if (got != ring_val(v))
 			fail_msg("value %llu: got %llx", (unsigned long long)v,
 			         (unsigned long long)got);
 	}
