@@ -497,9 +497,16 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 
 	if (e->spin_ns == 0)
 		e->spin_ns = SPIN_NS;
+	/* A producer waiting for room backs off between looks: each look at
+	 * head pulls the consumer's line away from it, and room comes in
+	 * batches anyway. A consumer looks at once (latency). */
+	uint32_t backoff = 1, backoff_max = e->role == IPC_PRODUCER ? 64 : 1;
 	for (uint64_t round = 0;; round++) {
 		if (spinning) {
-			ipc__cpu_relax();
+			for (uint32_t i = 0; i < backoff; i++)
+				ipc__cpu_relax();
+			if (backoff < backoff_max)
+				backoff <<= 1;
 			if ((round & 63) != 63)
 				goto again;
 			int64_t ns = ipc__now_ns();
