@@ -21,6 +21,7 @@
  * Sleeps last at most 20 ms: a waiter then checks that its peer is alive.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,8 +481,8 @@ static void nap(struct ipc__end *e, int ms)
 }
 
 /* Mode hybrid spins for e->spin_ns before sleeping, and adapts it: a wait
- * that ends while spinning doubles it (up to SPIN_NS), one that has to sleep
- * halves it (down to SPIN_NS_MIN). With a peer running on another core the
+ * that ends while spinning grows it by an eighth (up to SPIN_NS), one that
+ * has to sleep halves it (down to SPIN_NS_MIN). With a peer running on another core the
  * spin catches the next record without a system call; on an oversubscribed
  * machine, where the peer needs this core to make progress, spinning mostly
  * fails and the waiter soon sleeps at once. */
@@ -509,6 +510,10 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 				backoff <<= 1;
 			if ((round & 63) != 63)
 				goto again;
+			/* Spins that mostly fail (the adaptive spin is short) mean the
+			 * peer waits for a core: let it have this one. */
+			if (e->wait == IPC_WAIT_HYBRID && e->spin_ns < SPIN_NS / 4)
+				sched_yield();
 			int64_t ns = ipc__now_ns();
 			if (spin_until == 0)
 				spin_until = ns + e->spin_ns;
@@ -531,7 +536,7 @@ again:
 		rc = try(t, e, rec);
 		if (rc != IPC_TX_RETRY) {
 			if (!slept && e->spin_ns < SPIN_NS)
-				e->spin_ns *= 2;
+				e->spin_ns += e->spin_ns / 8;
 			return rc;
 		}
 	}
