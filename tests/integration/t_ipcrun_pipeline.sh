@@ -54,9 +54,13 @@ check "--stats: -D capacity=16 bounds the high-water mark" \
 	awk '$1 == "src.out->mid.in" { exit !($4 <= 16) }' "$T/stats.err"
 check_clean "$H" "--stats"
 
-"$IPCRUN" --check -D capacity=16 -D name=renamed "$INI/pipeline3.ini" \
+"$IPCRUN" --check -D capacity=16 -D name=renamed -D wait=hybrid "$INI/pipeline3.ini" \
 	| sed "s|$PWD/$BUILD/|BUILD/|" >"$T/check.out"
 check "--check prints the resolved graph" same_output check "$EXP/pipeline3.check"
+# wait = auto (the default): hybrid while every kernel has a core, else block
+if [ 3 -gt "$(nproc)" ]; then want_wait=block; else want_wait=hybrid; fi
+check "wait auto: $want_wait for 3 kernels on $(nproc) cores" \
+	bash -c "'$IPCRUN' --check '$INI/pipeline3.ini' | head -1 | grep -q 'wait $want_wait,'"
 "$IPCRUN" --dot "$INI/pipeline3.ini" >"$T/dot.out"
 check "--dot prints Graphviz" same_output dot "$EXP/pipeline3.dot"
 
