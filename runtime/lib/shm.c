@@ -61,16 +61,21 @@ static void memfd_env(char *out, size_t len, const char *handle)
 	out[i] = '\0';
 }
 
+static void shm_reset(struct ipc__shm *s, enum ipc_shm_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->fd = -1;
+	s->shmid = -1;
+}
+
 int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *handle,
                     size_t size)
 {
 	char name[IPC_HANDLE_MAX + 16];
 	int err;
 
-	memset(s, 0, sizeof(*s));
-	s->kind = kind;
-	s->fd = -1;
-	s->shmid = -1;
+	shm_reset(s, kind);
 	switch (kind) {
 	case IPC_SHM_SYSV:
 		s->shmid = shmget(ipc__sysv_key(handle, 0), size, IPC_CREAT | IPC_EXCL | 0600);
@@ -125,10 +130,7 @@ int ipc__shm_open(struct ipc__shm *s, enum ipc_shm_kind kind, const char *handle
 {
 	char name[IPC_HANDLE_MAX + 16];
 
-	memset(s, 0, sizeof(*s));
-	s->kind = kind;
-	s->fd = -1;
-	s->shmid = -1;
+	shm_reset(s, kind);
 	switch (kind) {
 	case IPC_SHM_SYSV:
 		s->shmid = shmget(ipc__sysv_key(handle, 0), 0, 0600);
