@@ -4,12 +4,13 @@
  * and liveness.
  *
  * End-of-stream and death: flags |= P_CLOSED / P_DEAD (acq_rel) comes after
- * the producer's last tail store; the consumer loads flags (acquire) and then
- * tail again, so every record sent before the close is received before
- * IPC_TX_EOF / IPC_TX_ABORTED.
+ * the producer's last slot store; the consumer loads flags (acquire) and then
+ * looks at its slot again, so every record sent before the close is received
+ * before IPC_TX_EOF / IPC_TX_ABORTED.
  *
  * Sleeping (modes hybrid and block): a side that finds the ring empty (full)
- * reads its sequence word, sets its sleep flag, re-reads the other index and
+ * reads its sequence word, sets its sleep flag, re-reads the other's index
+ * (tail is stored after the slot, so it says as much as the slot) and
  * sleeps on the sequence word with FUTEX_WAIT. The other side, after storing
  * its index, reads the flag and, if set, clears it (so one wake-up serves
  * however many records follow until the sleeper runs again), bumps the
@@ -74,6 +75,13 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc)
 {
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
+	/* Did it die between filling a slot and publishing tail? The consumer
+	 * may take that record already (it reads slots, not tail): count it. */
+	struct ipc__ring_view v;
+	ipc__ring_view_init(&v, &c->idx, c->ring, c->mask, c->capacity, false);
+	v.pos = tail;
+	if (tail - head < c->capacity && ipc__ring_peek(&v) != 0)
+		ipc__store_release(&c->idx.tail, ++tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
 		char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask])),
 		                   sizeof(struct ipc__rec));
