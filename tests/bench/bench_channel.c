@@ -567,6 +567,7 @@ static int run_rounds(struct tctx *c)
 				    !bench_retry_allowed())
 					break;
 				retried++;
+				bench_wait_quiet();
 			}
 			x->sleeps[r] = c->sleeps[0] + c->sleeps[1];
 			x->preempts[r] = c->preempts[0] + c->preempts[1];
@@ -667,8 +668,9 @@ int main(void)
 	       "pinned to CPU 0.\n"
 	       "Each round runs every case once (alternating order), so a burst of "
 	       "load from elsewhere hits one run of a case, not all of them;\n"
-	       "a run during which other processes used > %.2f CPU is run once more "
-	       "(IPC_BENCH_RETRIES, default 12, such retries at most).\n\n",
+	       "a run during which other processes used > %.2f CPU is run once more, "
+	       "after waiting for a quiet machine\n(IPC_BENCH_RETRIES, default 20, such "
+	       "retries; IPC_BENCH_WAIT, default 20 s of waiting in all).\n\n",
 	       BENCH_DISTURBED);
 	int retried = run_rounds(c);
 	bench_shared_free(c, sizeof *c);

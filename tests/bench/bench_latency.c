@@ -461,6 +461,7 @@ static bool latency_quiet(struct lctx *c, enum tp tp, enum place pl, double *oth
 		if (*others < BENCH_DISTURBED || attempt == 1 || !bench_retry_allowed())
 			return ok;
 		++*retried;
+		bench_wait_quiet();
 	}
 }
 
@@ -599,6 +600,7 @@ static void section_many(struct lctx *c, struct results *res)
 					n += ok;
 					break;
 				}
+				bench_wait_quiet();
 			}
 		printf("2^20 x 4 B, processes, %-6s transfer [others]:", many_name[k]);
 		for (int r = 0; r < n; r++)
@@ -654,7 +656,7 @@ int main(void)
 	printf("ping-pong of 64-byte records; one-cpu: both processes pinned to CPU 0 "
 	       "(oversubscribed).\nEach round runs every case once, alternating the "
 	       "order; a run during which other\nprocesses used > %.2f CPU is run once "
-	       "more.\n\n", BENCH_DISTURBED);
+	       "more, after waiting for a quiet machine.\n\n", BENCH_DISTURBED);
 	section_pingpong(c, &res);
 	section_idle(c, &res);
 	section_many(c, &res);

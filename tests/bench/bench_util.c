@@ -212,8 +212,24 @@ bool bench_retry_allowed(void)
 {
 	static int left = -1;
 	if (left < 0)
-		left = (int)env_double("IPC_BENCH_RETRIES", 12, 0, 1000);
+		left = (int)env_double("IPC_BENCH_RETRIES", 20, 0, 1000);
 	return left > 0 ? (left--, true) : false;
+}
+
+void bench_wait_quiet(void)
+{
+	static double left = -1;
+	const struct timespec tick = { 0, 100000000 };
+	if (left < 0)
+		left = env_double("IPC_BENCH_WAIT", 20, 0, 600);
+	while (left > 0) {
+		double busy = proc_stat_busy(), t0 = bench_now();
+		nanosleep(&tick, NULL);
+		double dt = bench_now() - t0;
+		left -= dt;
+		if ((proc_stat_busy() - busy) / dt < 0.1)
+			return;
+	}
 }
 
 void bench_barrier_wait(struct bench_barrier *bar, uint32_t parties)

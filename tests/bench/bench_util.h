@@ -72,9 +72,13 @@ struct bench_load {
 void bench_load_begin(struct bench_load *l);
 double bench_load_others(const struct bench_load *l);
 /* A run disturbed by more than this much CPU of others is run again once,
- * while the retry budget (IPC_BENCH_RETRIES, default 12) lasts. */
+ * while the retry budget (IPC_BENCH_RETRIES, default 20) lasts, after
+ * waiting for the machine to calm down. */
 #define BENCH_DISTURBED 0.25
 bool bench_retry_allowed(void);
+/* Sleep (no CPU) until other processes used < 0.1 CPU over 100 ms, or the
+ * wait budget (IPC_BENCH_WAIT seconds per binary, default 20) is spent. */
+void bench_wait_quiet(void);
 
 /* A two-party start line in (possibly shared) memory. */
 struct bench_barrier {
