@@ -19,13 +19,15 @@
  * load seq_cst on the other: one of the two sees the other's store, so no
  * wake-up is lost. Mode spin never sleeps and skips the flag.
  * A sleeping producer is woken once half the ring is free, not at every slot.
- * Sleeps last at most 20 ms: a waiter then checks that its peer is alive.
+ * Sleeps last at most 40 ms: a waiter then checks that its peer is alive.
  */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -33,7 +35,7 @@
 
 #define SPIN_NS 60000   /* longest spin before sleeping (mode hybrid) */
 #define SPIN_NS_MIN 1000 /* shortest */
-#define SLEEP_SLICE_MS 20
+#define SLEEP_SLICE_MS 40     /* a sleeper wakes this often to check its peer */
 #define LIVENESS_EVERY_MS 20
 
 static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
@@ -368,6 +370,34 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 
 /* ---- send and receive --------------------------------------------------- */
 
+/* Is peer pid (started at start) alive? The first look reads /proc (which
+ * also tells a zombie and a reused pid); then a pidfd, opened while the
+ * peer was known alive, answers with one poll() until the peer changes. */
+static bool peer_alive(struct ipc__end *e, pid_t pid, uint64_t start)
+{
+	if (e->pidfd >= 0 && e->pidfd_pid == pid) {
+		struct pollfd p = {.fd = e->pidfd, .events = POLLIN};
+		int n = poll(&p, 1, 0);
+		if (n >= 0)
+			return n == 0; /* readable: it exited */
+	}
+	if (e->pidfd >= 0) {
+		close(e->pidfd);
+		e->pidfd = -1;
+	}
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (!ipc__pid_alive(pid, start)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	if (fd >= 0) { /* opened before the check above: it is the same process */
+		e->pidfd = fd;
+		e->pidfd_pid = pid;
+	}
+	return true;
+}
+
 /* Is the peer of end e gone without closing? Checked at most every
  * LIVENESS_EVERY_MS; a dead peer's end is marked dead for everyone. */
 static void peer_check(struct ipc_tls *t, struct ipc__end *e)
@@ -379,7 +409,7 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	struct ipc__chan *c = e->c;
 	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
 	pid_t pid = ipc__load_relaxed(&o->pid);
-	if (pid == 0 || ipc__pid_alive(pid, o->start))
+	if (pid == 0 || peer_alive(e, pid, o->start))
 		return;
 	if (ipc__lock_buf(t->b))
 		return;

@@ -236,6 +236,8 @@ struct ipc__end {
 	struct ipc__ring_view v;  /* our side of the ring */
 	int64_t next_check_ms;    /* when to check the peer's liveness again */
 	int64_t spin_ns;          /* how long to spin before sleeping (hybrid) */
+	int pidfd;                /* the peer's pidfd, or -1 */
+	pid_t pidfd_pid;
 };
 
 struct ipc_tls {

@@ -88,6 +88,7 @@ struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 	e->id = id;
 	e->role = role;
 	e->used = 1;
+	e->pidfd = -1;
 	t->ends_used++;
 	return t->last[role & 3] = e;
 }
@@ -95,6 +96,9 @@ struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 {
 	e->used = 2; /* tombstone: ends_used counts it until the next grow */
+	if (e->pidfd >= 0)
+		close(e->pidfd);
+	e->pidfd = -1;
 	e->c = NULL;
 	e->seg = NULL;
 	if (t->last[e->role & 3] == e)

@@ -252,7 +252,8 @@ int ipc__lock_create(struct ipc__lock *l, enum ipc_sem_kind kind, const char *ha
 		l->semid = id;
 		return 0;
 	}
-	return sem_init(&l->sem, 1, 1) == 0 ? 0 : -errno;
+	ipc__store_relaxed(&l->waiters, 0);
+	return sem_init(&l->sem, 1, 0) == 0 ? 0 : -errno;
 }
 
 void ipc__lock_destroy(struct ipc__lock *l)
@@ -265,78 +266,75 @@ void ipc__lock_destroy(struct ipc__lock *l)
 	}
 }
 
-#define ANON_HOLDER_MS 2000
-
+/*
+ * With System V semaphores the lock is the semaphore, taken with SEM_UNDO so
+ * that a holder that dies gives it back.
+ *
+ * A POSIX semaphore is never given back by a dying holder, so there the lock
+ * is the word `holder`: the holder's pid, set by the CAS that takes the lock,
+ * so a dead holder is always known. The semaphore (starting at 0) only puts
+ * waiters to sleep: a waiter counts itself in `waiters` and sleeps at most
+ * 20 ms; the unlocker clears holder and posts when somebody waits. Both
+ * sides store then load (seq_cst), so either the unlocker sees the waiter or
+ * the waiter sees the lock free; a post that finds nobody only causes one
+ * spurious look. A waiter that finds the holder dead takes the lock over.
+ */
 int ipc__lock(struct ipc__lock *l)
 {
 	if (l->kind == IPC_SEM_SYSV) {
-		/* SEM_UNDO: a holder that dies gives the lock back. */
 		struct sembuf op = {.sem_num = 0, .sem_op = -1, .sem_flg = SEM_UNDO};
 		while (semop(l->semid, &op, 1) < 0) {
 			if (errno != EINTR)
 				return -errno;
 		}
 		tsan_acquire(l);
-	} else {
-		/* A POSIX semaphore is not given back by a dying holder: wait in
-		 * slices and take the lock over from a holder that is dead. A
-		 * holder that died between taking the semaphore and writing its
-		 * pid leaves 0 there: after ANON_HOLDER_MS of that (a critical
-		 * section lasts microseconds) the lock is taken over too. */
-		int64_t anon_since = 0;
-		for (;;) {
+		ipc__store_release(&l->holder, (int32_t)getpid());
+		return 0;
+	}
+	int32_t me = (int32_t)getpid();
+	for (int spins = 0;; spins++) {
+		int32_t h = 0;
+		if (ipc__cas_acq_rel(&l->holder, &h, me))
+			return 0;
+		if (spins < 100) {
+			ipc__cpu_relax();
+			continue;
+		}
+		atomic_fetch_add(&l->waiters, 1); /* seq_cst: see above */
+		if (ipc__load_seq_cst(&l->holder) == h) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20 * 1000000L; /* then check the holder */
+			ts.tv_nsec += 20 * 1000000L;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			if (sem_timedwait(&l->sem, &ts) == 0)
-				break;
-			if (errno == EINTR)
-				continue;
-			if (errno != ETIMEDOUT)
+			if (sem_timedwait(&l->sem, &ts) < 0 && errno != ETIMEDOUT && errno != EINTR) {
+				ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
 				return -errno;
-			int32_t h = ipc__load_acquire(&l->holder);
-			if (h == 0) {
-				int64_t now = ipc__now_ms();
-				if (anon_since == 0)
-					anon_since = now;
-				else if (now - anon_since >= ANON_HOLDER_MS) {
-					int32_t expect = 0;
-					if (ipc__cas_acq_rel(&l->holder, &expect, (int32_t)getpid())) {
-						fprintf(stderr, "libipc: allocation lock held by nobody for %d ms: "
-						        "taken over\n", ANON_HOLDER_MS);
-						return 0;
-					}
-				}
-				continue;
-			}
-			anon_since = 0;
-			if (h > 0 && !ipc__pid_alive((pid_t)h, 0)) {
-				int32_t expect = h;
-				if (ipc__cas_acq_rel(&l->holder, &expect, (int32_t)getpid())) {
-					fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
-					        (int)h);
-					return 0;
-				}
 			}
 		}
+		ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
+		if (h > 0 && ipc__load_acquire(&l->holder) == h && !ipc__pid_alive((pid_t)h, 0) &&
+		    ipc__cas_acq_rel(&l->holder, &h, me)) {
+			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
+			        (int)h);
+			return 0;
+		}
 	}
-	ipc__store_release(&l->holder, (int32_t)getpid());
-	return 0;
 }
 
 void ipc__unlock(struct ipc__lock *l)
 {
-	ipc__store_release(&l->holder, 0);
 	if (l->kind == IPC_SEM_SYSV) {
 		struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO};
+		ipc__store_release(&l->holder, 0);
 		tsan_release(l);
 		while (semop(l->semid, &op, 1) < 0 && errno == EINTR)
 			;
-	} else {
-		sem_post(&l->sem);
+		return;
 	}
+	ipc__store_seq_cst(&l->holder, 0);
+	if (ipc__load_seq_cst(&l->waiters) > 0)
+		sem_post(&l->sem);
 }

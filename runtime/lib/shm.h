@@ -59,8 +59,8 @@ struct ipc__lock {
 	sem_t sem;        /* POSIX backend */
 	int32_t semid;    /* SysV backend */
 	uint32_t kind;    /* enum ipc_sem_kind */
-	_Atomic int32_t holder; /* pid holding it (diagnostics, dead-holder check) */
-	uint32_t pad;
+	_Atomic int32_t holder; /* pid holding it; POSIX: the lock itself */
+	_Atomic uint32_t waiters; /* POSIX: sleepers on sem */
 };
 
 int ipc__lock_create(struct ipc__lock *l, enum ipc_sem_kind kind, const char *handle);
