@@ -57,7 +57,7 @@ static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
 	if (ipc__lock_buf(b))
 		return;
 	struct ipc__dirent *d = ipc__dir_find(b, id);
-	if (d && ipc__ptr(b, d->off, sizeof(*s)) == (void *)s && s->by_proc[b->proc] > 0)
+	if (s && d && ipc__ptr(b, d->off, sizeof(*s)) == (void *)s && s->by_proc[b->proc] > 0)
 		seg_drop_locked(b, d, s, b->proc, 1);
 	ipc__unlock_buf(b);
 }
