@@ -35,6 +35,7 @@
 
 #define SPIN_NS 60000   /* longest spin before sleeping (mode hybrid) */
 #define SPIN_NS_MIN 1000 /* shortest */
+#define SPIN_YIELD_NS 5000 /* mode spin yields the core after this long */
 #define SLEEP_SLICE_MS 40     /* a sleeper wakes this often to check its peer */
 #define LIVENESS_EVERY_MS 20
 
@@ -548,13 +549,15 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 				backoff <<= 1;
 			if ((round & 63) != 63)
 				goto again;
-			/* Spins that mostly fail (the adaptive spin is short) mean the
-			 * peer waits for a core: let it have this one. */
-			if (e->wait == IPC_WAIT_HYBRID && e->spin_ns < SPIN_NS / 4)
-				sched_yield();
 			int64_t ns = ipc__now_ns();
+			/* Spins that mostly fail (the adaptive spin is short), or a
+			 * spin-mode wait that outlasts SPIN_NS, mean the peer may be
+			 * waiting for this very core: let it have it. */
+			if ((e->wait == IPC_WAIT_HYBRID && e->spin_ns < SPIN_NS / 4) ||
+			    (e->wait == IPC_WAIT_SPIN && spin_until && ns > spin_until))
+				sched_yield();
 			if (spin_until == 0)
-				spin_until = ns + e->spin_ns;
+				spin_until = ns + (e->wait == IPC_WAIT_SPIN ? SPIN_YIELD_NS : e->spin_ns);
 			else if (e->wait != IPC_WAIT_SPIN && ns > spin_until)
 				spinning = false;
 		}
