@@ -501,6 +501,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		struct ipc__tslot *t = &tslots(b)[i];
 		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
 			continue;
+		ipc__free_reap_locked(b, t);
 		ipc__slab_drain_locked(b, t, 0);
 		ipc__tslot_reset(t, IPC__RET_CLOSED);
 		ipc__store_release(&t->used, 0);

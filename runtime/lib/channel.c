@@ -448,6 +448,8 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 	uint64_t off = ipc__ring_peek(&e->v);
 
 	if (off == 0) {
+		if (t->fcount)
+			ipc__free_flush(t); /* idle: count batched frees now */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		/* Closed or dead after its last put: look once more. */
 		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
@@ -571,6 +573,7 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 		if (!slept && e->wait == IPC_WAIT_HYBRID && e->spin_ns > SPIN_NS_MIN)
 			e->spin_ns /= 2;
 		slept = true;
+		ipc__free_flush(t);
 		int64_t left = deadline - now;
 		nap(e, left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
 again:

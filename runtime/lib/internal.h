@@ -91,8 +91,9 @@ struct ipc__tslot {
 	                             offsets linked by slab.next; IPC__RET_CLOSED
 	                             once the owner closed */
 	ipc_a32 nreturned;
-	uint32_t pad3;
-	uint64_t pad4[4];
+	ipc_a32 pend_count;       /* frees counted in pend_slab's live not yet */
+	ipc_a64 pend_slab;        /* (owner writes; a reaper applies them) */
+	uint64_t pad4[3];
 };
 #define IPC__RET_CLOSED 1u
 #define IPC__RET_MAX 4u
@@ -250,6 +251,8 @@ struct ipc_tls {
 	char *cur, *end;
 	uint32_t carved;
 	uint32_t local_freed;     /* records of the current slab freed by us */
+	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches */
+	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */
 	uint64_t max_size;        /* largest record */
@@ -271,6 +274,8 @@ static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
 	ts->thread_id = 0;
 	ipc__store_relaxed(&ts->returned, returned);
 	ipc__store_relaxed(&ts->nreturned, 0);
+	ipc__store_relaxed(&ts->pend_count, 0);
+	ipc__store_relaxed(&ts->pend_slab, 0);
 }
 
 static inline void *ipc__ptr(const struct ipc_buffer *b, uint64_t off, uint64_t len)
@@ -316,6 +321,10 @@ void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
 /* Return an empty slab to the heap (L held). */
 void ipc__slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s);
+/* Count this TLS's batched frees in their slab now. */
+void ipc__free_flush(struct ipc_tls *t);
+/* Apply the batched frees a dead thread's slot left (L held). */
+void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts);
 /* Give back every slab cached in (or returned to) TLS slot ts (L held). */
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 

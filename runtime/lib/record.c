@@ -175,6 +175,7 @@ void ipc_tls_close(struct ipc_tls *t)
 		else
 			ipc__chan_close_end(t, e);
 	}
+	ipc__free_flush(t);
 	if (ipc__lock_buf(b) == 0) {
 		if (t->slab)
 			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
@@ -511,6 +512,58 @@ void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *byt
 	*bytes = acc[1];
 }
 
+/*
+ * Frees of records in another thread's slab are counted in that slab's live
+ * in batches of up to FREE_BATCH, not one atomic each: consecutive frees of
+ * a FIFO stream hit one slab. The batch is published in the TLS slot first
+ * (pend_slab, pend_count: plain stores to our own line), so that a reaper
+ * can apply what a dead thread had not; a flush clears pend_count before it
+ * subtracts, so a death in between loses the batch (the slab stays
+ * allocated) rather than counting it twice. Flushed when the slab changes,
+ * when the batch is full, when the thread finds its channel empty or is
+ * about to sleep, and at ipc_tls_close.
+ */
+#define FREE_BATCH 32
+
+void ipc__free_flush(struct ipc_tls *t)
+{
+	uint32_t n = t->fcount;
+	struct ipc__slab *s = t->fslab;
+
+	if (n == 0)
+		return;
+	t->fcount = 0;
+	ipc__store_relaxed(&t->ts->pend_count, 0);
+	/* acq_rel: pairs with the seal and with other freers (see top). */
+	if (ipc__sub_acq_rel(&s->live, n) == n)
+		slab_return(t->b, s, false);
+}
+
+void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
+{
+	uint32_t n = ipc__load_relaxed(&ts->pend_count);
+	struct ipc__slab *s = ipc__ptr(b, ipc__load_relaxed(&ts->pend_slab), sizeof(*s));
+
+	ipc__store_relaxed(&ts->pend_count, 0);
+	if (n && s && s->magic == IPC__SLAB_MAGIC && ipc__sub_acq_rel(&s->live, n) == n)
+		slab_return(b, s, true);
+}
+
+static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
+{
+	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
+
+	if (s != t->fslab) {
+		ipc__free_flush(t);
+		t->fslab = s;
+		ipc__store_relaxed(&t->ts->pend_slab, ipc__off(t->b, s));
+	}
+	ipc__store_relaxed(&r->check, IPC__REC_FREED);
+	ipc__store_relaxed(&t->ts->pend_count, ++t->fcount);
+	if (t->fcount >= FREE_BATCH)
+		ipc__free_flush(t);
+}
+
 static inline int release(struct ipc_tls *t, void *rec)
 {
 	struct ipc__rec *r;
@@ -530,6 +583,10 @@ static inline int release(struct ipc_tls *t, void *rec)
 	r = ipc__rec_check(t->b, rec);
 	if (!r)
 		return -EINVAL;
+	if (ipc__load_relaxed(&r->slab) != IPC__REC_DIRECT) {
+		free_batched(t, r);
+		return 0;
+	}
 	int err = ipc__rec_free(t->b, r, false);
 	return err < 0 ? err : 0;
 }
