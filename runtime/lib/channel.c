@@ -9,15 +9,18 @@
  * before IPC_TX_EOF / IPC_TX_ABORTED.
  *
  * Sleeping (modes hybrid and block): a side that finds the ring empty (full)
- * reads its sequence word, sets its sleep flag, re-reads the other's index
- * (tail is stored after the slot, so it says as much as the slot) and
- * sleeps on the sequence word with FUTEX_WAIT. The other side, after storing
- * its index, reads the flag and, if set, clears it (so one wake-up serves
- * however many records follow until the sleeper runs again), bumps the
- * sequence word and wakes.
- * Flag store and index load are seq_cst on one side, index store and flag
- * load seq_cst on the other: one of the two sees the other's store, so no
- * wake-up is lost. Mode spin never sleeps and skips the flag.
+ * reads its sequence word, sets its sleep flag (seq_cst), re-reads the
+ * other's index (seq_cst; tail is stored after the slot, so it says as much
+ * as the slot) and sleeps on the sequence word with FUTEX_WAIT. The other
+ * side, after storing its index (release: no fence on the data path), reads
+ * the flag and, if set, clears it (so one wake-up serves however many
+ * records follow until the sleeper runs again), bumps the sequence word and
+ * wakes. Without a fence on the waker's side its flag load may pass its
+ * index store, so a wake-up can be missed, but only for a store that races
+ * the flag store itself: the first sleep after setting the flag therefore
+ * lasts at most FIRST_NAP_US, after which the sleeper looks again; the flag
+ * stays set (and visible) across the sleeps that follow, which may be long.
+ * Mode spin never sleeps and skips the flag.
  * A sleeping producer is woken once half the ring is free, not at every slot.
  * Sleeps last at most 40 ms: a waiter then checks that its peer is alive.
  */
@@ -37,6 +40,7 @@
 #define SPIN_NS_MIN 1000 /* shortest */
 #define SPIN_YIELD_NS 5000 /* mode spin yields the core after this long */
 #define SLEEP_SLICE_MS 40     /* a sleeper wakes this often to check its peer */
+#define FIRST_NAP_US 200      /* the first sleep after setting the flag (see top) */
 #define LIVENESS_EVERY_MS 20
 
 static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
@@ -431,10 +435,11 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		return -EPIPE;
 	if (ipc__ring_full(&e->v))
 		return IPC_TX_RETRY;
-	bool sleepers = e->wait != IPC_WAIT_SPIN;
 	/* The record stays marked as ours while queued (see ipc__chan_adopt). */
-	ipc__ring_put(&e->v, ipc__off(t->b, r), sleepers);
-	if (sleepers && ipc__load_seq_cst(&c->cons_sleep) && ipc__xchg_seq_cst(&c->cons_sleep, 0)) {
+	ipc__ring_put(&e->v, ipc__off(t->b, r), false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep) &&
+	    ipc__xchg_acq_rel(&c->cons_sleep, 0)) {
 		ipc__add_acq_rel(&c->cons_seq, 1);
 		ipc__futex_wake(&c->cons_seq);
 	}
@@ -456,20 +461,20 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	bool sleepers = e->wait != IPC_WAIT_SPIN;
 	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
 	struct ipc__rec *r = p ? ipc__rec_check(t->b, p + sizeof(struct ipc__rec)) : NULL;
 	/* Ours before the slot is released: if we die in between, the reaper
 	 * finds it at the head of the ring and gives it back to the channel. */
 	if (r)
 		ipc__rec_hold(r, t->b->proc + 1);
-	ipc__ring_take(&e->v, sleepers);
+	ipc__ring_take(&e->v, false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	/* Wake a sleeping producer only once half the ring is free (or the
 	 * ring is empty): waking it for every slot would make both sides take
 	 * turns on one core. */
-	if (sleepers && ipc__load_seq_cst(&c->prod_sleep) &&
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->prod_sleep) &&
 	    ipc__load_relaxed(&c->idx.tail) - e->v.pos <= e->v.capacity / 2 &&
-	    ipc__xchg_seq_cst(&c->prod_sleep, 0)) {
+	    ipc__xchg_acq_rel(&c->prod_sleep, 0)) {
 		ipc__add_acq_rel(&c->prod_seq, 1);
 		ipc__futex_wake(&c->prod_seq);
 	}
@@ -511,14 +516,23 @@ static void nap(struct ipc__end *e, int ms)
 	ipc_a32 *seq = prod ? &c->prod_seq : &c->cons_seq;
 	ipc_a32 *flag = prod ? &c->prod_sleep : &c->cons_sleep;
 	uint32_t s = ipc__load_acquire(seq);
+	bool fresh = ipc__load_relaxed(flag) == 0;
 
-	ipc__store_seq_cst(flag, 1);
+	if (fresh)
+		ipc__store_seq_cst(flag, 1);
 	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (still && !(f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
-		ipc__futex_wait(seq, s, ms);
-	ipc__store_relaxed(flag, 0);
+		ipc__futex_wait_us(seq, s, fresh && ms * 1000 > FIRST_NAP_US ? FIRST_NAP_US
+		                                                             : (int64_t)ms * 1000);
+}
+
+/* The wait is over: the peer need not wake us any more. */
+static void nap_done(struct ipc__end *e)
+{
+	struct ipc__chan *c = e->c;
+	ipc__store_relaxed(e->role == IPC_PRODUCER ? &c->prod_sleep : &c->cons_sleep, 0);
 }
 
 /* Mode hybrid spins for e->spin_ns before sleeping, and adapts it: a wait
@@ -553,7 +567,7 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 				goto again;
 			int64_t ns = ipc__now_ns();
 			/* Spins that mostly fail (the adaptive spin is short), or a
-			 * spin-mode wait that outlasts SPIN_NS, mean the peer may be
+			 * spin-mode wait that outlasts SPIN_YIELD_NS, mean the peer may be
 			 * waiting for this very core: let it have it. */
 			if ((e->wait == IPC_WAIT_HYBRID && e->spin_ns < SPIN_NS / 4) ||
 			    (e->wait == IPC_WAIT_SPIN && spin_until && ns > spin_until))
@@ -564,10 +578,11 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 				spinning = false;
 		}
 		int64_t now = ipc__now_ms();
-		if (now >= deadline)
-			return IPC_TX_RETRY;
-		if ((rc = stalled(t, e)) != IPC_TX_RETRY)
-			return rc;
+		if (now >= deadline || (rc = stalled(t, e)) != IPC_TX_RETRY) {
+			if (slept)
+				nap_done(e);
+			return now >= deadline ? IPC_TX_RETRY : rc;
+		}
 		if (spinning)
 			continue;
 		if (!slept && e->wait == IPC_WAIT_HYBRID && e->spin_ns > SPIN_NS_MIN)
@@ -581,6 +596,8 @@ again:
 		if (rc != IPC_TX_RETRY) {
 			if (!slept && e->spin_ns < SPIN_NS)
 				e->spin_ns += e->spin_ns / 8;
+			if (slept)
+				nap_done(e);
 			return rc;
 		}
 	}

@@ -57,11 +57,16 @@ bool ipc__pid_alive(pid_t pid, uint64_t start)
 
 int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms)
 {
+	return ipc__futex_wait_us(word, expected, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000);
+}
+
+int ipc__futex_wait_us(ipc_a32 *word, uint32_t expected, int64_t timeout_us)
+{
 	struct timespec ts, *tp = NULL;
 
-	if (timeout_ms >= 0) {
-		ts.tv_sec = timeout_ms / 1000;
-		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+	if (timeout_us >= 0) {
+		ts.tv_sec = (time_t)(timeout_us / 1000000);
+		ts.tv_nsec = (long)(timeout_us % 1000000) * 1000L;
 		tp = &ts;
 	}
 	/* Shared futex (no FUTEX_PRIVATE_FLAG): the word is in a shared mapping. */

@@ -17,6 +17,7 @@ bool ipc__pid_alive(pid_t pid, uint64_t start);
 /* Sleep while *word == expected, at most timeout_ms (< 0: no limit), on a
  * futex shared between processes. Returns 0 or -ETIMEDOUT / -EINTR / -EAGAIN. */
 int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms);
+int ipc__futex_wait_us(ipc_a32 *word, uint32_t expected, int64_t timeout_us);
 /* Wake every sleeper on word. */
 void ipc__futex_wake(ipc_a32 *word);
 
