@@ -487,8 +487,10 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 	 * mark it ours and later freed): one transfer, not a read followed by
 	 * an upgrade. */
 	uint64_t next = ipc__ring_peek(&e->v);
-	if (next && next < t->b->map_size)
+	if (next && next < t->b->map_size - 64) {
 		__builtin_prefetch(t->b->base + next, 1);
+		__builtin_prefetch(t->b->base + next + 64, 0); /* the payload's next line */
+	}
 	*rec = r + 1;
 	return IPC_TX_SUCCESS;
 }
