@@ -22,7 +22,8 @@
  * stays set (and visible) across the sleeps that follow, which may be long.
  * Mode spin never sleeps and skips the flag.
  * A sleeping producer is woken once half the ring is free, not at every slot.
- * Sleeps last at most 40 ms: a waiter then checks that its peer is alive.
+ * Sleeps last at most 40 ms: a waiter then checks that its peer is alive
+ * (unless the peer is a thread of its own process: then it sleeps on).
  */
 #include <errno.h>
 #include <poll.h>
@@ -403,6 +404,15 @@ static bool peer_alive(struct ipc__end *e, pid_t pid, uint64_t start)
 	return true;
 }
 
+/* The peer is a thread of this very process: it cannot die without us, so
+ * a sleep need not wake up to check on it. */
+static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
+{
+	struct ipc__chan *c = e->c;
+	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
+	return ipc__load_relaxed(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
+}
+
 /* Is the peer of end e gone without closing? Checked at most every
  * LIVENESS_EVERY_MS; a dead peer's end is marked dead for everyone. */
 static void peer_check(struct ipc_tls *t, struct ipc__end *e)
@@ -526,8 +536,8 @@ static void nap(struct ipc__end *e, int ms)
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (still && !(f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
-		ipc__futex_wait_us(seq, s, fresh && ms * 1000 > FIRST_NAP_US ? FIRST_NAP_US
-		                                                             : (int64_t)ms * 1000);
+		ipc__futex_wait_us(seq, s, fresh && (ms < 0 || ms * 1000 > FIRST_NAP_US)
+		                               ? FIRST_NAP_US : ms < 0 ? -1 : (int64_t)ms * 1000);
 }
 
 /* The wait is over: the peer need not wake us any more. */
@@ -592,7 +602,8 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 		slept = true;
 		ipc__free_flush(t);
 		int64_t left = deadline - now;
-		nap(e, left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
+		nap(e, peer_is_us(t, e) ? (left > INT32_MAX ? -1 : (int)left)
+		       : left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
 again:
 		rc = try(t, e, rec);
 		if (rc != IPC_TX_RETRY) {
