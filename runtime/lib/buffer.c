@@ -45,9 +45,13 @@ static void plan(struct layout *l, uint64_t size)
 	l->heap_off = align_up(l->dir_off + (uint64_t)cap * sizeof(struct ipc__dirent), 64);
 	l->data_off = align_up(l->heap_off + ipc__heap_meta_size(l->nblocks), IPC_BLOCK);
 	l->map_size = l->data_off + data;
+	/* Slabs of 64 KiB (less in small buffers): a producer and its consumer
+	 * keep about two slabs of a stream in flight, and that working set
+	 * must stay in cache (measured on 64 B records between processes:
+	 * 32-64 KiB slabs 15-22 M/s, 128-256 KiB 7-10 M/s). */
 	uint64_t slab = data / 256;
 	if (slab < (16u << 10)) slab = 16u << 10;
-	if (slab > (256u << 10)) slab = 256u << 10;
+	if (slab > (64u << 10)) slab = 64u << 10;
 	l->slab_blocks = (uint32_t)(slab / IPC_BLOCK);
 }
 
@@ -96,7 +100,13 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 
 int ipc__lock_buf(struct ipc_buffer *b)
 {
-	return ipc__lock(&b->hdr->lock);
+	int rc = ipc__lock(&b->hdr->lock);
+	if (rc <= 0)
+		return rc;
+	/* The previous holder died inside: the heap may be half-updated. */
+	uint32_t slab = ipc__heap_repair(b->heap);
+	b->hdr->slab_used = slab;
+	return 0;
 }
 
 void ipc__unlock_buf(struct ipc_buffer *b)

@@ -367,3 +367,63 @@ bool ipc__heap_valid(const struct ipc__heap *h)
 	CHECK(clear == h->free_blocks, "free_blocks %u, clear bits %u", h->free_blocks, clear);
 	return true;
 }
+
+uint32_t ipc__heap_repair(struct ipc__heap *h)
+{
+	struct ipc__leaf *lv = leaves(h);
+	struct ipc__blk *bk = blks(h);
+	uint32_t slab = 0, used = 0;
+
+	/* Runs that stand, checked against the bits they should have set. */
+	for (uint32_t b = 0; b < h->nblocks;) {
+		uint32_t n = bk[b].len;
+		bool whole = n > 0 && n <= h->nblocks - b;
+		for (uint32_t j = b + 1; whole && j < b + n; j++)
+			whole = bk[j].len == 0;
+		for (uint32_t j = b; whole && j < b + n; j++)
+			whole = bit_get(lv[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS);
+		if (!whole) {
+			memset(&bk[b], 0, sizeof(bk[b]));
+			b++;
+			continue;
+		}
+		used += n;
+		if (bk[b].kind == IPC__BLK_SLAB)
+			slab += n;
+		b += n;
+	}
+	/* Bits exactly as the runs say, then every leaf's figures and the heap. */
+	for (uint32_t li = 0; li < h->nleaves; li++) {
+		memset(lv[li].bits, 0, sizeof(lv[li].bits));
+		for (uint32_t b = leaf_span(h, li); b < IPC_LEAF_BLOCKS; b++)
+			lv[li].bits[b / 64] |= UINT64_C(1) << (b % 64);
+	}
+	for (uint32_t b = 0; b < h->nblocks;) {
+		uint32_t n = bk[b].len ? bk[b].len : 1;
+		if (bk[b].len)
+			for (uint32_t j = b; j < b + n; j++)
+				lv[j / IPC_LEAF_BLOCKS].bits[(j % IPC_LEAF_BLOCKS) / 64] |=
+				        UINT64_C(1) << (j % 64);
+		b += n;
+	}
+	for (uint32_t li = 0; li < h->nleaves; li++) {
+		leaf_update(h, li);
+		order(h)[li] = li;
+		lv[li].pos = li;
+	}
+	for (uint32_t i = h->nleaves / 2; i-- > 0;) { /* bottom-up heapify */
+		for (uint32_t p = i;;) {
+			uint32_t c = 2 * p + 1, m = p;
+			if (c < h->nleaves && lv[order(h)[c]].longest > lv[order(h)[m]].longest)
+				m = c;
+			if (c + 1 < h->nleaves && lv[order(h)[c + 1]].longest > lv[order(h)[m]].longest)
+				m = c + 1;
+			if (m == p)
+				break;
+			swap_pos(h, p, m);
+			p = m;
+		}
+	}
+	h->free_blocks = h->nblocks - used;
+	return slab;
+}

@@ -70,6 +70,11 @@ struct ipc__blk *ipc__heap_blk(struct ipc__heap *h, uint32_t block);
 uint32_t ipc__heap_longest(const struct ipc__heap *h);
 /* Check every invariant; false with a message on stderr if one fails. */
 bool ipc__heap_valid(const struct ipc__heap *h);
+/* Rebuild every invariant after a holder of the lock died mid-operation:
+ * the runs (blk[].len) are the truth; a run whose bits are partly clear was
+ * being freed and is dropped; set bits outside runs were being allocated and
+ * are cleared. Returns the blocks held by slabs. */
+uint32_t ipc__heap_repair(struct ipc__heap *h);
 
 /* Longest run of zero bits in nbits bits of words (bit i = word i/64, bit
  * i%64), and the zero runs at its start and end. */

@@ -288,7 +288,14 @@ int ipc__lock(struct ipc__lock *l)
 				return -errno;
 		}
 		tsan_acquire(l);
-		ipc__store_release(&l->holder, (int32_t)getpid());
+		/* A holder that died had its semaphore given back, not its pid
+		 * cleared: say so, the caller repairs what it was changing. */
+		int32_t prev = ipc__xchg_acq_rel(&l->holder, (int32_t)getpid());
+		if (prev > 0 && prev != (int32_t)getpid()) {
+			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
+			        (int)prev);
+			return 1;
+		}
 		return 0;
 	}
 	int32_t me = (int32_t)getpid();
@@ -319,7 +326,7 @@ int ipc__lock(struct ipc__lock *l)
 		    ipc__cas_acq_rel(&l->holder, &h, me)) {
 			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
 			        (int)h);
-			return 0;
+			return 1;
 		}
 	}
 }

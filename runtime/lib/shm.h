@@ -65,7 +65,9 @@ struct ipc__lock {
 
 int ipc__lock_create(struct ipc__lock *l, enum ipc_sem_kind kind, const char *handle);
 void ipc__lock_destroy(struct ipc__lock *l);
-/* 0, or -EIDRM when the buffer was destroyed under us. */
+/* 0; 1 when the lock was taken over from a holder that died holding it
+ * (what it guards may be half-updated); or -EIDRM when the buffer was
+ * destroyed under us. */
 int ipc__lock(struct ipc__lock *l);
 void ipc__unlock(struct ipc__lock *l);
 

@@ -508,6 +508,53 @@ static void test_heap_random_ops_stay_valid(void **state)
 	hp_del(&p);
 }
 
+/* A holder of the lock that dies mid-operation leaves a free half done (a
+ * run whose bits are cleared) or an allocation half done (bits set with no
+ * run): repair drops the one and clears the other, keeps every whole run,
+ * and restores every invariant. */
+static void test_heap_repair_after_half_done_ops_valid(void **state)
+{
+	const uint32_t nb = 3000;
+	struct hp p;
+	int64_t held[512];
+	uint32_t nheld = 0, slab_blocks = 0;
+	uint64_t rng = tu_seed();
+
+	(void)state;
+	hp_new(&p, nb);
+	for (int i = 0; i < 300; i++) {
+		uint32_t n = (uint32_t)tu_rand_range(&rng, 1, 40);
+		enum ipc__blk_kind kind = i % 3 ? IPC__BLK_RECORD : IPC__BLK_SLAB;
+		int64_t b = ipc__heap_alloc(p.h, n, kind, 1);
+		if (b < 0)
+			break;
+		held[nheld++] = b;
+		if (kind == IPC__BLK_SLAB)
+			slab_blocks += n;
+	}
+	/* a free half done: bits cleared, its run still recorded */
+	int64_t victim = held[--nheld];
+	struct ipc__blk save = *ipc__heap_blk(p.h, (uint32_t)victim);
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)victim), 0);
+	*ipc__heap_blk(p.h, (uint32_t)victim) = save;
+	if (save.kind == IPC__BLK_SLAB)
+		slab_blocks -= save.len;
+	/* an allocation half done: bits set, no run recorded */
+	int64_t stray = ipc__heap_alloc(p.h, 7, IPC__BLK_RECORD, 1);
+	assert_true(stray >= 0);
+	memset(ipc__heap_blk(p.h, (uint32_t)stray), 0, sizeof(struct ipc__blk));
+	assert_false(ipc__heap_valid(p.h));
+
+	assert_int_equal(ipc__heap_repair(p.h), slab_blocks);
+	assert_true(ipc__heap_valid(p.h));
+	for (uint32_t i = 0; i < nheld; i++)
+		assert_int_equal(ipc__heap_free(p.h, (uint32_t)held[i]), 0);
+	assert_int_equal(p.h->free_blocks, nb);
+	assert_true(ipc__heap_valid(p.h));
+	assert_int_equal(ipc__heap_longest(p.h), nb);
+	hp_del(&p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +571,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_heap_exhaust_mixed_sizes_all_returned),
 		cmocka_unit_test(test_heap_large_run_spans_leaves),
 		cmocka_unit_test(test_heap_random_ops_stay_valid),
+		cmocka_unit_test(test_heap_repair_after_half_done_ops_valid),
 	};
 
 	tu_init(argc, argv);
