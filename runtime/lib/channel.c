@@ -195,7 +195,7 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
 	o->proc = b->proc;
 	o->start = b->start;
-	ipc__store_relaxed(&o->pid, (int32_t)b->pid);
+	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
 	ipc__or_acq_rel(&c->flags, bit);
 	e->c = c;
 	e->wait = (uint8_t)c->wait;
@@ -410,7 +410,7 @@ static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
 	struct ipc__chan *c = e->c;
 	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
-	return ipc__load_relaxed(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
+	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
 }
 
 /* Is the peer of end e gone without closing? Checked at most every
@@ -423,7 +423,7 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	e->next_check_ms = now + LIVENESS_EVERY_MS;
 	struct ipc__chan *c = e->c;
 	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
-	pid_t pid = ipc__load_relaxed(&o->pid);
+	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: start */
 	if (pid == 0 || peer_alive(e, pid, o->start))
 		return;
 	if (ipc__lock_buf(t->b))
