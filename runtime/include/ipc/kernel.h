@@ -36,8 +36,9 @@ struct ipc_port *ipc_out(struct ipc_kernel *k, const char *port);
 void *ipc_alloc(struct ipc_port *out, size_t n);
 
 /* Hand rec over (the kernel must not touch it afterwards); blocks while the
- * channel is full. Returns 0, or -EPIPE when the consumer is gone (rec is
- * freed then). */
+ * channel is full. rec may come from ipc_alloc, or be a record received on
+ * an input and not released: forwarding it copies nothing. Returns 0, or
+ * -EPIPE when the consumer is gone (rec is freed then). */
 int ipc_send(struct ipc_port *out, void *rec);
 
 /* The next record and its size; blocks while the channel is empty. Returns
