@@ -49,6 +49,14 @@ static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d
 	return ipc__ptr(b, d->off, sizeof(struct ipc__chan));
 }
 
+/* The record in ring slot pos, if the slot holds a valid one (L held). */
+static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
+{
+	char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[pos & c->mask])),
+	                   sizeof(struct ipc__rec));
+	return p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+}
+
 void ipc__chan_wake_all(struct ipc__chan *c)
 {
 	ipc__add_acq_rel(&c->cons_seq, 1);
@@ -68,9 +76,7 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 		 * releasing the slot: the record goes back to the channel. */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
 		if (head != ipc__load_acquire(&c->idx.tail)) {
-			char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask])),
-			                   sizeof(struct ipc__rec));
-			struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+			struct ipc__rec *r = slot_rec(b, c, head);
 			if (r && ipc__rec_holder(r) == o->proc + 1)
 				ipc__rec_hold(r, 0);
 		}
@@ -91,9 +97,7 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 	if (tail - head < c->capacity && ipc__ring_peek(&v) != 0)
 		ipc__store_release(&c->idx.tail, ++tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask])),
-		                   sizeof(struct ipc__rec));
-		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+		struct ipc__rec *r = slot_rec(b, c, head);
 		if (!r)
 			continue;
 		/* A live consumer may take it meanwhile: then its mark stays. */
@@ -116,9 +120,7 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	/* Records still queued go back to the heap. */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		uint64_t off = ipc__ring_value(ipc__load_relaxed(&c->ring[head & c->mask]));
-		char *p = ipc__ptr(b, off, sizeof(struct ipc__rec));
-		struct ipc__rec *r = p ? ipc__rec_check(b, p + sizeof(struct ipc__rec)) : NULL;
+		struct ipc__rec *r = slot_rec(b, c, head);
 		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
 		if (holder == 0 || holder == c->prod.proc + 1)
 			ipc__rec_free(b, r, true);
@@ -322,56 +324,48 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 	return n;
 }
 
-/* The channel id from this TLS if it holds an end, else from the directory
- * (L taken and released: the caller only reads atomics of the result). */
-static struct ipc__chan *chan_lookup(struct ipc_tls *t, uint64_t id)
+/* Flags and queued records of channel id: from this TLS's end when it holds
+ * one, else from the directory under the lock. false when there is no such
+ * channel. */
+static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t *pending)
 {
 	struct ipc__end *e = ipc__end_find(t, id, IPC_CONSUMER);
+	struct ipc__chan *c;
+	bool found = false;
+
 	if (!e)
 		e = ipc__end_find(t, id, IPC_PRODUCER);
-	if (e)
-		return e->c;
-	return NULL;
-}
-
-bool ipc_channel_has_producer(struct ipc_tls *t, uint64_t id)
-{
-	if (!t)
-		return false;
-	struct ipc__chan *c = chan_lookup(t, id);
-	bool yes = false;
-	if (c) {
-		uint32_t f = ipc__load_acquire(&c->flags);
-		return (f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD));
+	if (e) {
+		*flags = ipc__load_acquire(&e->c->flags);
+		*pending = ipc__ring_count(&e->c->idx);
+		return true;
 	}
 	if (ipc__lock_buf(t->b))
 		return false;
 	struct ipc__dirent *d = ipc__dir_find(t->b, id);
 	c = d ? dirent_chan(t->b, d) : NULL;
 	if (c && c->type == IPC_CHANNEL_SPSC) {
-		uint32_t f = ipc__load_acquire(&c->flags);
-		yes = (f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD));
+		*flags = ipc__load_acquire(&c->flags);
+		*pending = ipc__ring_count(&c->idx);
+		found = true;
 	}
 	ipc__unlock_buf(t->b);
-	return yes;
+	return found;
+}
+
+bool ipc_channel_has_producer(struct ipc_tls *t, uint64_t id)
+{
+	uint32_t f;
+	uint64_t n;
+	return t && chan_state(t, id, &f, &n) && (f & IPC__P_ATTACHED) &&
+	       !(f & (IPC__P_CLOSED | IPC__P_DEAD));
 }
 
 size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 {
-	if (!t)
-		return 0;
-	struct ipc__chan *c = chan_lookup(t, id);
-	size_t n = 0;
-	if (c)
-		return (size_t)ipc__ring_count(&c->idx);
-	if (ipc__lock_buf(t->b))
-		return 0;
-	struct ipc__dirent *d = ipc__dir_find(t->b, id);
-	c = d ? dirent_chan(t->b, d) : NULL;
-	if (c && c->type == IPC_CHANNEL_SPSC)
-		n = (size_t)ipc__ring_count(&c->idx);
-	ipc__unlock_buf(t->b);
-	return n;
+	uint32_t f;
+	uint64_t n;
+	return t && chan_state(t, id, &f, &n) ? (size_t)n : 0;
 }
 
 /* ---- send and receive --------------------------------------------------- */
@@ -404,12 +398,17 @@ static bool peer_alive(struct ipc__end *e, pid_t pid, uint64_t start)
 	return true;
 }
 
+/* Who holds the other end of e. */
+static struct ipc__end_owner *peer_of(struct ipc__end *e)
+{
+	return e->role == IPC_PRODUCER ? &e->c->cons : &e->c->prod;
+}
+
 /* The peer is a thread of this very process: it cannot die without us, so
  * a sleep need not wake up to check on it. */
 static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
-	struct ipc__chan *c = e->c;
-	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
+	struct ipc__end_owner *o = peer_of(e);
 	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
 }
 
@@ -422,7 +421,7 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 		return;
 	e->next_check_ms = now + LIVENESS_EVERY_MS;
 	struct ipc__chan *c = e->c;
-	struct ipc__end_owner *o = e->role == IPC_PRODUCER ? &c->cons : &c->prod;
+	struct ipc__end_owner *o = peer_of(e);
 	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: start */
 	if (pid == 0 || peer_alive(e, pid, o->start))
 		return;
