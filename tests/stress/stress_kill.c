@@ -260,6 +260,18 @@ static void board_reset(struct board *bd)
 	atomic_store(&bd->errors, 0);
 }
 
+/* A fresh board, then a consumer and a producer process on channel p->id,
+ * both attached when this returns. */
+static void start_pair(struct kill_env *e, struct peer *p, pid_t *pc, pid_t *pp)
+{
+	board_reset(e->bd);
+	tu_pipe(p->ready);
+	*pc = tu_spawn(consumer_main, p);
+	assert_int_equal(tu_await(p->ready[0], 10000), 'c');
+	*pp = tu_spawn(producer_main, p);
+	assert_int_equal(tu_await(p->ready[0], 10000), 'p');
+}
+
 static void test_kill_producer_consumer_aborted_in_bound(void **state)
 {
 	const char *h = FIX(state)->handle;
@@ -276,12 +288,7 @@ static void test_kill_producer_consumer_aborted_in_bound(void **state)
 		bool ok;
 		int st;
 
-		board_reset(e.bd);
-		tu_pipe(p.ready);
-		pc = tu_spawn(consumer_main, &p);
-		assert_int_equal(tu_await(p.ready[0], 10000), 'c');
-		pp = tu_spawn(producer_main, &p);
-		assert_int_equal(tu_await(p.ready[0], 10000), 'p');
+		start_pair(&e, &p, &pc, &pp);
 		TU_POLL(ok, atomic_load(&e.bd->committed) >= target, 10000);
 		assert_true(ok);
 		t_kill = tu_now_ns();
@@ -326,12 +333,7 @@ static void test_kill_consumer_producer_epipe_in_bound(void **state)
 		bool ok;
 		int st;
 
-		board_reset(e.bd);
-		tu_pipe(p.ready);
-		pc = tu_spawn(consumer_main, &p);
-		assert_int_equal(tu_await(p.ready[0], 10000), 'c');
-		pp = tu_spawn(producer_main, &p);
-		assert_int_equal(tu_await(p.ready[0], 10000), 'p');
+		start_pair(&e, &p, &pc, &pp);
 		TU_POLL(ok, atomic_load(&e.bd->received) >= target, 10000);
 		assert_true(ok);
 		t_kill = tu_now_ns();

@@ -109,6 +109,20 @@ struct duo {
 	int to_child[2], to_parent[2];
 };
 
+/* Open the buffer, start child on it and wait until it is attached. */
+static pid_t duo_start(struct duo *d, int (*child)(void *), struct ipc_buffer **b)
+{
+	pid_t pid;
+
+	tu_pipe(d->to_child);
+	tu_pipe(d->to_parent);
+	*b = tu_open(d->handle, 1u << 20);
+	assert_non_null(*b);
+	pid = tu_spawn(child, d);
+	assert_int_equal(tu_await(d->to_parent[0], 10000), 'a');
+	return pid;
+}
+
 static int duo_child(void *arg)
 {
 	struct duo *d = arg;
@@ -135,12 +149,7 @@ static void test_buffer_last_close_removes_without_unlink(void **state)
 	struct ipc_buffer *b;
 	pid_t pid;
 
-	tu_pipe(d.to_child);
-	tu_pipe(d.to_parent);
-	b = tu_open(h, 1u << 20);
-	assert_non_null(b);
-	pid = tu_spawn(duo_child, &d);
-	assert_int_equal(tu_await(d.to_parent[0], 10000), 'a');
+	pid = duo_start(&d, duo_child, &b);
 	assert_int_equal(ipc_buffer_stats(b, &s), 0);
 	assert_int_equal(s.processes, 2);
 	assert_int_equal(ipc_buffer_close(b, false), 0); /* not the last */
@@ -183,12 +192,7 @@ static void test_buffer_unlink_early_next_open_creates_new(void **state)
 	struct ipc_buffer *b;
 	pid_t pid;
 
-	tu_pipe(d.to_child);
-	tu_pipe(d.to_parent);
-	b = tu_open(h, 1u << 20);
-	assert_non_null(b);
-	pid = tu_spawn(unlink_child, &d);
-	assert_int_equal(tu_await(d.to_parent[0], 10000), 'a');
+	pid = duo_start(&d, unlink_child, &b);
 	assert_int_equal(ipc_buffer_close(b, true), 0);
 	/* a new open makes a new buffer while the child keeps the old one */
 	b = tu_open(h, 1u << 20);
@@ -771,12 +775,7 @@ static void test_buffer_dead_process_not_counted(void **state)
 	struct ipc_buffer *b;
 	pid_t pid;
 
-	tu_pipe(d.to_child);
-	tu_pipe(d.to_parent);
-	b = tu_open(h, 1u << 20);
-	assert_non_null(b);
-	pid = tu_spawn(sleeper_child, &d);
-	assert_int_equal(tu_await(d.to_parent[0], 10000), 'a');
+	pid = duo_start(&d, sleeper_child, &b);
 	assert_int_equal(ipc_buffer_stats(b, &s), 0);
 	assert_int_equal(s.processes, 2);
 	kill(pid, SIGKILL);
