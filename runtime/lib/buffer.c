@@ -309,8 +309,10 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 			b->base = b->shm.base;
 			b->hdr = (struct ipc__hdr *)b->base;
 			err = creator_init(b, &l, &o, o.sem);
-			if (err == 0)
+			if (err == 0) {
+				ipc__keeper_start(b);
 				return b;
+			}
 			ipc__shm_unlink(&b->shm, handle);
 			ipc__shm_detach(&b->shm);
 			break;
@@ -318,8 +320,10 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		if (err != -EEXIST)
 			break;
 		err = attach(b, o.shm, deadline);
-		if (err == 0)
+		if (err == 0) {
+			ipc__keeper_start(b);
 			return b;
+		}
 		ipc__shm_detach(&b->shm);
 		if (err != -EAGAIN)
 			break;
@@ -357,6 +361,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	}
 	while (b->tls_list)
 		ipc_tls_close(b->tls_list);
+	ipc__keeper_stop(b);
 	err = ipc__lock_buf(b);
 	if (err == 0) {
 		struct ipc__proc *p = &procs(b)[b->proc];

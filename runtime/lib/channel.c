@@ -22,8 +22,9 @@
  * stays set (and visible) across the sleeps that follow, which may be long.
  * Mode spin never sleeps and skips the flag.
  * A sleeping producer is woken once half the ring is free, not at every slot.
- * Sleeps last at most 40 ms: a waiter then checks that its peer is alive
- * (unless the peer is a thread of its own process: then it sleeps on).
+ * A peer in another process is watched while sleeping: its death wakes the
+ * sleeper through the peer's death notice (notice.c); where there is none,
+ * sleeps last at most SLEEP_SLICE_MS and the sleeper then looks at its peer.
  */
 #include <errno.h>
 #include <poll.h>
@@ -518,9 +519,11 @@ static int stalled(struct ipc_tls *t, struct ipc__end *e)
 	return -EBADMSG;
 }
 
-/* Sleep until the ring may have changed, for at most ms. Returns early when
- * the condition is already gone. */
-static void nap(struct ipc__end *e, int ms)
+/* Sleep until the ring may have changed, for at most left_ms (-1: no
+ * bound). Returns early when the condition is already gone. A peer in
+ * another process is watched through its death notice (notice.c), or, where
+ * there is none, looked at after every SLEEP_SLICE_MS. */
+static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 {
 	struct ipc__chan *c = e->c;
 	bool prod = e->role == IPC_PRODUCER;
@@ -534,9 +537,46 @@ static void nap(struct ipc__end *e, int ms)
 	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
 	uint32_t f = ipc__load_acquire(&c->flags);
-	if (still && !(f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
-		ipc__futex_wait_us(seq, s, fresh && (ms < 0 || ms * 1000 > FIRST_NAP_US)
-		                               ? FIRST_NAP_US : ms < 0 ? -1 : (int64_t)ms * 1000);
+	if (!still || (f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
+		return;
+	int64_t us = left_ms < 0 ? -1 : left_ms * 1000;
+	if (fresh && (us < 0 || us > FIRST_NAP_US))
+		us = FIRST_NAP_US;
+	struct ipc__end_owner *o = peer_of(e);
+	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: proc */
+	if (pid == 0 && !(f & (prod ? IPC__C_ATTACHED : IPC__P_ATTACHED))) {
+		/* Not attached yet: its first record or its close wakes us. */
+		ipc__futex_wait_us(seq, s, us);
+		return;
+	}
+	if (peer_is_us(t, e)) {
+		ipc__futex_wait_us(seq, s, us);
+		return;
+	}
+	uint32_t proc = o->proc, seen;
+	int notice = pid != 0 ? ipc__notice_arm(t->b, proc, &seen) : 0;
+	if (notice > 0) {
+		int rc = ipc__notice_wait(t->b, seq, s, proc, seen, us);
+		if (ipc__notice_pass(t->b, proc, seen))
+			e->next_check_ms = 0; /* it may have died: look now */
+		if (rc != -ENOSYS)
+			return;
+	}
+	if (us < 0 || us > SLEEP_SLICE_MS * 1000)
+		us = SLEEP_SLICE_MS * 1000;
+	if (notice < 0) {
+		/* Its keeper died with it; its last threads may still be on
+		 * their way out, and their exit makes the pidfd readable. */
+		e->next_check_ms = 0; /* look at it once this returns */
+		if (!peer_alive(e, pid, o->start))
+			return;
+		if (e->pidfd >= 0 && e->pidfd_pid == pid) {
+			struct pollfd p = {.fd = e->pidfd, .events = POLLIN};
+			poll(&p, 1, (int)((us + 999) / 1000));
+			return;
+		}
+	}
+	ipc__futex_wait_us(seq, s, us);
 }
 
 /* The wait is over: the peer need not wake us any more. */
@@ -600,9 +640,7 @@ static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int time
 			e->spin_ns /= 2;
 		slept = true;
 		ipc__free_flush(t);
-		int64_t left = deadline - now;
-		nap(e, peer_is_us(t, e) ? (left > INT32_MAX ? -1 : (int)left)
-		       : left < SLEEP_SLICE_MS ? (int)left : SLEEP_SLICE_MS);
+		nap(t, e, deadline == INT64_MAX ? -1 : deadline - now);
 again:
 		rc = try(t, e, rec);
 		if (rc != IPC_TX_RETRY) {

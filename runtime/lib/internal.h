@@ -41,7 +41,7 @@
 #include "shm.h"
 
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
-#define IPC__LAYOUT 1u
+#define IPC__LAYOUT 2u
 #define IPC__CACHELINE 64
 #define IPC__MAX_PROCS 256u
 #define IPC__MAX_TLS 1024u
@@ -77,7 +77,10 @@ struct ipc__proc {
 	ipc_ai32 pid;             /* 0: free slot (L) */
 	uint32_t gen;
 	uint64_t start;           /* process start time */
-	uint64_t pad[2];
+	ipc_a32 life;             /* its keeper's thread id, a robust futex: the
+	                             kernel marks it when the process dies (notice.c) */
+	uint32_t pad1;
+	uint64_t pad2;
 };
 _Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
 
@@ -221,6 +224,10 @@ struct ipc_buffer {
 	uint32_t proc;            /* our process slot */
 	uint64_t start;
 	pthread_mutex_t tls_mu;   /* guards tls_list */
+	pthread_t keeper;         /* holds our slot's life word (notice.c) */
+	bool keeper_on;
+	ipc_a32 keeper_state;     /* 0 starting, 1 holding, 2 could not */
+	ipc_a32 keeper_quit;
 	struct ipc_tls *tls_list;
 	char handle[IPC_HANDLE_MAX + 1];
 };
@@ -340,6 +347,18 @@ int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
 
 /* Drop every use of segments by process slot proc (L held). */
 void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc);
+
+/* Death notices (notice.c). The keeper runs from attach to close. A waiter
+ * on a peer in process slot proc: arm (1; 0: no notice, sleep in slices;
+ * -1: the keeper is gone, so the process is dying or dead),
+ * wait on seq and the life word together, then pass (true: the word changed,
+ * the peer may be dead; wakes the other waiters on a dead word). */
+void ipc__keeper_start(struct ipc_buffer *b);
+void ipc__keeper_stop(struct ipc_buffer *b);
+int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen);
+int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
+                     uint32_t seen, int64_t timeout_us);
+bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen);
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);

@@ -12,6 +12,8 @@
  *    or accounted (stats), the heap intact, the buffer still usable
  *  - a segment user that dies does not keep the segment alive
  *  - SIGSTOP of a producer for 2 s is not a death
+ *  - a consumer blocked on an idle channel sleeps without waking up to look
+ *    at its producer process, and that producer's death wakes it at once
  * The producer publishes how many sends succeeded in a shared segment (the
  * board) after each one; the consumer publishes what it received.
  */
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -812,6 +815,106 @@ static void test_kill_sigstop_producer_is_not_death(void **state)
 	tu_assert_clean(h);
 }
 
+/* ---- an idle wait sleeps until data or death ---------------------------- */
+
+/* Attaches as producer, sends nothing, waits to be killed. */
+static int idle_producer(void *arg)
+{
+	struct peer *p = arg;
+	struct ipc_buffer *b;
+	struct ipc_tls *t;
+
+	child_attach(p, &b, &t, IPC_PRODUCER);
+	tu_notify(p->ready[1], 'p');
+	tu_await(p->go[0], 60000);
+	return 0;
+}
+
+/* Voluntary context switches of the calling thread so far. */
+static long thread_sleeps(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_nvcsw;
+}
+
+struct killer {
+	struct ipc__chan *c;
+	pid_t pid;
+	uint64_t t_kill;
+};
+
+/* Kills the producer once the consumer has gone to sleep on the channel. */
+static void *kill_when_asleep(void *arg)
+{
+	struct killer *k = arg;
+	bool asleep;
+
+	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0, 10000);
+	CHECK(asleep);
+	k->t_kill = tu_now_ns();
+	CHECK_EQ(kill(k->pid, SIGKILL), 0);
+	return NULL;
+}
+
+/* A consumer blocked on an empty channel whose producer is another, live
+ * process sleeps through (the hybrid spin, one short first nap, then one
+ * sleep), without waking up to look at its producer; the producer's death
+ * wakes it at once. */
+static void test_kill_idle_wait_sleeps_until_death(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct peer p = { .handle = h, .id = 11 };
+	struct killer k;
+	struct ipc_tls *t;
+	struct board *bd;
+	pthread_t th;
+	void *r;
+	long before, woke;
+	pid_t pid;
+	int st;
+
+	assert_non_null(b);
+	t = ipc_tls_open(b, 0);
+	assert_non_null(t);
+	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
+	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
+	tu_pipe(p.ready);
+	tu_pipe(p.go);
+	pid = tu_spawn(idle_producer, &p);
+	assert_int_equal(tu_await(p.ready[0], 10000), 'p');
+
+	/* 1.5 s idle: slices of 40 ms would be some 37 wake-ups */
+	before = thread_sleeps();
+	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 1500), IPC_TX_RETRY);
+	woke = thread_sleeps() - before;
+	fprintf(stderr, "# idle consumer: %ld sleeps in 1.5 s\n", woke);
+	assert_true(woke <= 6);
+
+	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
+	k.pid = pid;
+	assert_int_equal(pthread_create(&th, NULL, kill_when_asleep, &k), 0);
+	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
+	uint64_t lat = tu_now_ns() - k.t_kill;
+	pthread_join(th, NULL);
+	assert_false(tu_failed());
+	fprintf(stderr, "# blocked consumer saw IPC_TX_ABORTED %.2f ms after the kill\n",
+	        (double)lat / 1e6);
+	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
+	st = tu_wait(pid, 10000);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	for (int i = 0; i < 2; i++) {
+		close(p.ready[i]);
+		close(p.go[i]);
+	}
+	tu_assert_clean(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -825,6 +928,7 @@ int main(int argc, char **argv)
 		T(test_kill_segment_user_dies_segment_freed),
 		T(test_kill_lock_holder_consumer_aborted_in_bound),
 		T(test_kill_sigstop_producer_is_not_death),
+		T(test_kill_idle_wait_sleeps_until_death),
 	};
 
 	tu_init(argc, argv);

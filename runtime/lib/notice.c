@@ -1,0 +1,198 @@
+/*
+ * Death notices: a waiter whose peer is another process sleeps until the
+ * ring changes or that process dies, with no periodic wake-up to look at it.
+ *
+ * Every process attached to a buffer runs one keeper thread, which does
+ * nothing but hold its process slot's life word (struct ipc__proc.life) as a
+ * robust futex: the word holds the keeper's thread id, and the keeper's
+ * robust list (set_robust_list(2), registered by the keeper for itself only,
+ * so glibc's list in every other thread is untouched) names that word. When
+ * the process dies, however it dies, the kernel walks the list as the keeper
+ * exits, finds its own thread id in the word, replaces it with
+ * FUTEX_OWNER_DIED (keeping FUTEX_WAITERS) and, if FUTEX_WAITERS was set,
+ * wakes one waiter on the word.
+ *
+ * A waiter (ipc__notice_arm) sets FUTEX_WAITERS in the word with a CAS, then
+ * sleeps with futex_waitv(2) on two words at once: its ring's sequence word
+ * and the peer's life word, each with the value it last read. A death after
+ * that read changes the word, so the wait cannot miss it: it either returns
+ * at once (value changed) or is woken by the kernel. The kernel wakes only
+ * one waiter, so whoever sees a dead word wakes every other waiter on it
+ * (ipc__notice_pass). A keeper that stops because its process closes the
+ * buffer clears the word and wakes every waiter itself.
+ *
+ * Without a notice (no keeper, a keeper gone with its thread id still
+ * there, a kernel without futex_waitv) a waiter falls back to sleeping in
+ * slices and looking at its peer after each (channel.c).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util.h"
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+
+/* futex_waitv(2)'s element (linux/futex.h has it since 5.16; spelled out
+ * here so that older headers build too). */
+struct waitv {
+	uint64_t val;
+	uint64_t uaddr;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+static _Atomic int waitv_missing; /* the kernel said ENOSYS once */
+
+static struct ipc__proc *slot(struct ipc_buffer *b, uint32_t proc)
+{
+	return (struct ipc__proc *)(b->base + b->hdr->procs_off) + proc;
+}
+
+static void private_wait(ipc_a32 *w, uint32_t v)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+
+static void private_wake(ipc_a32 *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct ipc_buffer *b = arg;
+	ipc_a32 *life = &slot(b, b->proc)->life;
+	struct robust_list_head head, *saved = NULL;
+	struct robust_list entry;
+	size_t saved_len = 0;
+
+	/* This thread's own list: glibc's (empty here: this thread takes no
+	 * robust mutex) comes back before the thread returns. The list is
+	 * the head and one entry; futex_offset leads from the entry (on this
+	 * stack) to the word (in the shared mapping). */
+	syscall(SYS_get_robust_list, 0, &saved, &saved_len);
+	entry.next = &head.list;
+	head.list.next = &entry;
+	head.futex_offset = (long)((char *)life - (char *)&entry);
+	head.list_op_pending = NULL;
+	bool armed = syscall(SYS_set_robust_list, &head, sizeof(head)) == 0;
+	if (armed)
+		ipc__store_release(life, (uint32_t)gettid());
+	ipc__store_release(&b->keeper_state, armed ? 1 : 2); /* tell the opener */
+	private_wake(&b->keeper_state);
+
+	while (ipc__load_acquire(&b->keeper_quit) == 0)
+		private_wait(&b->keeper_quit, 0);
+
+	/* The process closes the buffer: nobody should count on this word. */
+	if (armed) {
+		syscall(SYS_set_robust_list, saved, saved_len);
+		if (ipc__xchg_acq_rel(life, 0) & FUTEX_WAITERS)
+			ipc__futex_wake(life);
+	}
+	return NULL;
+}
+
+void ipc__keeper_start(struct ipc_buffer *b)
+{
+	pthread_attr_t a;
+
+	ipc__store_relaxed(&slot(b, b->proc)->life, 0);
+	b->keeper_state = 0;
+	b->keeper_quit = 0;
+	if (pthread_attr_init(&a) != 0)
+		return;
+	pthread_attr_setstacksize(&a, 64u << 10);
+	b->keeper_on = pthread_create(&b->keeper, &a, keeper_main, b) == 0;
+	pthread_attr_destroy(&a);
+	if (!b->keeper_on)
+		return; /* peers look at us in slices instead */
+	uint32_t s;
+	while ((s = ipc__load_acquire(&b->keeper_state)) == 0)
+		private_wait(&b->keeper_state, 0);
+}
+
+void ipc__keeper_stop(struct ipc_buffer *b)
+{
+	if (!b->keeper_on)
+		return;
+	ipc__store_release(&b->keeper_quit, 1);
+	private_wake(&b->keeper_quit);
+	pthread_join(b->keeper, NULL);
+	b->keeper_on = false;
+}
+
+int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
+{
+	if (proc >= b->hdr->max_procs)
+		return 0;
+	ipc_a32 *life = &slot(b, proc)->life;
+	uint32_t w = ipc__load_acquire(life);
+	for (;;) {
+		if (w & FUTEX_OWNER_DIED)
+			return -1; /* its keeper is gone: the process is dying */
+		if ((w & FUTEX_TID_MASK) == 0 || ipc__load_relaxed(&waitv_missing))
+			return 0;
+		if (w & FUTEX_WAITERS)
+			break;
+		if (atomic_compare_exchange_weak_explicit(life, &w, w | FUTEX_WAITERS,
+		                                          memory_order_acq_rel,
+		                                          memory_order_acquire)) {
+			w |= FUTEX_WAITERS;
+			break;
+		}
+	}
+	*seen = w;
+	return 1;
+}
+
+bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen)
+{
+	ipc_a32 *life = &slot(b, proc)->life;
+	uint32_t w = ipc__load_acquire(life);
+	if (w == seen)
+		return false;
+	if (w & FUTEX_OWNER_DIED)
+		ipc__futex_wake(life); /* the kernel woke only one of us */
+	return true;
+}
+
+int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
+                     uint32_t seen, int64_t timeout_us)
+{
+	struct waitv v[2] = {
+		{.val = s, .uaddr = (uint64_t)(uintptr_t)seq, .flags = FUTEX2_SIZE_U32},
+		{.val = seen, .uaddr = (uint64_t)(uintptr_t)&slot(b, proc)->life,
+		 .flags = FUTEX2_SIZE_U32},
+	};
+	struct timespec ts, *tp = NULL;
+
+	if (timeout_us >= 0) { /* futex_waitv's timeout is absolute */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(timeout_us / 1000000);
+		ts.tv_nsec += (long)(timeout_us % 1000000) * 1000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		tp = &ts;
+	}
+	if (syscall(SYS_futex_waitv, v, 2u, 0u, tp, CLOCK_MONOTONIC) >= 0)
+		return 0;
+	int err = errno;
+	if (err == ENOSYS)
+		ipc__store_relaxed(&waitv_missing, 1);
+	return -err;
+}
