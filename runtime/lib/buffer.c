@@ -153,6 +153,7 @@ static void set_views(struct ipc_buffer *b)
 	b->map_size = b->shm.size;
 	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
 	b->data = b->base + b->hdr->data_off;
+	b->rec_span = b->map_size - b->hdr->data_off - sizeof(struct ipc__rec);
 }
 
 static int creator_init(struct ipc_buffer *b, const struct layout *l,

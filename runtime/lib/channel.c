@@ -434,10 +434,19 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	ipc__unlock_buf(t->b);
 }
 
-static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
+static __attribute__((noinline, cold)) int bad_slot(struct ipc__end *e, uint64_t off)
+{
+	fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): skipped\n",
+	        (unsigned long long)e->id, (unsigned long long)off);
+	return -EBADMSG;
+}
+
+/* try_send and try_recv are the whole fast path: inlined into every caller. */
+static inline __attribute__((always_inline)) int try_send(struct ipc_tls *t, struct ipc__end *e,
+                                                          void **rec)
 {
 	struct ipc__chan *c = e->c;
-	struct ipc__rec *r = ipc__rec_check(t->b, *rec);
+	struct ipc__rec *r = ipc__rec_check_fast(t->b, *rec);
 
 	if (!r)
 		return -EINVAL;
@@ -457,7 +466,8 @@ static int try_send(struct ipc_tls *t, struct ipc__end *e, void **rec)
 	return IPC_TX_SUCCESS;
 }
 
-static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
+static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, struct ipc__end *e,
+                                                          void **rec)
 {
 	struct ipc__chan *c = e->c;
 	uint64_t off = ipc__ring_peek(&e->v);
@@ -471,8 +481,8 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	char *p = ipc__ptr(t->b, off, sizeof(struct ipc__rec));
-	struct ipc__rec *r = p ? ipc__rec_check(t->b, p + sizeof(struct ipc__rec)) : NULL;
+	/* off < 2^48: no overflow; the check bounds it to the mapping */
+	struct ipc__rec *r = ipc__rec_check_fast(t->b, t->b->base + off + sizeof(struct ipc__rec));
 	/* Ours before the slot is released: if we die in between, the reaper
 	 * finds it at the head of the ring and gives it back to the channel. */
 	if (r)
@@ -488,19 +498,16 @@ static int try_recv(struct ipc_tls *t, struct ipc__end *e, void **rec)
 		ipc__add_acq_rel(&c->prod_seq, 1);
 		ipc__futex_wake(&c->prod_seq);
 	}
-	if (!r) {
-		fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): "
-		        "skipped\n", (unsigned long long)e->id, (unsigned long long)off);
-		return -EBADMSG;
-	}
+	if (__builtin_expect(!r, 0))
+		return bad_slot(e, off);
 	/* Start pulling the next record's header line over, for writing (we
 	 * mark it ours and later freed): one transfer, not a read followed by
-	 * an upgrade. */
-	uint64_t next = ipc__ring_peek(&e->v);
-	if (next && next < t->b->map_size - 64) {
-		__builtin_prefetch(t->b->base + next, 1);
-		__builtin_prefetch(t->b->base + next + 64, 0); /* the payload's next line */
-	}
+	 * an upgrade. The slot may still hold last lap's offset, or garbage:
+	 * a prefetch never faults. */
+	const char *next = t->b->base + ipc__ring_value(ipc__load_relaxed(
+	                                        &e->v.slot[e->v.pos & e->v.mask]));
+	__builtin_prefetch(next, 1);
+	__builtin_prefetch(next + 64, 0); /* the payload's next line */
 	*rec = r + 1;
 	return IPC_TX_SUCCESS;
 }
@@ -592,12 +599,11 @@ static void nap_done(struct ipc__end *e)
  * spin catches the next record without a system call; on an oversubscribed
  * machine, where the peer needs this core to make progress, spinning mostly
  * fails and the waiter soon sleeps at once. */
-static int wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int timeout_ms,
-                     int (*try)(struct ipc_tls *, struct ipc__end *, void **))
+static inline __attribute__((always_inline)) int
+wait_loop(struct ipc_tls *t, struct ipc__end *e, void **rec, int timeout_ms,
+          int (*try)(struct ipc_tls *, struct ipc__end *, void **))
 {
-	int rc = try(t, e, rec);
-	if (rc != IPC_TX_RETRY)
-		return rc; /* the common case: no clock read at all */
+	int rc;
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX : ipc__now_ms() + timeout_ms;
 	int64_t spin_until = 0;
 	bool spinning = e->wait != IPC_WAIT_BLOCK, slept = false;
@@ -653,6 +659,19 @@ again:
 	}
 }
 
+/* The waits, after a first try found nothing to do. */
+static __attribute__((noinline)) int send_wait_slow(struct ipc_tls *t, struct ipc__end *e,
+                                                    void **rec, int timeout_ms)
+{
+	return wait_loop(t, e, rec, timeout_ms, try_send);
+}
+
+static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ipc__end *e,
+                                                    void **rec, int timeout_ms)
+{
+	return wait_loop(t, e, rec, timeout_ms, try_recv);
+}
+
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	struct ipc__end *e;
@@ -686,7 +705,8 @@ int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout
 		return -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
-	return wait_loop(t, e, rec, timeout_ms, try_send);
+	int rc = try_send(t, e, rec);
+	return rc != IPC_TX_RETRY ? rc : send_wait_slow(t, e, rec, timeout_ms);
 }
 
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
@@ -696,5 +716,6 @@ int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout
 		return -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
-	return wait_loop(t, e, rec, timeout_ms, try_recv);
+	int rc = try_recv(t, e, rec);
+	return rc != IPC_TX_RETRY ? rc : recv_wait_slow(t, e, rec, timeout_ms);
 }

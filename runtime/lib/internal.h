@@ -195,6 +195,11 @@ struct ipc__rec {
 };
 _Static_assert(sizeof(struct ipc__rec) == 16, "record header");
 
+static inline uint32_t ipc__rec_check_word(uint64_t size, uint32_t slab)
+{
+	return IPC__REC_MAGIC ^ (uint32_t)size ^ (uint32_t)(size >> 32) ^ slab;
+}
+
 static inline uint64_t ipc__rec_size(struct ipc__rec *r)
 {
 	return ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
@@ -220,6 +225,7 @@ struct ipc_buffer {
 	struct ipc__heap *heap;
 	char *data;
 	uint64_t map_size;
+	uint64_t rec_span;        /* map_size - data_off - sizeof(struct ipc__rec) */
 	pid_t pid;                /* the process that opened it */
 	uint32_t proc;            /* our process slot */
 	uint64_t start;
@@ -259,6 +265,8 @@ struct ipc_tls {
 	uint32_t carved;
 	uint32_t local_freed;     /* records of the current slab freed by us */
 	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches */
+	char *fslab_lo, *fslab_hi; /* where fslab's records lie: a record there */
+	uint32_t fslab_blk;       /* naming fslab was checked with it once */
 	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */
@@ -310,13 +318,37 @@ struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id);
 int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off);
 void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e);
 
-/* TLS end map. */
-struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role);
+/* TLS end map: the end last used in each role first, then the map. */
+struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role);
+static inline struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role)
+{
+	struct ipc__end *e = t->last[role & 3];
+	if (__builtin_expect(e && e->id == id && e->used == 1, 1))
+		return e;
+	return ipc__end_lookup(t, id, role);
+}
 struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role);
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
 
-/* Records. */
+/* Records. ipc__rec_check: the header of payload if it is a live record
+ * of this buffer, checked against its slab too (before the slab is used);
+ * ipc__rec_check_fast: only inside the mapping, aligned, its check word
+ * right (enough to read it and pass it on: send and receive). */
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
+static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
+                                                   const void *payload)
+{
+	uintptr_t p = (uintptr_t)payload;
+	/* one unsigned compare: data + 16 <= p < end of the mapping */
+	if ((p & 15) || p - (uintptr_t)b->data - sizeof(struct ipc__rec) >= b->rec_span)
+		return NULL;
+	struct ipc__rec *r = (struct ipc__rec *)payload - 1;
+	uint64_t size = ipc__rec_size(r);
+	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, ipc__load_relaxed(&r->slab)) ||
+	    size > (uintptr_t)b->base + b->map_size - p)
+		return NULL;
+	return r;
+}
 /* Free a record; locked: L held. Returns 1 when that emptied its slab (which
  * then belongs to someone else), 0, or a negative errno. */
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked);

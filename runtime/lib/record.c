@@ -29,11 +29,6 @@
 
 #include "internal.h"
 
-static uint32_t rec_check_word(uint64_t size, uint32_t slab)
-{
-	return IPC__REC_MAGIC ^ (uint32_t)size ^ (uint32_t)(size >> 32) ^ slab;
-}
-
 /* ---- the TLS end map: open addressing on (id, role) --------------------- */
 
 static uint32_t end_hash(uint64_t id, uint8_t role)
@@ -41,11 +36,9 @@ static uint32_t end_hash(uint64_t id, uint8_t role)
 	return (uint32_t)(((id ^ ((uint64_t)role << 61)) * UINT64_C(0x9E3779B97F4A7C15)) >> 32);
 }
 
-struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role)
+struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role)
 {
-	struct ipc__end *e = t->last[role & 3];
-	if (e && e->id == id && e->used == 1)
-		return e;
+	struct ipc__end *e;
 	for (uint32_t i = end_hash(id, role) & (t->ends_cap - 1);; i = (i + 1) & (t->ends_cap - 1)) {
 		e = &t->ends[i];
 		if (e->used == 0)
@@ -338,7 +331,7 @@ static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_
 {
 	ipc__store_relaxed(&r->word, (uint64_t)n | (uint64_t)(b->proc + 1) << 48);
 	ipc__store_relaxed(&r->slab, slab);
-	ipc__store_relaxed(&r->check, rec_check_word(n, slab));
+	ipc__store_relaxed(&r->check, ipc__rec_check_word(n, slab));
 }
 
 static void *rec_alloc(struct ipc_tls *t, size_t n)
@@ -408,7 +401,7 @@ struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 	struct ipc__rec *r = (struct ipc__rec *)p - 1;
 	uint64_t size = ipc__rec_size(r);
 	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (ipc__load_relaxed(&r->check) != rec_check_word(size, slab))
+	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab))
 		return NULL;
 	if (slab == IPC__REC_DIRECT) {
 		if (((uint64_t)((char *)r - b->data) % IPC_BLOCK) != 0)
@@ -549,13 +542,18 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 		slab_return(b, s, true);
 }
 
+/* Count a free in t's batch for r's slab (which ipc__rec_check checked). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
-	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
+	uint32_t blk = ipc__load_relaxed(&r->slab);
+	struct ipc__slab *s = ipc__block_ptr(t->b, blk);
 
 	if (s != t->fslab) {
 		ipc__free_flush(t);
 		t->fslab = s;
+		t->fslab_blk = blk;
+		t->fslab_lo = (char *)s + IPC__SLAB_HDR;
+		t->fslab_hi = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
 		ipc__store_relaxed(&t->ts->pend_slab, ipc__off(t->b, s));
 	}
 	ipc__store_relaxed(&r->check, IPC__REC_FREED);
@@ -572,12 +570,19 @@ static inline int release(struct ipc_tls *t, void *rec)
 		return -EINVAL;
 	if (!rec)
 		return 0;
-	r = (struct ipc__rec *)rec - 1;
-	if (t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur && !((uintptr_t)rec & 15) &&
-	    ipc__load_relaxed(&r->check) == rec_check_word(ipc__rec_size(r), t->slab_blk)) {
+	r = ipc__rec_check_fast(t->b, rec);
+	if (!r)
+		return -EINVAL;
+	uint32_t blk = ipc__load_relaxed(&r->slab);
+	if (blk == t->slab_blk && t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur) {
 		/* Our own current slab: counted privately until the seal. */
 		ipc__store_relaxed(&r->check, IPC__REC_FREED);
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
+		return 0;
+	}
+	if (t->fslab && blk == t->fslab_blk && (char *)r >= t->fslab_lo &&
+	    (char *)rec + ipc__rec_size(r) <= t->fslab_hi) {
+		free_batched(t, r); /* the slab we are freeing into already */
 		return 0;
 	}
 	r = ipc__rec_check(t->b, rec);
@@ -609,6 +614,6 @@ size_t ipc_record_size(const void *rec)
 		return 0;
 	struct ipc__rec *r = (struct ipc__rec *)rec - 1;
 	uint64_t size = ipc__rec_size(r);
-	return ipc__load_relaxed(&r->check) == rec_check_word(size, ipc__load_relaxed(&r->slab))
+	return ipc__load_relaxed(&r->check) == ipc__rec_check_word(size, ipc__load_relaxed(&r->slab))
 	               ? (size_t)size : 0;
 }
