@@ -500,14 +500,9 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	}
 	if (__builtin_expect(!r, 0))
 		return bad_slot(e, off);
-	/* Start pulling the next record's header line over, for writing (we
-	 * mark it ours and later freed): one transfer, not a read followed by
-	 * an upgrade. The slot may still hold last lap's offset, or garbage:
-	 * a prefetch never faults. */
-	const char *next = t->b->base + ipc__ring_value(ipc__load_relaxed(
-	                                        &e->v.slot[e->v.pos & e->v.mask]));
-	__builtin_prefetch(next, 1);
-	__builtin_prefetch(next + 64, 0); /* the payload's next line */
+	/* No prefetch of the next record here: while the consumer keeps up,
+	 * the producer is still writing it, and asking for its lines early
+	 * takes them away from the producer (measured: -20 %). */
 	*rec = r + 1;
 	return IPC_TX_SUCCESS;
 }

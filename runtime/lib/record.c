@@ -354,10 +354,10 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		}
 		r = (struct ipc__rec *)t->cur;
 		t->cur += need;
-		/* Ask early for the lines of the next records: they were last
-		 * written by the consumer that freed them. */
+		/* Ask early for the lines of the next records, for writing:
+		 * they were last written by the consumer that freed them. */
 		if ((uint64_t)(t->end - t->cur) > 256)
-			__builtin_prefetch(t->cur + 256, 1);
+			ipc__prefetch_write(t->cur + 256);
 		rec_init(b, r, n, t->slab_blk);
 		/* Pairs with reap_slab's acquire: the header is written first. */
 		ipc__store_release(&t->slab->carved, ++t->carved);

@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -78,6 +81,17 @@ int ipc__futex_wait_us(ipc_a32 *word, uint32_t expected, int64_t timeout_us)
 void ipc__futex_wake(ipc_a32 *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+_Bool ipc__has_prefetchw;
+
+__attribute__((constructor)) static void detect_cpu(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned a, b, c, d;
+	if (__get_cpuid(0x80000001u, &a, &b, &c, &d))
+		ipc__has_prefetchw = (c & (1u << 8)) != 0; /* PRFCHW */
+#endif
 }
 
 int64_t ipc__now_ms(void)
