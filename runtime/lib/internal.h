@@ -262,6 +262,7 @@ struct ipc_tls {
 	/* current slab */
 	struct ipc__slab *slab;
 	char *cur, *end;
+	char *pf;                 /* next line of the slab to prefetch */
 	uint32_t carved;
 	uint32_t local_freed;     /* records of the current slab freed by us */
 	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches */

@@ -271,6 +271,7 @@ static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
 	t->local_freed = 0;
 	t->cur = (char *)s + IPC__SLAB_HDR;
 	t->end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	t->pf = t->cur;
 }
 
 /* The current slab is full: reuse it if every record in it was freed,
@@ -334,6 +335,10 @@ static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_
 	ipc__store_relaxed(&r->check, ipc__rec_check_word(n, slab));
 }
 
+/* How far ahead of carving the producer asks for lines (measured on 64 B
+ * records between processes: 512 beats 256 and 1024). */
+#define PREFETCH_AHEAD 512
+
 static void *rec_alloc(struct ipc_tls *t, size_t n)
 {
 	struct ipc_buffer *b = t->b;
@@ -355,9 +360,11 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		r = (struct ipc__rec *)t->cur;
 		t->cur += need;
 		/* Ask early for the lines of the next records, for writing:
-		 * they were last written by the consumer that freed them. */
-		if ((uint64_t)(t->end - t->cur) > 256)
-			ipc__prefetch_write(t->cur + 256);
+		 * they were last written by the consumer that freed them.
+		 * Every line once, PREFETCH_AHEAD bytes ahead of carving. */
+		char *pf_end = t->end - t->cur > PREFETCH_AHEAD ? t->cur + PREFETCH_AHEAD : t->end;
+		for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
+			ipc__prefetch_write(t->pf);
 		rec_init(b, r, n, t->slab_blk);
 		/* Pairs with reap_slab's acquire: the header is written first. */
 		ipc__store_release(&t->slab->carved, ++t->carved);
