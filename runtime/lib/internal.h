@@ -6,7 +6,9 @@
  *   offset            what                                   who writes, under
  *   0                 struct ipc__hdr (4096 bytes)           creator; then fields
  *                                                            marked (L) under the lock
- *   procs_off         struct ipc__proc[max_procs]  32 B      attach/close/reap (L)
+ *   procs_off         struct ipc__proc[max_procs]  32 B      attach/close/reap (L);
+ *                                                            life: its keeper, the
+ *                                                            kernel, waiters (notice.c)
  *   tls_off           struct ipc__tslot[max_tls]   64 B      slot: (L); counters: the
  *                                                            owning thread only
  *   dir_off           struct ipc__dirent[dir_cap]  16 B      (L)

@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,7 +116,14 @@ void ipc__keeper_start(struct ipc_buffer *b)
 	if (pthread_attr_init(&a) != 0)
 		return;
 	pthread_attr_setstacksize(&a, 64u << 10);
+	/* Every signal blocked in the keeper (it inherits the mask): a signal
+	 * sent to the process goes to the program's own threads, as it would
+	 * without us. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	b->keeper_on = pthread_create(&b->keeper, &a, keeper_main, b) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&a);
 	if (!b->keeper_on)
 		return; /* peers look at us in slices instead */

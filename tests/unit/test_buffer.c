@@ -5,6 +5,7 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -789,6 +790,72 @@ static void test_buffer_dead_process_not_counted(void **state)
 	tu_assert_clean(h);
 }
 
+/* The thread ids of this process. */
+static int threads(pid_t *tids, int max)
+{
+	char path[64];
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)getpid());
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		if (e->d_name[0] != '.' && n < max)
+			tids[n++] = (pid_t)atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+/* A thread's blocked signals (its /proc status line SigBlk). */
+static unsigned long long sigblk(pid_t tid)
+{
+	char path[96], line[256];
+	unsigned long long m = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)getpid(), (int)tid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &m) == 1)
+			break;
+	fclose(f);
+	return m;
+}
+
+/* An open buffer runs one keeper thread (death notices), with every signal
+ * blocked so that signals still reach the program's own threads; close
+ * stops it. */
+static void test_buffer_keeper_thread_blocks_signals(void **state)
+{
+	const char *h = FIX(state)->handle;
+	pid_t before[64], during[64], after[64];
+	int nb = threads(before, 64);
+	struct ipc_buffer *b = tu_open(h, 0);
+	int nd, na, found = 0;
+
+	assert_non_null(b);
+	nd = threads(during, 64);
+	assert_int_equal(nd, nb + 1);
+	for (int i = 0; i < nd; i++) {
+		bool old = false;
+		for (int j = 0; j < nb; j++)
+			old |= during[i] == before[j];
+		if (old)
+			continue;
+		unsigned long long m = sigblk(during[i]);
+		assert_true(m & (1ull << (SIGINT - 1)));
+		assert_true(m & (1ull << (SIGTERM - 1)));
+		assert_true(m & (1ull << (SIGUSR1 - 1)));
+		found++;
+	}
+	assert_int_equal(found, 1);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	na = threads(after, 64);
+	assert_int_equal(na, nb);
+	tu_assert_clean(h);
+}
+
 static void test_buffer_strerror_names_codes(void **state)
 {
 	const int codes[] = { IPC_TX_SUCCESS, IPC_TX_RETRY, IPC_TX_EOF, IPC_TX_ABORTED,
@@ -827,6 +894,7 @@ int main(int argc, char **argv)
 		T(test_buffer_gc_live_buffer_untouched),
 		T(test_buffer_dead_process_not_counted),
 		T(test_buffer_strerror_names_codes),
+		T(test_buffer_keeper_thread_blocks_signals),
 	};
 
 	tu_init(argc, argv);
