@@ -21,15 +21,17 @@
  * (ipc__notice_pass). A keeper that stops because its process closes the
  * buffer clears the word and wakes every waiter itself.
  *
- * Without a notice (no keeper, a keeper gone with its thread id still
- * there, a kernel without futex_waitv) a waiter falls back to sleeping in
- * slices and looking at its peer after each (channel.c).
+ * Without a notice (no keeper: IPC_DEATH_NOTICE=0 in the peer's environment
+ * when it opened the buffer; a kernel without futex_waitv) a waiter falls
+ * back to sleeping in slices and looking at its peer after each
+ * (channel.c).
  */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <linux/futex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -113,8 +115,9 @@ void ipc__keeper_start(struct ipc_buffer *b)
 	ipc__store_relaxed(&slot(b, b->proc)->life, 0);
 	b->keeper_state = 0;
 	b->keeper_quit = 0;
-	if (pthread_attr_init(&a) != 0)
-		return;
+	const char *v = getenv("IPC_DEATH_NOTICE");
+	if ((v && strcmp(v, "0") == 0) || pthread_attr_init(&a) != 0)
+		return; /* peers look at us in slices instead */
 	pthread_attr_setstacksize(&a, 64u << 10);
 	/* Every signal blocked in the keeper (it inherits the mask): a signal
 	 * sent to the process goes to the program's own threads, as it would

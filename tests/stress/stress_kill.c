@@ -53,6 +53,7 @@ struct peer {
 	const char *handle;
 	uint64_t id;
 	uint32_t capacity;
+	bool no_notice; /* open without the keeper thread (IPC_DEATH_NOTICE=0) */
 	int ready[2];  /* child -> parent: attached */
 	int go[2];     /* parent -> child */
 };
@@ -72,10 +73,13 @@ static struct board *child_attach(const struct peer *p, struct ipc_buffer **bp,
                                   struct ipc_tls **tp, enum ipc_role role)
 {
 	struct ipc_channel_opts o = { .capacity = p->capacity };
-	struct ipc_buffer *b = tu_open(p->handle, 0);
+	struct ipc_buffer *b;
 	struct ipc_tls *t;
 	struct board *bd;
 
+	if (p->no_notice)
+		setenv("IPC_DEATH_NOTICE", "0", 1);
+	b = tu_open(p->handle, 0);
 	CHECK(b != NULL);
 	t = ipc_tls_open(b, role);
 	CHECK(t != NULL);
@@ -275,17 +279,19 @@ static void start_pair(struct kill_env *e, struct peer *p, pid_t *pc, pid_t *pp)
 	assert_int_equal(tu_await(p->ready[0], 10000), 'p');
 }
 
-static void test_kill_producer_consumer_aborted_in_bound(void **state)
+/* rounds kills of a producer; no_notice: it runs no keeper thread, so its
+ * consumer finds out by looking (the fallback) */
+static void kill_producer_rounds(void **state, uint64_t rounds, bool no_notice)
 {
 	const char *h = FIX(state)->handle;
 	uint64_t rng = tu_seed() ^ 0x9d;
-	uint64_t *lat = calloc(g_rounds, sizeof(*lat));
+	uint64_t *lat = calloc(rounds, sizeof(*lat));
 	struct kill_env e;
 
 	assert_non_null(lat);
 	kill_env_open(&e, h);
-	for (uint64_t round = 0; round < g_rounds; round++) {
-		struct peer p = { .handle = h, .id = round + 1 };
+	for (uint64_t round = 0; round < rounds; round++) {
+		struct peer p = { .handle = h, .id = round + 1, .no_notice = no_notice };
 		uint64_t target = tu_rand_range(&rng, 0, 3000), t_kill, k, got;
 		pid_t pc, pp;
 		bool ok;
@@ -315,9 +321,22 @@ static void test_kill_producer_consumer_aborted_in_bound(void **state)
 		close(p.ready[0]);
 		close(p.ready[1]);
 	}
-	report("consumer saw IPC_TX_ABORTED after kill -9 of its producer", lat, g_rounds);
+	report(no_notice ? "consumer saw IPC_TX_ABORTED after kill -9 of its producer "
+	                   "(no death notice: the 40 ms looks)"
+	                 : "consumer saw IPC_TX_ABORTED after kill -9 of its producer",
+	       lat, rounds);
 	free(lat);
 	kill_env_close(&e, h);
+}
+
+static void test_kill_producer_consumer_aborted_in_bound(void **state)
+{
+	kill_producer_rounds(state, g_rounds, false);
+}
+
+static void test_kill_producer_without_notice_aborted_in_bound(void **state)
+{
+	kill_producer_rounds(state, g_rounds / 5 > 10 ? g_rounds / 5 : 10, true);
 }
 
 static void test_kill_consumer_producer_epipe_in_bound(void **state)
@@ -921,6 +940,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_kill_producer_consumer_aborted_in_bound),
+		T(test_kill_producer_without_notice_aborted_in_bound),
 		T(test_kill_consumer_producer_epipe_in_bound),
 		T(test_kill_producer_exits_holding_records_accounted),
 		T(test_kill_producer_killed_holding_records_accounted),
