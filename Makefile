@@ -43,7 +43,7 @@ TSAN_TESTS  :=
 INTEGRATION_DEPS :=
 BENCH_TARGETS :=
 
-.PHONY: all run test check bench lint fuzz install uninstall clean deps deps-run \
+.PHONY: all run test check valgrind bench lint fuzz install uninstall clean deps deps-run \
         test-unit test-integration
 .DEFAULT_GOAL := all
 
@@ -76,6 +76,17 @@ check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan test
 	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan $(TSAN_TESTS)
 	@TSAN_OPTIONS=halt_on_error=1 IPC_TEST_TSAN=1 scripts/run-tests.sh build/tsan "$(TSAN_TESTS)" unit-only
+
+# Memcheck: the unit tests under valgrind, in one backend combination (the
+# memory a test touches does not depend on it); any error or definite leak
+# fails. Not part of CI's sanitizer run (ASan/UBSan/TSan above), slower.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite --child-silent-after-fork=yes
+valgrind:
+	@scripts/deps.sh valgrind
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
+	@IPC_COMBOS=posix:posix IPC_TEST_WRAP="$(VALGRIND)" \
+		scripts/run-tests.sh $(BUILD) "$(UNIT_TESTS)" unit-only
 
 bench: deps all $(BENCH_TARGETS)
 	@scripts/run-bench.sh $(BUILD) "$(BENCH_TARGETS)"

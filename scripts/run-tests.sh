@@ -3,6 +3,8 @@
 # each leaves nothing in /dev/shm or ipcs, then run the integration tests.
 #   run-tests.sh BUILD "bin1 bin2 ..." [unit-only]
 # Prints one closing line: "tests: N passed, N failed".
+# IPC_COMBOS narrows the combinations ("posix:posix ..."); IPC_TEST_WRAP runs
+# each binary under a command (make valgrind: memcheck).
 #
 # Each binary runs in its own IPC namespace with its own /dev/shm when the
 # machine allows it (root, or user namespaces), so that what it leaves is
@@ -67,7 +69,9 @@ for combo in $combos; do
 	shm=${combo%%:*}; sem=${combo##*:}
 	echo "=== IPC_SHM=$shm IPC_SEM=$sem ==="
 	for bin in $bins; do
-		run_one "$(basename "$bin") [$shm/$sem]" env IPC_SHM=$shm IPC_SEM=$sem "$bin"
+		# shellcheck disable=SC2086 # IPC_TEST_WRAP is a command line
+		run_one "$(basename "$bin") [$shm/$sem]" env IPC_SHM=$shm IPC_SEM=$sem \
+			${IPC_TEST_WRAP:-} "$bin"
 	done
 done
 

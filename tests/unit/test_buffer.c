@@ -597,7 +597,7 @@ static void test_buffer_gen_handle_unique_valid(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char c[TU_HANDLE_LEN];
+		char c[TU_HANDLE_LEN] = {0};
 		ssize_t w = -1;
 		if (ipc_buffer_gen_handle(c, sizeof(c)) == 0)
 			w = write(fd[1], c, sizeof(c));
