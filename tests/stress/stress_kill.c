@@ -177,14 +177,23 @@ struct kill_env {
 	struct ipc_buffer_stats s0;
 };
 
+/* This process's TLS (id 0) on b, and the board, created. */
+static struct board *board_create(struct ipc_buffer *b, struct ipc_tls **tp)
+{
+	struct board *bd;
+
+	assert_non_null(b);
+	*tp = ipc_tls_open(b, 0);
+	assert_non_null(*tp);
+	assert_int_equal(ipc_segment_add(*tp, BOARD, sizeof(*bd), NULL, NULL), 0);
+	assert_int_equal(ipc_segment_open(*tp, BOARD, (void **)&bd), 0);
+	return bd;
+}
+
 static void kill_env_open(struct kill_env *e, const char *h)
 {
 	e->b = tu_open(h, 64u << 20);
-	assert_non_null(e->b);
-	e->t = ipc_tls_open(e->b, 0);
-	assert_non_null(e->t);
-	assert_int_equal(ipc_segment_add(e->t, BOARD, sizeof(struct board), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(e->t, BOARD, (void **)&e->bd), 0);
+	e->bd = board_create(e->b, &e->t);
 	assert_int_equal(ipc_buffer_stats(e->b, &e->s0), 0);
 }
 
@@ -483,11 +492,7 @@ static void producer_dies_holding(const char *h, bool killed)
 	pid_t pid;
 	int rc, i = 0;
 
-	assert_non_null(b);
-	t = ipc_tls_open(b, 0);
-	assert_non_null(t);
-	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	bd = board_create(b, &t);
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
 	assert_int_equal(ipc_channel_add(t, 5, IPC_CONSUMER), 0);
 	tu_pipe(p.ready);
@@ -572,11 +577,7 @@ static void test_kill_consumer_killed_holding_records_accounted(void **state)
 	pid_t pid;
 	int rc;
 
-	assert_non_null(b);
-	t = ipc_tls_open(b, 0);
-	assert_non_null(t);
-	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	bd = board_create(b, &t);
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
 	tu_pipe(p.ready);
 	pid = tu_spawn(hoarder_consumer, &p);
@@ -655,10 +656,7 @@ static void test_kill_segment_user_dies_segment_freed(void **state)
 
 	assert_non_null(b);
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
-	t = ipc_tls_open(b, 0);
-	assert_non_null(t);
-	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	bd = board_create(b, &t);
 	tu_pipe(p.ready);
 	pid = tu_spawn(segment_user, &p);
 	assert_int_equal(tu_await(p.ready[0], 10000), 's');
@@ -776,17 +774,12 @@ static void test_kill_sigstop_producer_is_not_death(void **state)
 	struct peer p = { .handle = h, .id = 9, .capacity = 256 };
 	struct ipc_channel_info info[4];
 	struct ipc_tls *t;
-	struct board *bd;
 	uint64_t expect = 0, t_stop = 0, stopped_ns = 0;
 	bool stopped = false, resumed = false;
 	pid_t pid;
 	int rc, st;
 
-	assert_non_null(b);
-	t = ipc_tls_open(b, 0);
-	assert_non_null(t);
-	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	board_create(b, &t); /* the children open it */
 	assert_int_equal(ipc_channel_add(t, 9, IPC_CONSUMER), 0);
 	tu_pipe(p.ready);
 	pid = tu_spawn(paced_producer, &p);
@@ -888,18 +881,13 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	struct peer p = { .handle = h, .id = 11 };
 	struct killer k;
 	struct ipc_tls *t;
-	struct board *bd;
 	pthread_t th;
 	void *r;
 	long before, woke;
 	pid_t pid;
 	int st;
 
-	assert_non_null(b);
-	t = ipc_tls_open(b, 0);
-	assert_non_null(t);
-	assert_int_equal(ipc_segment_add(t, BOARD, sizeof(*bd), NULL, NULL), 0);
-	assert_int_equal(ipc_segment_open(t, BOARD, (void **)&bd), 0);
+	board_create(b, &t); /* the children open it */
 	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
 	tu_pipe(p.ready);
 	tu_pipe(p.go);
