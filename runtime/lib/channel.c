@@ -568,7 +568,9 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 		us = SLEEP_SLICE_MS * 1000;
 	if (notice < 0) {
 		/* Its keeper died with it; its last threads may still be on
-		 * their way out, and their exit makes the pidfd readable. */
+		 * their way out, and their exit makes the pidfd readable.
+		 * (A peer that exec'd without closing also lands here, and is
+		 * looked at every SLEEP_SLICE_MS while its pid lives.) */
 		e->next_check_ms = 0; /* look at it once this returns */
 		if (!peer_alive(e, pid, o->start))
 			return;

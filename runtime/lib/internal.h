@@ -81,7 +81,7 @@ struct ipc__proc {
 	uint64_t start;           /* process start time */
 	ipc_a32 life;             /* its keeper's thread id, a robust futex: the
 	                             kernel marks it when the process dies (notice.c) */
-	uint32_t pad1;
+	ipc_a32 life_waiters;     /* who waits on life, and whether one is alone */
 	uint64_t pad2;
 };
 _Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
@@ -267,9 +267,10 @@ struct ipc_tls {
 	char *pf;                 /* next line of the slab to prefetch */
 	uint32_t carved;
 	uint32_t local_freed;     /* records of the current slab freed by us */
-	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches */
-	char *fslab_lo, *fslab_hi; /* where fslab's records lie: a record there */
-	uint32_t fslab_blk;       /* naming fslab was checked with it once */
+	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches;
+	                             NULL once a flush gave it back */
+	char *fslab_lo, *fslab_hi; /* where its records lie, and its first block: */
+	uint32_t fslab_blk;       /* a record there naming it skips the full check */
 	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */
@@ -385,7 +386,7 @@ void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc);
 
 /* Death notices (notice.c). The keeper runs from attach to close. A waiter
  * on a peer in process slot proc: arm (1; 0: no notice, sleep in slices;
- * -1: the keeper is gone, so the process is dying or dead),
+ * -1: the keeper is gone: the process is dying or dead, or it exec'd),
  * wait on seq and the life word together, then pass (true: the word changed,
  * the peer may be dead; wakes the other waiters on a dead word). */
 void ipc__keeper_start(struct ipc_buffer *b);

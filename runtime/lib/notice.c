@@ -16,10 +16,19 @@
  * sleeps with futex_waitv(2) on two words at once: its ring's sequence word
  * and the peer's life word, each with the value it last read. A death after
  * that read changes the word, so the wait cannot miss it: it either returns
- * at once (value changed) or is woken by the kernel. The kernel wakes only
- * one waiter, so whoever sees a dead word wakes every other waiter on it
- * (ipc__notice_pass). A keeper that stops because its process closes the
- * buffer clears the word and wakes every waiter itself.
+ * at once (value changed) or is woken by the kernel. A keeper that stops
+ * because its process closes the buffer clears the word and wakes every
+ * waiter itself.
+ *
+ * The kernel wakes only one waiter, which then wakes the others
+ * (ipc__notice_pass); but if that one is stopped or killed at that very
+ * moment, the others would sleep on. So only a waiter that is alone on the
+ * word sleeps without a bound (it is "solo"); while there are several, each
+ * sleeps at most BACKSTOP_US and then looks at the peer. The count and the
+ * solo mark share one word (life_waiters), changed by CAS: a waiter that
+ * joins a solo one clears the mark and wakes it, and it goes back to sleep
+ * bounded. A waiter killed while waiting leaves the count too high, which
+ * only makes later waiters bounded; the count is reset with the slot.
  *
  * Without a notice (no keeper: IPC_DEATH_NOTICE=0 in the peer's environment
  * when it opened the buffer; a kernel without futex_waitv) a waiter falls
@@ -56,7 +65,12 @@ struct waitv {
 	uint32_t reserved;
 };
 
-static _Atomic int waitv_missing; /* the kernel said ENOSYS once */
+static _Atomic int waitv_missing; /* futex_waitv failed: no notices here */
+
+/* Waiters on a life word (struct ipc__proc.life_waiters): a count, and
+ * WAITERS_SOLO while the only one sleeps without a bound. */
+#define WAITERS_SOLO (1u << 31)
+#define BACKSTOP_US (100 * 1000)
 
 static struct ipc__proc *slot(struct ipc_buffer *b, uint32_t proc)
 {
@@ -113,6 +127,7 @@ void ipc__keeper_start(struct ipc_buffer *b)
 	pthread_attr_t a;
 
 	ipc__store_relaxed(&slot(b, b->proc)->life, 0);
+	ipc__store_relaxed(&slot(b, b->proc)->life_waiters, 0);
 	b->keeper_state = 0;
 	b->keeper_quit = 0;
 	const char *v = getenv("IPC_DEATH_NOTICE");
@@ -130,8 +145,7 @@ void ipc__keeper_start(struct ipc_buffer *b)
 	pthread_attr_destroy(&a);
 	if (!b->keeper_on)
 		return; /* peers look at us in slices instead */
-	uint32_t s;
-	while ((s = ipc__load_acquire(&b->keeper_state)) == 0)
+	while (ipc__load_acquire(&b->keeper_state) == 0)
 		private_wait(&b->keeper_state, 0);
 }
 
@@ -153,7 +167,7 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 	uint32_t w = ipc__load_acquire(life);
 	for (;;) {
 		if (w & FUTEX_OWNER_DIED)
-			return -1; /* its keeper is gone: the process is dying */
+			return -1; /* its keeper is gone: dying, dead, or exec'd */
 		if ((w & FUTEX_TID_MASK) == 0 || ipc__load_relaxed(&waitv_missing))
 			return 0;
 		if (w & FUTEX_WAITERS)
@@ -180,30 +194,73 @@ bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen)
 	return true;
 }
 
+/* Join (or leave) the waiters on slot p's life word; see the top. Returns
+ * whether this waiter is the solo one. */
+static bool waiters_join(struct ipc__proc *p)
+{
+	uint32_t old = ipc__load_relaxed(&p->life_waiters), nw;
+	bool solo, displaced;
+
+	do {
+		solo = (old & ~WAITERS_SOLO) == 0;
+		displaced = !solo && (old & WAITERS_SOLO);
+		nw = ((old & ~WAITERS_SOLO) + 1) | (solo ? WAITERS_SOLO : 0);
+	} while (!atomic_compare_exchange_weak_explicit(&p->life_waiters, &old, nw,
+	                                                memory_order_acq_rel,
+	                                                memory_order_relaxed));
+	if (displaced) /* the solo waiter sleeps without a bound: bound it */
+		ipc__futex_wake(&p->life);
+	return solo;
+}
+
+static void waiters_leave(struct ipc__proc *p, bool solo)
+{
+	uint32_t old = ipc__load_relaxed(&p->life_waiters), nw;
+
+	do {
+		if ((old & ~WAITERS_SOLO) == 0)
+			return; /* reset meanwhile: the slot changed hands */
+		nw = old - 1;
+		if (solo)
+			nw &= ~WAITERS_SOLO;
+	} while (!atomic_compare_exchange_weak_explicit(&p->life_waiters, &old, nw,
+	                                                memory_order_acq_rel,
+	                                                memory_order_relaxed));
+}
+
 int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
                      uint32_t seen, int64_t timeout_us)
 {
+	struct ipc__proc *p = slot(b, proc);
 	struct waitv v[2] = {
 		{.val = s, .uaddr = (uint64_t)(uintptr_t)seq, .flags = FUTEX2_SIZE_U32},
-		{.val = seen, .uaddr = (uint64_t)(uintptr_t)&slot(b, proc)->life,
-		 .flags = FUTEX2_SIZE_U32},
+		{.val = seen, .uaddr = (uint64_t)(uintptr_t)&p->life, .flags = FUTEX2_SIZE_U32},
 	};
-	struct timespec ts, *tp = NULL;
+	struct {
+		int64_t tv_sec, tv_nsec; /* the kernel's __kernel_timespec */
+	} kts, *tp = NULL;
+	struct timespec now;
 
+	bool solo = waiters_join(p);
+	if (!solo && (timeout_us < 0 || timeout_us > BACKSTOP_US))
+		timeout_us = BACKSTOP_US;
 	if (timeout_us >= 0) { /* futex_waitv's timeout is absolute */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(timeout_us / 1000000);
-		ts.tv_nsec += (long)(timeout_us % 1000000) * 1000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		kts.tv_sec = (int64_t)now.tv_sec + timeout_us / 1000000;
+		kts.tv_nsec = (int64_t)now.tv_nsec + timeout_us % 1000000 * 1000;
+		if (kts.tv_nsec >= 1000000000) {
+			kts.tv_sec++;
+			kts.tv_nsec -= 1000000000;
 		}
-		tp = &ts;
+		tp = &kts;
 	}
-	if (syscall(SYS_futex_waitv, v, 2u, 0u, tp, CLOCK_MONOTONIC) >= 0)
-		return 0;
-	int err = errno;
-	if (err == ENOSYS)
-		ipc__store_relaxed(&waitv_missing, 1);
-	return -err;
+	long rc = syscall(SYS_futex_waitv, v, 2u, 0u, tp, CLOCK_MONOTONIC);
+	int err = rc >= 0 ? 0 : errno;
+	waiters_leave(p, solo);
+	if (err == 0 || err == EAGAIN || err == ETIMEDOUT || err == EINTR)
+		return -err;
+	/* ENOSYS (before Linux 5.16), or EPERM from a seccomp filter, or
+	 * anything else: this process waits without notices from now on. */
+	ipc__store_relaxed(&waitv_missing, 1);
+	return -ENOSYS;
 }

@@ -530,13 +530,15 @@ void ipc__free_flush(struct ipc_tls *t)
 	uint32_t n = t->fcount;
 	struct ipc__slab *s = t->fslab;
 
-	if (n == 0)
+	if (n == 0 || !s) /* counted frees always have their slab */
 		return;
 	t->fcount = 0;
 	ipc__store_relaxed(&t->ts->pend_count, 0);
 	/* acq_rel: pairs with the seal and with other freers (see top). */
-	if (ipc__sub_acq_rel(&s->live, n) == n)
+	if (ipc__sub_acq_rel(&s->live, n) == n) {
+		t->fslab = NULL; /* it is not a slab of records any more */
 		slab_return(t->b, s, false);
+	}
 }
 
 void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
@@ -549,7 +551,8 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 		slab_return(b, s, true);
 }
 
-/* Count a free in t's batch for r's slab (which ipc__rec_check checked). */
+/* Count a free in t's batch for r's slab (checked by ipc__rec_check, or
+ * the slab t frees into already: see release). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
 	uint32_t blk = ipc__load_relaxed(&r->slab);
@@ -588,8 +591,10 @@ static inline int release(struct ipc_tls *t, void *rec)
 		return 0;
 	}
 	if (t->fslab && blk == t->fslab_blk && (char *)r >= t->fslab_lo &&
-	    (char *)rec + ipc__rec_size(r) <= t->fslab_hi) {
-		free_batched(t, r); /* the slab we are freeing into already */
+	    (char *)rec + ipc__rec_size(r) <= t->fslab_hi && t->fslab->magic == IPC__SLAB_MAGIC) {
+		/* the slab we are freeing into already: checked when we began
+		 * (ipc__rec_check), and not given back since (free_flush) */
+		free_batched(t, r);
 		return 0;
 	}
 	r = ipc__rec_check(t->b, rec);

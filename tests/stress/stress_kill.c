@@ -26,7 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +52,7 @@ struct board {
 	_Atomic uint64_t errors;    /* order, content or protocol violations */
 	_Atomic uint64_t held;      /* records a dying process holds */
 	_Atomic uint64_t held_bytes;
-	_Atomic uint64_t pad;
+	_Atomic uint64_t cpu_us;   /* a child: CPU time it measured */
 };
 
 struct peer {
@@ -855,9 +861,14 @@ struct killer {
 	struct ipc__chan *c;
 	pid_t pid;
 	uint64_t t_kill;
+	ipc_a32 *deep; /* or NULL; see kill_when_asleep */
 };
 
-/* Kills the producer once the consumer has gone to sleep on the channel. */
+static char thread_state(int tid);
+
+/* Kills the producer once the consumer (the main thread) has gone to sleep
+ * on the channel; with deep, once it sleeps past its first short nap
+ * (FIRST_NAP_US in channel.c), counted among the waiters on *deep. */
 static void *kill_when_asleep(void *arg)
 {
 	struct killer *k = arg;
@@ -865,6 +876,13 @@ static void *kill_when_asleep(void *arg)
 
 	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0, 10000);
 	CHECK(asleep);
+	for (int i = 0; k->deep && i < 2; i++) {
+		if (i)
+			usleep(20000); /* a hundred first naps */
+		TU_POLL(asleep, (atomic_load(k->deep) & 0x7fffffffu) >= 2 &&
+		                thread_state((int)getpid()) == 'S', 10000);
+		CHECK(asleep);
+	}
 	k->t_kill = tu_now_ns();
 	CHECK_EQ(kill(k->pid, SIGKILL), 0);
 	return NULL;
@@ -879,7 +897,7 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = tu_open(h, 4u << 20);
 	struct peer p = { .handle = h, .id = 11 };
-	struct killer k;
+	struct killer k = {0};
 	struct ipc_tls *t;
 	pthread_t th;
 	void *r;
@@ -922,6 +940,177 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	tu_assert_clean(h);
 }
 
+/* A waiter on a life word that, once the kernel wakes it, passes the wake
+ * on to nobody: what a waiter stopped or killed at that moment does. */
+struct raw_waiter {
+	struct ipc__proc *slot;
+	_Atomic int tid;
+	_Atomic int woke;
+};
+
+static void *raw_wait(void *arg)
+{
+	struct raw_waiter *w = arg;
+	uint32_t v = atomic_load(&w->slot->life);
+
+	atomic_fetch_add(&w->slot->life_waiters, 1); /* counted like a real one */
+	while (!atomic_compare_exchange_weak(&w->slot->life, &v, v | FUTEX_WAITERS))
+		;
+	v |= FUTEX_WAITERS;
+	atomic_store(&w->tid, (int)gettid());
+	while (atomic_load(&w->slot->life) == v)
+		syscall(SYS_futex, &w->slot->life, FUTEX_WAIT, v, NULL, NULL, 0);
+	atomic_store(&w->woke, 1);
+	return NULL;
+}
+
+static char thread_state(int tid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* The kernel wakes one waiter of a dead process's life word, first come
+ * first served; when that one never passes the wake on, a consumer that
+ * was not alone on the word still sees IPC_TX_ABORTED in bound. */
+static void test_kill_lost_notice_other_waiter_in_bound(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct peer p = { .handle = h, .id = 12 };
+	struct raw_waiter w = {0};
+	struct killer k = {0};
+	struct ipc_tls *t;
+	pthread_t th, rt;
+	bool asleep;
+	void *r;
+	pid_t pid;
+	int st;
+
+	board_create(b, &t); /* the child opens it */
+	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
+	tu_pipe(p.ready);
+	tu_pipe(p.go);
+	pid = tu_spawn(idle_producer, &p);
+	assert_int_equal(tu_await(p.ready[0], 10000), 'p');
+	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
+	k.pid = pid;
+	w.slot = (struct ipc__proc *)(b->base + b->hdr->procs_off) + k.c->prod.proc;
+	assert_int_equal(pthread_create(&rt, NULL, raw_wait, &w), 0);
+	TU_POLL(asleep, atomic_load(&w.tid) != 0 && thread_state(atomic_load(&w.tid)) == 'S',
+	        10000);
+	assert_true(asleep);
+
+	k.deep = &w.slot->life_waiters;
+	assert_int_equal(pthread_create(&th, NULL, kill_when_asleep, &k), 0);
+	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
+	uint64_t lat = tu_now_ns() - k.t_kill;
+	pthread_join(th, NULL);
+	pthread_join(rt, NULL);
+	assert_false(tu_failed());
+	fprintf(stderr, "# the kernel woke the silent waiter: %s; the consumer saw "
+	        "IPC_TX_ABORTED %.2f ms after the kill\n", atomic_load(&w.woke) ? "yes" : "no",
+	        (double)lat / 1e6);
+	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
+	st = tu_wait(pid, 10000);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	for (int i = 0; i < 2; i++) {
+		close(p.ready[i]);
+		close(p.go[i]);
+	}
+	tu_assert_clean(h);
+}
+
+/* A consumer whose futex_waitv is refused (a seccomp filter: EPERM, as in
+ * some containers) waits in slices instead: no busy loop, and its
+ * producer's death is still seen in bound. */
+static int seccomp_consumer(void *arg)
+{
+	struct peer *p = arg;
+	struct ipc_buffer *b;
+	struct ipc_tls *t;
+	struct board *bd = child_attach(p, &b, &t, IPC_CONSUMER);
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 449 /* futex_waitv */, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+	struct rusage r0, r1;
+	void *r;
+
+	CHECK_EQ(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	CHECK_EQ(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+	tu_notify(p->ready[1], 'c');
+	getrusage(RUSAGE_THREAD, &r0);
+	CHECK_EQ(ipc_record_recv_wait(t, p->id, &r, 1000), IPC_TX_RETRY);
+	getrusage(RUSAGE_THREAD, &r1);
+	atomic_store(&bd->cpu_us, (uint64_t)((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+	                                   r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000 +
+	                                  r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+	                                  r1.ru_stime.tv_usec - r0.ru_stime.tv_usec));
+	tu_notify(p->ready[1], 'w');
+	int rc = ipc_record_recv_wait(t, p->id, &r, 10000);
+	atomic_store(&bd->end_ns, tu_now_ns());
+	atomic_store(&bd->end_rc, rc);
+	ipc_tls_close(t);
+	CHECK_EQ(ipc_buffer_close(b, false), 0);
+	return 0;
+}
+
+static void test_kill_futex_waitv_refused_falls_back(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct peer p = { .handle = h, .id = 13 };
+	struct ipc_tls *t;
+	struct board *bd;
+	pid_t pp, pc;
+	int st;
+
+	bd = board_create(b, &t);
+	board_reset(bd);
+	tu_pipe(p.ready);
+	tu_pipe(p.go);
+	pp = tu_spawn(idle_producer, &p);
+	assert_int_equal(tu_await(p.ready[0], 10000), 'p');
+	pc = tu_spawn(seccomp_consumer, &p);
+	assert_int_equal(tu_await(p.ready[0], 10000), 'c');
+	assert_int_equal(tu_await(p.ready[0], 10000), 'w');
+	uint64_t cpu_us = atomic_load(&bd->cpu_us), t_kill = tu_now_ns();
+	assert_int_equal(kill(pp, SIGKILL), 0);
+	tu_wait_ok(pc, 10000);
+	st = tu_wait(pp, 10000);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	fprintf(stderr, "# futex_waitv refused: 1 s idle wait used %.1f ms of CPU; "
+	        "IPC_TX_ABORTED %.1f ms after the kill\n", (double)cpu_us / 1e3,
+	        (double)(atomic_load(&bd->end_ns) - t_kill) / 1e6);
+	assert_true(cpu_us < 200000); /* a busy loop would use the whole second */
+	assert_int_equal(atomic_load(&bd->end_rc), IPC_TX_ABORTED);
+	assert_true(atomic_load(&bd->end_ns) - t_kill <= (g_bound_ms + g_margin_ms) * 1000000ull);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	for (int i = 0; i < 2; i++) {
+		close(p.ready[i]);
+		close(p.go[i]);
+	}
+	tu_assert_clean(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -937,6 +1126,8 @@ int main(int argc, char **argv)
 		T(test_kill_lock_holder_consumer_aborted_in_bound),
 		T(test_kill_sigstop_producer_is_not_death),
 		T(test_kill_idle_wait_sleeps_until_death),
+		T(test_kill_lost_notice_other_waiter_in_bound),
+		T(test_kill_futex_waitv_refused_falls_back),
 	};
 
 	tu_init(argc, argv);
