@@ -848,6 +848,23 @@ static int idle_producer(void *arg)
 	return 0;
 }
 
+/* The end of a test whose producer child was killed: it died of SIGKILL,
+ * everything closes, nothing is left behind. */
+static void end_after_kill(struct ipc_buffer *b, struct ipc_tls *t, struct peer *p, pid_t pid,
+                           const char *h)
+{
+	int st = tu_wait(pid, 10000);
+
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	for (int i = 0; i < 2; i++) {
+		close(p->ready[i]);
+		close(p->go[i]);
+	}
+	tu_assert_clean(h);
+}
+
 /* Voluntary context switches of the calling thread so far. */
 static long thread_sleeps(void)
 {
@@ -903,7 +920,6 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	void *r;
 	long before, woke;
 	pid_t pid;
-	int st;
 
 	board_create(b, &t); /* the children open it */
 	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
@@ -929,15 +945,7 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	fprintf(stderr, "# blocked consumer saw IPC_TX_ABORTED %.2f ms after the kill\n",
 	        (double)lat / 1e6);
 	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
-	st = tu_wait(pid, 10000);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	ipc_tls_close(t);
-	assert_int_equal(ipc_buffer_close(b, false), 0);
-	for (int i = 0; i < 2; i++) {
-		close(p.ready[i]);
-		close(p.go[i]);
-	}
-	tu_assert_clean(h);
+	end_after_kill(b, t, &p, pid, h);
 }
 
 /* A waiter on a life word that, once the kernel wakes it, passes the wake
@@ -996,7 +1004,6 @@ static void test_kill_lost_notice_other_waiter_in_bound(void **state)
 	bool asleep;
 	void *r;
 	pid_t pid;
-	int st;
 
 	board_create(b, &t); /* the child opens it */
 	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
@@ -1023,15 +1030,7 @@ static void test_kill_lost_notice_other_waiter_in_bound(void **state)
 	        "IPC_TX_ABORTED %.2f ms after the kill\n", atomic_load(&w.woke) ? "yes" : "no",
 	        (double)lat / 1e6);
 	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
-	st = tu_wait(pid, 10000);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	ipc_tls_close(t);
-	assert_int_equal(ipc_buffer_close(b, false), 0);
-	for (int i = 0; i < 2; i++) {
-		close(p.ready[i]);
-		close(p.go[i]);
-	}
-	tu_assert_clean(h);
+	end_after_kill(b, t, &p, pid, h);
 }
 
 /* A consumer whose futex_waitv is refused (a seccomp filter: EPERM, as in
@@ -1080,7 +1079,6 @@ static void test_kill_futex_waitv_refused_falls_back(void **state)
 	struct ipc_tls *t;
 	struct board *bd;
 	pid_t pp, pc;
-	int st;
 
 	bd = board_create(b, &t);
 	board_reset(bd);
@@ -1094,21 +1092,13 @@ static void test_kill_futex_waitv_refused_falls_back(void **state)
 	uint64_t cpu_us = atomic_load(&bd->cpu_us), t_kill = tu_now_ns();
 	assert_int_equal(kill(pp, SIGKILL), 0);
 	tu_wait_ok(pc, 10000);
-	st = tu_wait(pp, 10000);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	fprintf(stderr, "# futex_waitv refused: 1 s idle wait used %.1f ms of CPU; "
 	        "IPC_TX_ABORTED %.1f ms after the kill\n", (double)cpu_us / 1e3,
 	        (double)(atomic_load(&bd->end_ns) - t_kill) / 1e6);
 	assert_true(cpu_us < 200000); /* a busy loop would use the whole second */
 	assert_int_equal(atomic_load(&bd->end_rc), IPC_TX_ABORTED);
 	assert_true(atomic_load(&bd->end_ns) - t_kill <= (g_bound_ms + g_margin_ms) * 1000000ull);
-	ipc_tls_close(t);
-	assert_int_equal(ipc_buffer_close(b, false), 0);
-	for (int i = 0; i < 2; i++) {
-		close(p.ready[i]);
-		close(p.go[i]);
-	}
-	tu_assert_clean(h);
+	end_after_kill(b, t, &p, pp, h);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
