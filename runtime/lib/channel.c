@@ -200,6 +200,9 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	o->start = b->start;
 	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
 	ipc__or_acq_rel(&c->flags, bit);
+	/* A peer asleep since before we came waits on nothing that says we
+	 * could die (see nap): let it look again, and watch us. */
+	ipc__chan_wake_all(c);
 	e->c = c;
 	e->wait = (uint8_t)c->wait;
 	ipc__ring_view_init(&e->v, &c->idx, c->ring, c->mask, c->capacity, role == IPC_PRODUCER);

@@ -879,6 +879,7 @@ struct killer {
 	pid_t pid;
 	uint64_t t_kill;
 	ipc_a32 *deep; /* or NULL; see kill_when_asleep */
+	struct peer *_Atomic p; /* spawn_kill_when_asleep: the producer to start */
 };
 
 static char thread_state(int tid);
@@ -900,6 +901,24 @@ static void *kill_when_asleep(void *arg)
 		                thread_state((int)getpid()) == 'S', 10000);
 		CHECK(asleep);
 	}
+	k->t_kill = tu_now_ns();
+	CHECK_EQ(kill(k->pid, SIGKILL), 0);
+	return NULL;
+}
+
+/* Once the consumer sleeps, with no producer yet: start the producer,
+ * wait for its attach, then kill it. */
+static void *spawn_kill_when_asleep(void *arg)
+{
+	struct killer *k = arg;
+	struct peer *p;
+	bool asleep;
+
+	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0 && (p = atomic_load(&k->p)) &&
+	                thread_state((int)getpid()) == 'S', 10000);
+	CHECK(asleep);
+	k->pid = tu_spawn(idle_producer, p);
+	CHECK_EQ(tu_await(p->ready[0], 10000), 'p');
 	k->t_kill = tu_now_ns();
 	CHECK_EQ(kill(k->pid, SIGKILL), 0);
 	return NULL;
@@ -1101,6 +1120,36 @@ static void test_kill_futex_waitv_refused_falls_back(void **state)
 	end_after_kill(b, t, &p, pp, h);
 }
 
+/* A consumer asleep before its producer attaches: the producer attaches,
+ * sends nothing and is killed; the consumer sees IPC_TX_ABORTED in bound
+ * (it was asleep with nothing to watch: the attach wakes it). */
+static void test_kill_producer_attached_while_consumer_waits(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct peer p = { .handle = h, .id = 14 };
+	struct killer k = {0};
+	struct ipc_tls *t;
+	pthread_t th;
+	void *r;
+
+	board_create(b, &t); /* the child opens it */
+	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
+	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
+	tu_pipe(p.ready);
+	tu_pipe(p.go);
+	assert_int_equal(pthread_create(&th, NULL, spawn_kill_when_asleep, &k), 0);
+	k.p = &p;
+	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
+	uint64_t lat = tu_now_ns() - k.t_kill;
+	pthread_join(th, NULL);
+	assert_false(tu_failed());
+	fprintf(stderr, "# consumer asleep before its producer came: IPC_TX_ABORTED %.2f ms "
+	        "after the kill\n", (double)lat / 1e6);
+	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
+	end_after_kill(b, t, &p, k.pid, h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -1118,6 +1167,7 @@ int main(int argc, char **argv)
 		T(test_kill_idle_wait_sleeps_until_death),
 		T(test_kill_lost_notice_other_waiter_in_bound),
 		T(test_kill_futex_waitv_refused_falls_back),
+		T(test_kill_producer_attached_while_consumer_waits),
 	};
 
 	tu_init(argc, argv);
