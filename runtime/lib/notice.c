@@ -2,7 +2,7 @@
  * Death notices: a waiter whose peer is another process sleeps until the
  * ring changes or that process dies, with no periodic wake-up to look at it.
  *
- * Every process attached to a buffer runs one keeper thread, which does
+ * Every process runs one keeper thread per buffer it has open, which does
  * nothing but hold its process slot's life word (struct ipc__proc.life) as a
  * robust futex: the word holds the keeper's thread id, and the keeper's
  * robust list (set_robust_list(2), registered by the keeper for itself only,
@@ -37,8 +37,8 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
