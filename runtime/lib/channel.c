@@ -549,12 +549,9 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 		us = FIRST_NAP_US;
 	struct ipc__end_owner *o = peer_of(e);
 	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: proc */
-	if (pid == 0 && !(f & (prod ? IPC__C_ATTACHED : IPC__P_ATTACHED))) {
-		/* Not attached yet: its first record or its close wakes us. */
-		ipc__futex_wait_us(seq, s, us);
-		return;
-	}
-	if (peer_is_us(t, e)) {
+	/* Nothing to watch while the peer has not attached (its attach wakes
+	 * us), nor when it is a thread of ours (it cannot die without us). */
+	if ((pid == 0 && !(f & (prod ? IPC__C_ATTACHED : IPC__P_ATTACHED))) || peer_is_us(t, e)) {
 		ipc__futex_wait_us(seq, s, us);
 		return;
 	}

@@ -269,8 +269,6 @@ struct ipc_tls {
 	uint32_t local_freed;     /* records of the current slab freed by us */
 	struct ipc__slab *fslab;  /* frees of another's slab, counted in batches;
 	                             NULL once a flush gave it back */
-	char *fslab_lo, *fslab_hi; /* where its records lie, and its first block: */
-	uint32_t fslab_blk;       /* a record there naming it skips the full check */
 	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */

@@ -165,10 +165,11 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 		return 0;
 	ipc_a32 *life = &slot(b, proc)->life;
 	uint32_t w = ipc__load_acquire(life);
+	bool usable = !ipc__load_relaxed(&waitv_missing);
 	for (;;) {
 		if (w & FUTEX_OWNER_DIED)
 			return -1; /* its keeper is gone: dying, dead, or exec'd */
-		if ((w & FUTEX_TID_MASK) == 0 || ipc__load_relaxed(&waitv_missing))
+		if ((w & FUTEX_TID_MASK) == 0 || !usable)
 			return 0;
 		if (w & FUTEX_WAITERS)
 			break;

@@ -399,29 +399,24 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 	return rec_alloc(t, n);
 }
 
+/* r (checked by ipc__rec_check_fast) lies where its slab field says: a
+ * whole-run record at a block's start, or inside a live slab. */
+static bool rec_in_place(struct ipc_buffer *b, struct ipc__rec *r)
+{
+	uint32_t slab = ipc__load_relaxed(&r->slab);
+	if (slab == IPC__REC_DIRECT)
+		return ((uint64_t)((char *)r - b->data) % IPC_BLOCK) == 0;
+	if (slab >= b->heap->nblocks)
+		return false;
+	struct ipc__slab *s = ipc__block_ptr(b, slab);
+	return s->magic == IPC__SLAB_MAGIC && (char *)r >= (char *)s + IPC__SLAB_HDR &&
+	       (char *)(r + 1) + ipc__rec_size(r) <= (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+}
+
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 {
-	const char *p = payload;
-	if (!p || p < b->data + sizeof(struct ipc__rec) || p >= b->base + b->map_size ||
-	    ((uintptr_t)p & 15))
-		return NULL;
-	struct ipc__rec *r = (struct ipc__rec *)p - 1;
-	uint64_t size = ipc__rec_size(r);
-	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab))
-		return NULL;
-	if (slab == IPC__REC_DIRECT) {
-		if (((uint64_t)((char *)r - b->data) % IPC_BLOCK) != 0)
-			return NULL;
-	} else {
-		if (slab >= b->heap->nblocks)
-			return NULL;
-		struct ipc__slab *s = ipc__block_ptr(b, slab);
-		if (s->magic != IPC__SLAB_MAGIC || (char *)r < (char *)s + IPC__SLAB_HDR ||
-		    (char *)r + sizeof(*r) + size > (char *)s + (size_t)s->nblocks * IPC_BLOCK)
-			return NULL;
-	}
-	return r;
+	struct ipc__rec *r = ipc__rec_check_fast(b, payload);
+	return r && rec_in_place(b, r) ? r : NULL;
 }
 
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
@@ -536,7 +531,7 @@ void ipc__free_flush(struct ipc_tls *t)
 	ipc__store_relaxed(&t->ts->pend_count, 0);
 	/* acq_rel: pairs with the seal and with other freers (see top). */
 	if (ipc__sub_acq_rel(&s->live, n) == n) {
-		t->fslab = NULL; /* it is not a slab of records any more */
+		t->fslab = NULL; /* given back: no more frees to count in it */
 		slab_return(t->b, s, false);
 	}
 }
@@ -551,19 +546,14 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 		slab_return(b, s, true);
 }
 
-/* Count a free in t's batch for r's slab (checked by ipc__rec_check, or
- * the slab t frees into already: see release). */
+/* Count a free in t's batch for r's slab (checked by rec_in_place). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
-	uint32_t blk = ipc__load_relaxed(&r->slab);
-	struct ipc__slab *s = ipc__block_ptr(t->b, blk);
+	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
 
 	if (s != t->fslab) {
 		ipc__free_flush(t);
 		t->fslab = s;
-		t->fslab_blk = blk;
-		t->fslab_lo = (char *)s + IPC__SLAB_HDR;
-		t->fslab_hi = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
 		ipc__store_relaxed(&t->ts->pend_slab, ipc__off(t->b, s));
 	}
 	ipc__store_relaxed(&r->check, IPC__REC_FREED);
@@ -590,17 +580,9 @@ static inline int release(struct ipc_tls *t, void *rec)
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
 	}
-	if (t->fslab && blk == t->fslab_blk && (char *)r >= t->fslab_lo &&
-	    (char *)rec + ipc__rec_size(r) <= t->fslab_hi && t->fslab->magic == IPC__SLAB_MAGIC) {
-		/* the slab we are freeing into already: checked when we began
-		 * (ipc__rec_check), and not given back since (free_flush) */
-		free_batched(t, r);
-		return 0;
-	}
-	r = ipc__rec_check(t->b, rec);
-	if (!r)
+	if (!rec_in_place(t->b, r))
 		return -EINVAL;
-	if (ipc__load_relaxed(&r->slab) != IPC__REC_DIRECT) {
+	if (blk != IPC__REC_DIRECT) {
 		free_batched(t, r);
 		return 0;
 	}

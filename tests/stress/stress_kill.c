@@ -875,24 +875,26 @@ static long thread_sleeps(void)
 }
 
 struct killer {
-	struct ipc__chan *c;
-	pid_t pid;
+	struct ipc__chan *c;   /* the consumer's channel */
+	pid_t pid;             /* the producer to kill, or 0: */
+	struct peer *spawn;    /* start it once the consumer sleeps */
+	ipc_a32 *deep;         /* or NULL; see kill_when_asleep */
 	uint64_t t_kill;
-	ipc_a32 *deep; /* or NULL; see kill_when_asleep */
-	struct peer *_Atomic p; /* spawn_kill_when_asleep: the producer to start */
 };
 
 static char thread_state(int tid);
 
 /* Kills the producer once the consumer (the main thread) has gone to sleep
  * on the channel; with deep, once it sleeps past its first short nap
- * (FIRST_NAP_US in channel.c), counted among the waiters on *deep. */
+ * (FIRST_NAP_US in channel.c), counted among the waiters on *deep; with
+ * spawn, starts the producer first and waits for its attach. */
 static void *kill_when_asleep(void *arg)
 {
 	struct killer *k = arg;
 	bool asleep;
 
-	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0, 10000);
+	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0 &&
+	                thread_state((int)getpid()) == 'S', 10000);
 	CHECK(asleep);
 	for (int i = 0; k->deep && i < 2; i++) {
 		if (i)
@@ -901,27 +903,45 @@ static void *kill_when_asleep(void *arg)
 		                thread_state((int)getpid()) == 'S', 10000);
 		CHECK(asleep);
 	}
+	if (k->spawn) {
+		k->pid = tu_spawn(idle_producer, k->spawn);
+		CHECK_EQ(tu_await(k->spawn->ready[0], 10000), 'p');
+	}
 	k->t_kill = tu_now_ns();
 	CHECK_EQ(kill(k->pid, SIGKILL), 0);
 	return NULL;
 }
 
-/* Once the consumer sleeps, with no producer yet: start the producer,
- * wait for its attach, then kill it. */
-static void *spawn_kill_when_asleep(void *arg)
+/* This process as the consumer of p->id on a fresh buffer, with the board
+ * its producer child opens, and the pipes to that child. */
+static struct ipc_buffer *consumer_open(const char *h, struct peer *p, struct ipc_tls **t,
+                                        struct killer *k)
 {
-	struct killer *k = arg;
-	struct peer *p;
-	bool asleep;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
 
-	TU_POLL(asleep, atomic_load(&k->c->cons_sleep) != 0 && (p = atomic_load(&k->p)) &&
-	                thread_state((int)getpid()) == 'S', 10000);
-	CHECK(asleep);
-	k->pid = tu_spawn(idle_producer, p);
-	CHECK_EQ(tu_await(p->ready[0], 10000), 'p');
-	k->t_kill = tu_now_ns();
-	CHECK_EQ(kill(k->pid, SIGKILL), 0);
-	return NULL;
+	board_create(b, t);
+	assert_int_equal(ipc_channel_add(*t, p->id, IPC_CONSUMER), 0);
+	k->c = ipc__end_find(*t, p->id, IPC_CONSUMER)->c;
+	tu_pipe(p->ready);
+	tu_pipe(p->go);
+	return b;
+}
+
+/* The consumer waits; k kills its producer (kill_when_asleep): it sees
+ * IPC_TX_ABORTED within the bound. */
+static void aborted_in_bound(struct ipc_tls *t, uint64_t id, struct killer *k, const char *what)
+{
+	pthread_t th;
+	void *r;
+
+	assert_int_equal(pthread_create(&th, NULL, kill_when_asleep, k), 0);
+	assert_int_equal(ipc_record_recv_wait(t, id, &r, 30000), IPC_TX_ABORTED);
+	uint64_t now = tu_now_ns();
+	pthread_join(th, NULL);
+	assert_false(tu_failed());
+	uint64_t lat = now - k->t_kill;
+	fprintf(stderr, "# %s: IPC_TX_ABORTED %.2f ms after the kill\n", what, (double)lat / 1e6);
+	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
 }
 
 /* A consumer blocked on an empty channel whose producer is another, live
@@ -931,20 +951,14 @@ static void *spawn_kill_when_asleep(void *arg)
 static void test_kill_idle_wait_sleeps_until_death(void **state)
 {
 	const char *h = FIX(state)->handle;
-	struct ipc_buffer *b = tu_open(h, 4u << 20);
 	struct peer p = { .handle = h, .id = 11 };
 	struct killer k = {0};
 	struct ipc_tls *t;
-	pthread_t th;
+	struct ipc_buffer *b = consumer_open(h, &p, &t, &k);
 	void *r;
 	long before, woke;
-	pid_t pid;
 
-	board_create(b, &t); /* the children open it */
-	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
-	tu_pipe(p.ready);
-	tu_pipe(p.go);
-	pid = tu_spawn(idle_producer, &p);
+	k.pid = tu_spawn(idle_producer, &p);
 	assert_int_equal(tu_await(p.ready[0], 10000), 'p');
 
 	/* 1.5 s idle: slices of 40 ms would be some 37 wake-ups */
@@ -954,17 +968,8 @@ static void test_kill_idle_wait_sleeps_until_death(void **state)
 	fprintf(stderr, "# idle consumer: %ld sleeps in 1.5 s\n", woke);
 	assert_true(woke <= 6);
 
-	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
-	k.pid = pid;
-	assert_int_equal(pthread_create(&th, NULL, kill_when_asleep, &k), 0);
-	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
-	uint64_t lat = tu_now_ns() - k.t_kill;
-	pthread_join(th, NULL);
-	assert_false(tu_failed());
-	fprintf(stderr, "# blocked consumer saw IPC_TX_ABORTED %.2f ms after the kill\n",
-	        (double)lat / 1e6);
-	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
-	end_after_kill(b, t, &p, pid, h);
+	aborted_in_bound(t, p.id, &k, "blocked consumer");
+	end_after_kill(b, t, &p, k.pid, h);
 }
 
 /* A waiter on a life word that, once the kernel wakes it, passes the wake
@@ -1014,24 +1019,16 @@ static char thread_state(int tid)
 static void test_kill_lost_notice_other_waiter_in_bound(void **state)
 {
 	const char *h = FIX(state)->handle;
-	struct ipc_buffer *b = tu_open(h, 4u << 20);
 	struct peer p = { .handle = h, .id = 12 };
 	struct raw_waiter w = {0};
 	struct killer k = {0};
 	struct ipc_tls *t;
-	pthread_t th, rt;
+	struct ipc_buffer *b = consumer_open(h, &p, &t, &k);
+	pthread_t rt;
 	bool asleep;
-	void *r;
-	pid_t pid;
 
-	board_create(b, &t); /* the child opens it */
-	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
-	tu_pipe(p.ready);
-	tu_pipe(p.go);
-	pid = tu_spawn(idle_producer, &p);
+	k.pid = tu_spawn(idle_producer, &p);
 	assert_int_equal(tu_await(p.ready[0], 10000), 'p');
-	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
-	k.pid = pid;
 	w.slot = (struct ipc__proc *)(b->base + b->hdr->procs_off) + k.c->prod.proc;
 	assert_int_equal(pthread_create(&rt, NULL, raw_wait, &w), 0);
 	TU_POLL(asleep, atomic_load(&w.tid) != 0 && thread_state(atomic_load(&w.tid)) == 'S',
@@ -1039,17 +1036,11 @@ static void test_kill_lost_notice_other_waiter_in_bound(void **state)
 	assert_true(asleep);
 
 	k.deep = &w.slot->life_waiters;
-	assert_int_equal(pthread_create(&th, NULL, kill_when_asleep, &k), 0);
-	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
-	uint64_t lat = tu_now_ns() - k.t_kill;
-	pthread_join(th, NULL);
+	aborted_in_bound(t, p.id, &k, "consumer beside a silent waiter");
 	pthread_join(rt, NULL);
-	assert_false(tu_failed());
-	fprintf(stderr, "# the kernel woke the silent waiter: %s; the consumer saw "
-	        "IPC_TX_ABORTED %.2f ms after the kill\n", atomic_load(&w.woke) ? "yes" : "no",
-	        (double)lat / 1e6);
-	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
-	end_after_kill(b, t, &p, pid, h);
+	fprintf(stderr, "# the kernel woke the silent waiter: %s\n",
+	        atomic_load(&w.woke) ? "yes" : "no");
+	end_after_kill(b, t, &p, k.pid, h);
 }
 
 /* A consumer whose futex_waitv is refused (a seccomp filter: EPERM, as in
@@ -1126,27 +1117,12 @@ static void test_kill_futex_waitv_refused_falls_back(void **state)
 static void test_kill_producer_attached_while_consumer_waits(void **state)
 {
 	const char *h = FIX(state)->handle;
-	struct ipc_buffer *b = tu_open(h, 4u << 20);
 	struct peer p = { .handle = h, .id = 14 };
-	struct killer k = {0};
+	struct killer k = { .spawn = &p };
 	struct ipc_tls *t;
-	pthread_t th;
-	void *r;
+	struct ipc_buffer *b = consumer_open(h, &p, &t, &k);
 
-	board_create(b, &t); /* the child opens it */
-	assert_int_equal(ipc_channel_add(t, p.id, IPC_CONSUMER), 0);
-	k.c = ipc__end_find(t, p.id, IPC_CONSUMER)->c;
-	tu_pipe(p.ready);
-	tu_pipe(p.go);
-	assert_int_equal(pthread_create(&th, NULL, spawn_kill_when_asleep, &k), 0);
-	k.p = &p;
-	assert_int_equal(ipc_record_recv_wait(t, p.id, &r, 30000), IPC_TX_ABORTED);
-	uint64_t lat = tu_now_ns() - k.t_kill;
-	pthread_join(th, NULL);
-	assert_false(tu_failed());
-	fprintf(stderr, "# consumer asleep before its producer came: IPC_TX_ABORTED %.2f ms "
-	        "after the kill\n", (double)lat / 1e6);
-	assert_true(lat <= (g_bound_ms + g_margin_ms) * 1000000ull);
+	aborted_in_bound(t, p.id, &k, "consumer asleep before its producer came");
 	end_after_kill(b, t, &p, k.pid, h);
 }
 
