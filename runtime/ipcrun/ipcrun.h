@@ -278,6 +278,10 @@ struct ir_run {
 	uint64_t *prog_sent;
 	uint64_t prog_t;
 	bool prog_shown;
+	/* term.c: the progress line's terminal and the kernels' output relay */
+	bool prog_tty;                   /* stderr is a terminal */
+	bool out_bol, err_bol;           /* the relayed streams are at a line start */
+	int relay[2], relay_w[2];        /* kernels' stdout, stderr: -1 if direct */
 	char record[4096];               /* the run's record (gc.c) */
 };
 
@@ -297,6 +301,21 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k);
 void ir_report_progress(struct ir_run *r, bool final);
 void ir_report_stats(const struct ir_run *r, FILE *f);
 int ir_report_failures(const struct ir_run *r, FILE *f);
+
+/* term.c: the progress line on a terminal (or a plain line in a file), and
+ * the relay of kernels' output through ipcrun while that line is shown */
+struct pollfd;
+#define IR_PROGRESS_PLAIN_MS 2000 /* a plain progress line this often */
+void ir_term_setup(struct ir_run *r);    /* before forking */
+void ir_term_child(struct ir_run *r);    /* in a kernel process */
+void ir_term_parent(struct ir_run *r);   /* once every process is forked */
+size_t ir_term_pollfds(const struct ir_run *r, struct pollfd *pf); /* <= 2 */
+void ir_term_poll(struct ir_run *r, const struct pollfd *pf, size_t n);
+void ir_term_clear(struct ir_run *r);    /* before ipcrun writes to stderr */
+void ir_term_show(struct ir_run *r, const char *text);
+void ir_term_end(struct ir_run *r);      /* every kernel process is gone */
+/* Cut line to fit cols columns, with an ellipsis; its new length. */
+size_t ir_term_fit(char *line, size_t cols);
 
 /* gc.c */
 int ir_gc_record(struct ir_run *r);

@@ -95,12 +95,14 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 		return;
 	case 'F':
 		pr->setup_failed = true;
+		ir_term_clear(r);
 		fprintf(stderr, "ipcrun: process '%s': %s\n", g->proc[p].name,
 		        line[1] ? line + 2 : "setup failed");
 		return;
 	case 'E':
 		if (sscanf(line, "E %llu", &a) == 1 && a < g->nkernel) {
 			r->krt[a].setup_failed = true;
+			ir_term_clear(r);
 			const char *msg = strchr(line + 2, ' ');
 			fprintf(stderr, "ipcrun: kernel '%s' (process '%s'): %s\n",
 			        g->kernel[a].name, g->proc[p].name, msg ? msg + 1 : "");
@@ -241,6 +243,7 @@ static void on_signal(struct ir_run *r, int sig)
 		        strsignal(sig));
 		request_stop(r);
 	} else if (!r->killed) {
+		ir_term_clear(r);
 		fprintf(stderr, "ipcrun: %s again: killing the graph\n", strsignal(sig));
 		r->killed = true;
 		kill_all(r);
@@ -274,7 +277,7 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 1) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 3) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	while (!all_done(r)) {
 		if (!r->t_go && !r->stopping) {
@@ -309,6 +312,8 @@ static void supervise(struct ir_run *r, int sfd)
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (size_t p = 0; p < np; p++)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
+		size_t nterm = ir_term_pollfds(r, pf + n); /* kernels' output */
+		n += nterm;
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pf[0].revents) {
@@ -319,6 +324,7 @@ static void supervise(struct ir_run *r, int sfd)
 		for (size_t p = 0; p < np; p++)
 			if (r->prt[p].status >= 0 && pf[p + 1].revents)
 				read_status(r, p);
+		ir_term_poll(r, pf + n - nterm, nterm);
 		reap(r); /* a SIGCHLD may have coalesced with an earlier one */
 	}
 	free(pf);
@@ -355,6 +361,7 @@ static int spawn(struct ir_run *r, int sfd)
 				close(r->prt[q].ctrl);
 				close(r->prt[q].status);
 			}
+			ir_term_child(r);
 			ir_runner_main(r, p, ctrl[0], st[1]);
 		}
 		close(ctrl[0]);
@@ -364,6 +371,7 @@ static int spawn(struct ir_run *r, int sfd)
 		r->prt[p].ctrl = ctrl[1];
 		r->prt[p].status = st[0];
 	}
+	ir_term_parent(r);
 	return 0;
 }
 
@@ -432,6 +440,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		goto out_record;
 	}
 	ir_gc_record(&r); /* again, with the backend actually in use */
+	ir_term_setup(&r);
 	int rc = spawn(&r, sfd);
 	if (rc < 0) {
 		fprintf(stderr, "ipcrun: cannot start the kernel processes: %s\n",
@@ -450,6 +459,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		}
 		supervise(&r, sfd);
 	}
+	ir_term_end(&r);
 	r.t_end = ir_now_ns();
 	if (r.o.progress)
 		ir_report_progress(&r, true);

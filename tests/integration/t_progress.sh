@@ -1,0 +1,68 @@
+#!/bin/bash
+# The --progress line. On a terminal (a tmux pane of 80, then 40 columns) the
+# demo shows one progress line at a time, never wider than the pane less one
+# column, cut with an ellipsis, and its result starts on a clean line with
+# nothing of the progress line left on screen. Into a file, --progress
+# writes plain lines (no carriage return, no escape code) every 2 s.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib_ipcrun.sh
+
+echo "t_progress ($BUILD)"
+
+# demo_in_pane COLS: run config/demo.ini in a COLS x 30 tmux pane (its own
+# server, its own socket), capturing the screen every 50 ms until it is done.
+demo_in_pane() {
+	local cols=$1 sock=$T/tmux.$1 i
+	rm -f "$T"/cap.$cols.*
+	tmux -S "$sock" -f /dev/null new-session -d -x "$cols" -y 30 \
+		-e LANG=C.UTF-8 -e LC_ALL= \
+		"cd '$PWD' && '$IPCRUN' config/demo.ini; echo \"DONE-\$?\"; sleep 600"
+	for ((i = 0; i < 1200; i++)); do
+		tmux -S "$sock" capture-pane -p >"$T/cap.$cols.$i" 2>/dev/null
+		grep -q '^DONE-' "$T/cap.$cols.$i" && break
+		sleep 0.05
+	done
+	tmux -S "$sock" kill-server 2>/dev/null
+	LAST=$T/cap.$cols.$i
+}
+
+for cols in 80 40; do
+	demo_in_pane "$cols"
+	check "demo in $cols columns: finished, exit 0" grep -qx 'DONE-0' "$LAST"
+	# every screen seen while it ran: at most one progress line
+	most=$(for f in "$T"/cap.$cols.*; do grep -c ' | \|s |' "$f"; done | sort -n | tail -1)
+	seen=$(cat "$T"/cap.$cols.* | grep -c '^ *[0-9.]*s |')
+	check "demo in $cols columns: a progress line was shown ($seen screens)" \
+		test "$seen" -gt 0
+	check "demo in $cols columns: never more than one progress line on screen ($most)" \
+		test "${most:-9}" -le 1
+	widest=$(cat "$T"/cap.$cols.* | grep '^ *[0-9.]*s |' | sed -e 's/ *$//' -e 's/…/./' |
+		awk '{ if (length($0) > w) w = length($0) } END { print w + 0 }')
+	check "demo in $cols columns: the line fits in $((cols - 1)) columns ($widest)" \
+		test "$widest" -le $((cols - 1))
+	check "demo in $cols columns: a cut line ends with an ellipsis" \
+		bash -c "cat '$T'/cap.$cols.* | grep '^ *[0-9.]*s |' | sed 's/ *\$//' | grep -q '…\$'"
+	first=$(grep -v '^ *$' "$LAST" | head -1)
+	check "demo in $cols columns: the result starts on a clean line ('$first')" \
+		test "$first" = "top 10 of 510 keys:"
+	check "demo in $cols columns: nothing of the progress line is left" \
+		bash -c "! grep -q ' | ' '$LAST'"
+done
+
+# Into a file: plain lines, every 2 s, while endless.ini runs.
+sed -e "s|@PIDFILE@|$T/plain.pid|" -e "s|@DELAY@|0|" "$INI/endless.ini" >"$T/plain.ini"
+"$IPCRUN" -v --progress "$T/plain.ini" >"$T/plain.out" 2>"$T/plain.err" &
+IPID=$!
+E=$T/plain.err
+wait_for 10000 grep -qs '^ipcrun: process ' "$E"
+H=$(handle_of "$E")
+check "--progress into a file: a plain line within 2 s + margin" \
+	wait_for 8000 grep -qs '^ipcrun:  *[0-9.]*s | src.out [0-9.kMG]*/s | mid.out' "$E"
+kill -INT "$IPID"
+await_ipcrun 10000
+check "--progress into a file: exit 130 after SIGINT ($RC)" test "$RC" -eq 130
+check "--progress into a file: no carriage return or escape code" \
+	bash -c "! grep -q \$'[\\r\\033]' '$E'"
+check_clean "$H" "--progress into a file"
+
+finish
