@@ -12,6 +12,8 @@
  *   call.c     libffi calls of actor kernels and the function-kernel driver
  *   report.c   --stats, --progress and the failure report
  *   gc.c       the record of runs, and --gc
+ *   term.c     the progress line on the terminal, kernels' output relay
+ *   list.c     --list: the kernels and functions of a library
  *   main.c     the command line
  *
  * Names: ir_<module>_<verb> across files, file-local static otherwise.
@@ -161,6 +163,7 @@ struct ir_graph {
 	struct ir_diag *diag;
 	size_t ndiag, max_diag;
 	bool diag_truncated;
+	bool over_kernels, over_procs; /* "more than N" said (loader.c) */
 };
 
 struct ir_load_opts {
@@ -217,8 +220,16 @@ void *ir_xrealloc(void *p, size_t n);
 
 /* libs.c */
 int ir_libs_resolve(struct ir_graph *g);
+/* Load library name as a topology in folder dir ("" or ending in '/') would:
+ * a '/' makes it a path, a bare name is searched for. Only a regular file is
+ * loaded. *path: the file loaded (malloc'd); NULL and why on failure. */
+void *ir_libs_open(const char *dir, const char *name, char **path, char *why,
+                   size_t whylen);
 void ir_libs_close(struct ir_graph *g);
 const char *ir_exe_dir(void);
+
+/* list.c: ipcrun --list LIBRARY; the exit code */
+int ir_list_library(const char *name, FILE *f);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);

@@ -14,6 +14,7 @@ static void usage(FILE *f)
 	fputs(
 "usage: ipcrun [options] topology.ini\n"
 "       ipcrun --gc\n"
+"       ipcrun --list LIBRARY\n"
 "\n"
 "Run the graph of kernels a topology describes: one shared buffer, one\n"
 "process per [process:NAME] (kernels without one share process 'main'), one\n"
@@ -36,6 +37,11 @@ static void usage(FILE *f)
 "                   wait); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
+"  --list LIBRARY   list the kernels of a kernel library (each with its\n"
+"                   ports, argument types and description) and its other\n"
+"                   exported functions, and exit; LIBRARY is found as a\n"
+"                   topology's library is (a bare name: IPC_KERNEL_PATH,\n"
+"                   <prefix>/lib, the system path)\n"
 "  --version        print the version and exit\n"
 "  -h, --help       print this help and exit\n"
 "\n"
@@ -63,6 +69,7 @@ static void usage(FILE *f)
 enum {
 	OPT_CHECK = 256, OPT_DOT, OPT_STATS, OPT_PROGRESS, OPT_NO_PROGRESS,
 	OPT_THREADS, OPT_GC, OPT_VERSION,
+	OPT_LIST,
 };
 
 int main(int argc, char **argv)
@@ -78,6 +85,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"list", required_argument, NULL, OPT_LIST},
 		{NULL, 0, NULL, 0},
 	};
 	bool check = false, dot = false, gc = false;
@@ -99,6 +107,14 @@ int main(int argc, char **argv)
 		case OPT_GC: gc = true; break;
 		case 'v': ro.verbose = true; break;
 		case 'D': defines[lo.ndefines++] = optarg; break;
+		case OPT_LIST:
+			free(defines);
+			if (optind != argc) {
+				fputs("ipcrun: --list takes one library and nothing else\n",
+				      stderr);
+				return IR_EXIT_USAGE;
+			}
+			return ir_list_library(optarg, stdout);
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,
 			       IPC_VERSION_MINOR);
