@@ -83,6 +83,7 @@ include mk/lib.mk
 -include mk/examples.mk
 -include mk/tests.mk
 -include mk/bench.mk
+-include mk/man.mk
 
 all: $(ALL_TARGETS)
 

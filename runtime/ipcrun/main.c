@@ -1,5 +1,5 @@
 /*
- * ipcrun's command line. See usage() and config/README.md.
+ * ipcrun's command line. See usage(), man/ipcrun.1 and config/README.md.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -62,8 +62,15 @@ static void usage(FILE *f)
 "  IPCRUN_STATE_DIR  where runs are recorded for --gc\n"
 "                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
 "\n"
+"examples (from the root of the project's source, which has config/):\n"
+"  ipcrun --check config/demo.ini\n"
+"  ipcrun --list libipckernels.so\n"
+"  ipcrun -D shm=sysv --stats config/pipeline.ini\n"
+"  ipcrun --gc\n"
+"\n"
 "Whatever the exit path, no process, shared memory or semaphore of the run\n"
-"is left behind. The topology format: config/README.md.\n", f);
+"is left behind. More in the manual: ipcrun(1); the topology format, every\n"
+"key: ipc-topology(5); the library and the kernel API: libipc(3).\n", f);
 }
 
 enum {
