@@ -7,7 +7,8 @@
 #  - a `library` that is a FIFO or a device is exit 2 at once (dlopen would
 #    block on a FIFO forever), naming file:line;
 #  - a `function` that is a variable is exit 2, naming file:line and the fix;
-#  - more than 256 kernels is said once.
+#  - more than 256 kernels is said once;
+#  - a failed kernel's outputs are aborted, as the documents say.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib_ipcrun.sh
 
@@ -89,5 +90,41 @@ check "260 kernels: exit 2 ($?)" test $? -eq 2
 check "260 kernels: 'more than 256 kernels' said once ($(grep -c 'more than' "$T/many.err"))" \
 	test "$(grep -c 'more than 256 kernels: \[kernel:k256\]' "$T/many.err")" -eq 1 \
 	-a "$(grep -c 'more than' "$T/many.err")" -eq 1
+
+
+# --- what the documents say of a failed kernel: its outputs are aborted -----
+# (README.md, config/README.md, kernels/README.md, ipc-topology(5)): a source
+# that fails makes every kernel below see IPC_TX_ABORTED, not a clean end,
+# so the sink three steps down prints no result.
+cat >"$T/abort.ini" <<EOF
+[process:p2]
+[kernel:read]
+library = libipckernels.so
+function = file_lines
+args = str:$T/nonexistent
+[kernel:words]
+library = libipckernels.so
+function = tokenize
+process = p2
+[kernel:count]
+library = libipckernels.so
+function = keyed_count
+[kernel:top]
+library = libipckernels.so
+function = top_sink
+args = 3
+[connections]
+connect = read.out -> words.in
+connect = words.out -> count.in
+connect = count.out -> top.in
+EOF
+run_ipcrun abort "$T/abort.ini"
+check "a failed source: exit 1 ($RC)" test "$RC" -eq 1
+for k in words count top; do
+	check "a failed source: '$k' below it sees its input aborted" \
+		grep -q "^$k: an input was aborted" "$T/abort.err"
+done
+check "a failed source: the sink printed no result" test ! -s "$T/abort.out"
+check_clean "$H" "a failed source"
 
 finish
