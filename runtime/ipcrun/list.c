@@ -193,8 +193,10 @@ int ir_list_library(const char *name, FILE *f)
 		free(path);
 		return IR_EXIT_USAGE;
 	}
-	qsort(s.kern, s.nkern, sizeof *s.kern, by_name);
-	qsort(s.func, s.nfunc, sizeof *s.func, by_name);
+	if (s.nkern > 1)
+		qsort(s.kern, s.nkern, sizeof *s.kern, by_name);
+	if (s.nfunc > 1)
+		qsort(s.func, s.nfunc, sizeof *s.func, by_name);
 	char *real = realpath(path, NULL);
 	fprintf(f, "%s: %s\n", name, real ? real : path);
 	free(real);
@@ -227,8 +229,8 @@ int ir_list_library(const char *name, FILE *f)
 	/* the kernels' own functions are not listed again */
 	size_t nother = 0;
 	for (size_t i = 0; i < s.nfunc; i++) {
-		bool kernel = bsearch(&s.func[i], s.kern, s.nkern, sizeof *s.kern,
-		                      by_name) != NULL;
+		bool kernel = s.nkern && bsearch(&s.func[i], s.kern, s.nkern,
+		                                 sizeof *s.kern, by_name) != NULL;
 		if (kernel) {
 			free(s.func[i]);
 			continue;

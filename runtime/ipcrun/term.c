@@ -192,8 +192,11 @@ size_t ir_term_fit(char *line, size_t cols)
 	const char *e = ellipsis();
 	size_t ecols = e[0] == '.' ? 3 : 1;
 	size_t keep = max > ecols ? max - ecols : 0;
-	/* names and figures are ASCII: one byte is one column */
-	strcpy(line + keep, max > ecols ? e : "");
+	/* names and figures are ASCII: one byte is one column; line holds
+	 * more than max bytes, so the ellipsis (at most 3) fits */
+	if (max <= ecols)
+		e = "";
+	memcpy(line + keep, e, strlen(e) + 1);
 	return strlen(line);
 }
 
