@@ -14,9 +14,14 @@ echo "t_progress ($BUILD)"
 demo_in_pane() {
 	local cols=$1 sock=$T/tmux.$1 i
 	rm -f "$T"/cap.$cols.*
-	tmux -S "$sock" -f /dev/null new-session -d -x "$cols" -y 30 \
+	if ! tmux -S "$sock" -f /dev/null new-session -d -x "$cols" -y 30 \
 		-e LANG=C.UTF-8 -e LC_ALL= \
-		"cd '$PWD' && '$IPCRUN' config/demo.ini; echo \"DONE-\$?\"; sleep 600"
+		"cd '$PWD' && '$IPCRUN' config/demo.ini; echo \"DONE-\$?\"; sleep 600" \
+		2>"$T/tmux.err"; then
+		# (tmux's server daemonises through /dev/null: it fails when that
+		# is not the null device)
+		echo "  tmux did not start: $(cat "$T/tmux.err"); /dev/null: $(stat -c %F /dev/null)"
+	fi
 	for ((i = 0; i < 1200; i++)); do
 		tmux -S "$sock" capture-pane -p >"$T/cap.$cols.$i" 2>/dev/null
 		grep -q '^DONE-' "$T/cap.$cols.$i" && break
