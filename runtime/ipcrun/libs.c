@@ -45,7 +45,8 @@ static int regular(const char *path, char *why, size_t whylen)
 		return 0;
 	if (S_ISREG(st.st_mode))
 		return 1;
-	snprintf(why, whylen, "%s is %s, not a shared library file", path,
+	snprintf(why, whylen, "%s is %s, not a shared library file (name the "
+	         ".so itself)", path,
 	         S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ?
 	         "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ?
 	         "a device" : S_ISSOCK(st.st_mode) ? "a socket" :
@@ -161,12 +162,7 @@ int ir_libs_resolve(struct ir_graph *g)
 			g->lib = ir_xrealloc(g->lib, (g->nlib + 1) * sizeof *g->lib);
 			g->lib[l] = (struct ir_lib){ir_strdup(k->library.val), path, dl};
 			g->nlib++;
-			if (!dl && strstr(why, ", not a shared library file")) {
-				ir_diag(g, k->library.line, "cannot load library '%s': %s; "
-				        "name the shared library (.so) itself",
-				        k->library.val, why);
-				bad++;
-			} else if (!dl) {
+			if (!dl) {
 				ir_diag(g, k->library.line, "cannot load library '%s': %s; "
 				        "give a path with a '/' (relative to the topology's "
 				        "folder), or put the library in IPC_KERNEL_PATH or "
