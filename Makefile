@@ -52,8 +52,9 @@ BENCH_TARGETS :=
 # Dependencies: every goal that compiles checks first, through
 # scripts/deps.sh, that what it needs is there (pkg-config or a compile
 # probe; silent when it is), installs the missing Debian packages as root,
-# and otherwise stops naming them and the command. Once per top-level make,
-# before any rule runs; `make DEPS=no` skips it. DEPS_SET_<goal> says which
+# and otherwise stops naming them and the command. Once per make command,
+# before any rule runs (sub-makes see IPC_DEPS_DONE); `make DEPS=no` skips
+# it. DEPS_SET_<goal> says which
 # set a goal needs (default: build); DEPS_NONE lists goals that compile
 # nothing.
 DEPS ?= yes
@@ -66,7 +67,7 @@ DEPS_SET_lint := lint
 DEPS_SET_man-test := man
 deps_sets := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
                $(if $(filter $(DEPS_NONE),$(g)),,$(or $(DEPS_SET_$(g)),build))))
-ifeq ($(DEPS)$(MAKELEVEL),yes0)
+ifeq ($(DEPS)$(IPC_DEPS_DONE),yes)
 ifneq ($(deps_sets),)
 ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
 deps_rc := $(shell scripts/deps.sh $(deps_sets) >&2; echo $$?)
@@ -76,6 +77,7 @@ endif
 endif
 endif
 endif
+export IPC_DEPS_DONE := 1
 
 include mk/lib.mk
 -include mk/kernels.mk

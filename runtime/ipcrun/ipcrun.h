@@ -318,8 +318,7 @@ int ir_report_failures(const struct ir_run *r, FILE *f);
 struct pollfd;
 #define IR_PROGRESS_PLAIN_MS 2000 /* a plain progress line this often */
 void ir_term_setup(struct ir_run *r);    /* before forking */
-void ir_term_child(struct ir_run *r);    /* in a kernel process */
-void ir_term_parent(struct ir_run *r);   /* once every process is forked */
+void ir_term_child(struct ir_run *r);    /* in a kernel process, after fork */
 size_t ir_term_pollfds(const struct ir_run *r, struct pollfd *pf); /* <= 2 */
 void ir_term_poll(struct ir_run *r, const struct pollfd *pf, size_t n);
 void ir_term_clear(struct ir_run *r);    /* before ipcrun writes to stderr */

@@ -371,7 +371,6 @@ static int spawn(struct ir_run *r, int sfd)
 		r->prt[p].ctrl = ctrl[1];
 		r->prt[p].status = st[0];
 	}
-	ir_term_parent(r);
 	return 0;
 }
 

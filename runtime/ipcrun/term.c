@@ -72,7 +72,9 @@ void ir_term_child(struct ir_run *r)
 		setvbuf(stdout, NULL, _IOLBF, 0); /* as on the terminal */
 }
 
-void ir_term_parent(struct ir_run *r)
+/* ipcrun keeps the pipes' write ends until the end, so that a kernel
+ * process forked later (a restart) can be given them too. */
+static void close_writers(struct ir_run *r)
 {
 	for (int i = 0; i < 2; i++)
 		if (r->relay_w[i] >= 0) {
@@ -144,9 +146,9 @@ void ir_term_poll(struct ir_run *r, const struct pollfd *pf, size_t n)
 
 void ir_term_end(struct ir_run *r)
 {
-	/* Every kernel process is gone: copy what they left in the pipes (a
-	 * process a kernel started may still hold one open, so read only what
-	 * is there), then erase the line. */
+	/* Every kernel process is gone: copy what they left in the pipes
+	 * (ipcrun, and maybe a process a kernel started, still hold the write
+	 * ends: read only what is there), then erase the line. */
 	for (int i = 0; i < 2; i++) {
 		for (int rounds = 0; r->relay[i] >= 0 && rounds < 4096; rounds++) {
 			struct pollfd pf = {.fd = r->relay[i], .events = POLLIN};
@@ -158,7 +160,7 @@ void ir_term_end(struct ir_run *r)
 			r->relay[i] = -1;
 		}
 	}
-	ir_term_parent(r);
+	close_writers(r);
 	ir_term_clear(r);
 }
 

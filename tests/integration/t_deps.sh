@@ -88,14 +88,16 @@ rm "$B/apt-get"
 mkdir -p "$T/clone"
 cp -r Makefile mk scripts runtime kernels examples tests "$T/clone/" 2>/dev/null
 chown -R 65534:65534 "$T/clone"
-out=$(cd "$T/clone" && nobody env PATH="$B" CC=cc make 2>&1)
+# (a make of its own, not a sub-make of the one running the tests)
+UNMAKE="-u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u IPC_DEPS_DONE"
+out=$(cd "$T/clone" && nobody env $UNMAKE PATH="$B" CC=cc make 2>&1)
 rc=$?
 check "make, inih missing: fails ($rc)" test "$rc" -ne 0
 check "make, inih missing: names libinih-dev and the fix" \
 	grep -q 'libinih-dev' <<<"$out"
 check "make, inih missing: nothing was compiled" test ! -e "$T/clone/build"
 check "make, inih missing: no 'ini.h: No such file'" lacks 'No such file' "$out"
-out=$(cd "$T/clone" && nobody env PATH="$B" CC=cc make DEPS=no -n 2>&1)
+out=$(cd "$T/clone" && nobody env $UNMAKE PATH="$B" CC=cc make DEPS=no -n 2>&1)
 check "make DEPS=no: the check is skipped" lacks '^deps:' "$out"
 cd "$ROOT" || exit 1
 
