@@ -20,13 +20,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 # lib PC-NAME HEADER LIB: the library is usable by $CC.
 lib() {
-	if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; then
+	if command -v pkg-config >"$tmp/out" 2>&1 && pkg-config --exists "$1"; then
 		return 0
 	fi
 	printf '#include <%b>\nint main(void) { return 0; }\n' "$2" >"$tmp/probe.c"
-	"$CC" "$tmp/probe.c" -o "$tmp/probe" -l"$3" >/dev/null 2>&1
+	"$CC" "$tmp/probe.c" -o "$tmp/probe" -l"$3" >"$tmp/out" 2>&1
 }
-tool() { command -v "$1" >/dev/null 2>&1; }
+tool() { command -v "$1" >"$tmp/out" 2>&1; }
 
 # need PACKAGE WHAT PROBE...: PACKAGE (Debian's name) unless PROBE succeeds.
 missing=""
