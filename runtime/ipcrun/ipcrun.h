@@ -293,6 +293,7 @@ struct ir_run {
 	bool prog_tty;                   /* stderr is a terminal */
 	bool out_bol, err_bol;           /* the relayed streams are at a line start */
 	int relay[2], relay_w[2];        /* kernels' stdout, stderr: -1 if direct */
+	char prog_text[1024];            /* the line last shown, uncut */
 	char record[4096];               /* the run's record (gc.c) */
 };
 

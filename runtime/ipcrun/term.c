@@ -7,9 +7,9 @@
  * so ipcrun cannot know when they write; when the line is shown, their
  * standard output (if it is the same terminal as stderr) and their standard
  * error go through pipes that ipcrun relays: it erases the line, copies what
- * came, and draws the line again at the next update, once the terminal is at
- * the start of a line. Kernel processes keep line-buffered standard output,
- * as they would have on the terminal.
+ * came, and draws the line again below it once the terminal is at the start
+ * of a line (not while a kernel has written half a line). Kernel processes
+ * keep line-buffered standard output, as they would have on the terminal.
  *
  * When stderr is not a terminal (a file, a pipe), --progress prints a plain
  * line every IR_PROGRESS_PLAIN_MS, with no carriage return or escape code,
@@ -30,6 +30,8 @@
 
 /* The relay's streams: kernels' stdout and stderr. */
 static const int relay_fd[2] = {STDOUT_FILENO, STDERR_FILENO};
+
+static void draw(struct ir_run *r);
 
 static bool same_terminal(int a, int b)
 {
@@ -117,10 +119,13 @@ static bool relay_once(struct ir_run *r, int i)
 		r->relay[i] = -1;
 		return false;
 	}
+	bool shown = r->prog_shown;
 	ir_term_clear(r);
 	fflush(relay_fd[i] == STDOUT_FILENO ? stdout : stderr);
 	write_all(relay_fd[i], buf, (size_t)n);
 	*(i == 0 ? &r->out_bol : &r->err_bol) = buf[n - 1] == '\n';
+	if (shown)
+		draw(r); /* under what was written, when that ended a line */
 	return true;
 }
 
@@ -149,6 +154,7 @@ void ir_term_end(struct ir_run *r)
 	/* Every kernel process is gone: copy what they left in the pipes
 	 * (ipcrun, and maybe a process a kernel started, still hold the write
 	 * ends: read only what is there), then erase the line. */
+	r->prog_text[0] = 0; /* nothing to draw again */
 	for (int i = 0; i < 2; i++) {
 		for (int rounds = 0; r->relay[i] >= 0 && rounds < 4096; rounds++) {
 			struct pollfd pf = {.fd = r->relay[i], .events = POLLIN};
@@ -209,14 +215,20 @@ void ir_term_show(struct ir_run *r, const char *text)
 		fflush(stderr);
 		return;
 	}
-	if (!r->out_bol || !r->err_bol)
+	snprintf(r->prog_text, sizeof r->prog_text, "%s", text);
+	draw(r);
+}
+
+static void draw(struct ir_run *r)
+{
+	if (!r->out_bol || !r->err_bol || !r->prog_text[0])
 		return; /* a kernel is in the middle of a line */
 	size_t cols = 80;
 	struct winsize ws;
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
 		cols = ws.ws_col;
-	char line[1100];
-	snprintf(line, sizeof line, "%s", text);
+	char line[sizeof r->prog_text];
+	snprintf(line, sizeof line, "%s", r->prog_text);
 	ir_term_fit(line, cols);
 	fprintf(stderr, "\r%s\033[K", line);
 	fflush(stderr);

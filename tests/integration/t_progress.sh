@@ -9,11 +9,13 @@ cd "$(dirname "$0")/../.." || exit 1
 
 echo "t_progress ($BUILD)"
 
-# demo_in_pane COLS: run config/demo.ini in a COLS x 30 tmux pane (its own
-# server, its own socket), capturing the screen every 50 ms until it is done.
-demo_in_pane() {
-	local cols=$1 sock=$T/tmux.$1 i
-	rm -f "$T"/cap.$cols.*
+# in_pane COLS TAG COMMAND: run COMMAND (shell text, from the project's
+# root) in a COLS x 30 tmux pane (its own server, its own socket),
+# capturing the screen every 50 ms into $T/cap.TAG.N until it is done
+# (ON_SCREEN, when set, is run once the screen shows it: sends keys).
+in_pane() {
+	local cols=$1 tag=$2 cmd=$3 sock=$T/tmux.$2 i sent=
+	rm -f "$T"/cap.$tag.*
 	# tmux's server daemonises through /dev/null and fails when that is not
 	# the null device (another test on the machine may have replaced it):
 	# then the server gets a private mount namespace with a null device of
@@ -26,18 +28,24 @@ demo_in_pane() {
 	fi
 	if ! "${fix[@]}" tmux -S "$sock" -f /dev/null new-session -d -x "$cols" -y 30 \
 		-e LANG=C.UTF-8 -e LC_ALL= \
-		"cd '$PWD' && '$IPCRUN' config/demo.ini; echo \"DONE-\$?\"; sleep 600" \
+		"cd '$PWD' && $cmd; echo \"DONE-\$?\"; sleep 600" \
 		2>"$T/tmux.err"; then
 		echo "  tmux did not start: $(cat "$T/tmux.err"); /dev/null: $(stat -c %F /dev/null)"
 	fi
 	for ((i = 0; i < 1200; i++)); do
-		tmux -S "$sock" capture-pane -p >"$T/cap.$cols.$i" 2>/dev/null
-		grep -q '^DONE-' "$T/cap.$cols.$i" && break
+		tmux -S "$sock" capture-pane -p >"$T/cap.$tag.$i" 2>/dev/null
+		grep -q '^DONE-' "$T/cap.$tag.$i" && break
+		if [ -n "${ON_SCREEN:-}" ] && [ -z "$sent" ] &&
+			grep -qE "$ON_SCREEN" "$T/cap.$tag.$i"; then
+			tmux -S "$sock" send-keys C-c
+			sent=1
+		fi
 		sleep 0.05
 	done
 	tmux -S "$sock" kill-server 2>/dev/null
-	LAST=$T/cap.$cols.$i
+	LAST=$T/cap.$tag.$i
 }
+demo_in_pane() { in_pane "$1" "$1" "'$IPCRUN' config/demo.ini"; }
 
 for cols in 80 40; do
 	demo_in_pane "$cols"
@@ -61,6 +69,35 @@ for cols in 80 40; do
 	check "demo in $cols columns: nothing of the progress line is left" \
 		bash -c "! grep -q ' | ' '$LAST'"
 done
+
+# Kernel output while the line is shown: print_sink prints a record every
+# 100 ms for ~2 s; each lands on a line of its own, never glued to the
+# progress line, which stays one line below them. Then Ctrl-C.
+cat >"$T/slow.ini" <<EOF
+[process:p1]
+[kernel:src]
+library = libtestkernels.so
+function = t_slow_source
+args = u64:100000, str:$T/slow.pid
+process = p1
+[kernel:sink]
+library = libipckernels.so
+function = print_sink
+[connections]
+connect = src.out -> sink.in
+EOF
+ON_SCREEN='^1[5-9]$' in_pane 60 slow "IPC_KERNEL_PATH='$IPC_KERNEL_PATH' '$IPCRUN' '$T/slow.ini'"
+check "kernel output under the line: stopped by Ctrl-C (130)" grep -qx 'DONE-130' "$LAST"
+check "kernel output under the line: the records, each on its own line" \
+	test "$(grep -cE '^[0-9]+$' "$LAST")" -ge 15
+check "kernel output under the line: a progress line was shown" \
+	grep -q '^ *[0-9.]*s | src.out' "$T"/cap.slow.*
+glued=$(cat "$T"/cap.slow.* | grep ' | ' | grep -v '^ *[0-9.]*s | ' | head -3)
+check "kernel output under the line: never glued to it ('$glued')" test -z "$glued"
+most=$(for f in "$T"/cap.slow.*; do grep -c 's | ' "$f"; done | sort -n | tail -1)
+check "kernel output under the line: one progress line at most ($most)" test "${most:-9}" -le 1
+check "kernel output under the line: the line is erased at the end" \
+	bash -c "! grep -q 's | ' '$LAST'"
 
 # Into a file: plain lines, every 2 s, while endless.ini runs.
 sed -e "s|@PIDFILE@|$T/plain.pid|" -e "s|@DELAY@|0|" "$INI/endless.ini" >"$T/plain.ini"
