@@ -61,6 +61,7 @@ DEPS ?= yes
 DEPS_NONE := clean uninstall deps deps-run help
 DEPS_SET_test := test
 DEPS_SET_check := test
+DEPS_SET_tests := test
 DEPS_SET_valgrind := valgrind
 DEPS_SET_fuzz := fuzz
 DEPS_SET_lint := lint

@@ -228,8 +228,9 @@ void *ir_libs_open(const char *dir, const char *name, char **path, char *why,
 void ir_libs_close(struct ir_graph *g);
 const char *ir_exe_dir(void);
 
-/* list.c: ipcrun --list LIBRARY; the exit code */
-int ir_list_library(const char *name, FILE *f);
+/* list.c: ipcrun --list LIBRARY [NAME] (only that kernel or function); the
+ * exit code */
+int ir_list_library(const char *name, const char *only, FILE *f);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);

@@ -175,7 +175,20 @@ static void ports(FILE *f, const char *label, const char *spec)
 	ir_portset_free(&ps);
 }
 
-int ir_list_library(const char *name, FILE *f)
+/* Keep only the entry named only in v (none when it is not there). */
+static void keep_only(char **v, size_t *n, const char *only)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(v[i], only) == 0)
+			v[k++] = v[i];
+		else
+			free(v[i]);
+	}
+	*n = k;
+}
+
+int ir_list_library(const char *name, const char *only, FILE *f)
 {
 	char why[PATH_MAX + 512];
 	char *path = NULL;
@@ -197,6 +210,31 @@ int ir_list_library(const char *name, FILE *f)
 		qsort(s.kern, s.nkern, sizeof *s.kern, by_name);
 	if (s.nfunc > 1)
 		qsort(s.func, s.nfunc, sizeof *s.func, by_name);
+	if (only) {
+		/* one kernel or function: the closest name when it is not there */
+		size_t nall = s.nkern + s.nfunc;
+		const char **all = ir_xrealloc(NULL, (nall + 1) * sizeof *all);
+		for (size_t i = 0; i < s.nkern; i++)
+			all[i] = s.kern[i];
+		for (size_t i = 0; i < s.nfunc; i++)
+			all[s.nkern + i] = s.func[i];
+		const char *near = ir_suggest(only, all, nall);
+		char hint[300] = "";
+		if (near)
+			snprintf(hint, sizeof hint, "; did you mean '%s'?", near);
+		keep_only(s.kern, &s.nkern, only);
+		keep_only(s.func, &s.nfunc, only);
+		free(all);
+		if (!s.nkern && !s.nfunc) {
+			fprintf(stderr, "ipcrun: --list: library '%s' has no kernel or "
+			        "function '%s'%s\n", name, only, near ? hint : "");
+			free(s.kern);
+			free(s.func);
+			dlclose(dl);
+			free(path);
+			return IR_EXIT_USAGE;
+		}
+	}
 	char *real = realpath(path, NULL);
 	fprintf(f, "%s: %s\n", name, real ? real : path);
 	free(real);

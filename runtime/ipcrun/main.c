@@ -14,7 +14,7 @@ static void usage(FILE *f)
 	fputs(
 "usage: ipcrun [options] topology.ini\n"
 "       ipcrun --gc\n"
-"       ipcrun --list LIBRARY\n"
+"       ipcrun --list LIBRARY [KERNEL]\n"
 "\n"
 "Run the graph of kernels a topology describes: one shared buffer, one\n"
 "process per [process:NAME] (kernels without one share process 'main'), one\n"
@@ -37,11 +37,12 @@ static void usage(FILE *f)
 "                   wait); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
-"  --list LIBRARY   list the kernels of a kernel library (each with its\n"
+"  --list LIBRARY [KERNEL]\n"
+"                   list the kernels of a kernel library (each with its\n"
 "                   ports, argument types and description) and its other\n"
-"                   exported functions, and exit; LIBRARY is found as a\n"
-"                   topology's library is (a bare name: IPC_KERNEL_PATH,\n"
-"                   <prefix>/lib, the system path)\n"
+"                   exported functions, or only KERNEL, and exit; LIBRARY\n"
+"                   is found as a topology's library is (a bare name:\n"
+"                   IPC_KERNEL_PATH, <prefix>/lib, the system path)\n"
 "  --version        print the version and exit\n"
 "  -h, --help       print this help and exit\n"
 "\n"
@@ -116,12 +117,13 @@ int main(int argc, char **argv)
 		case 'D': defines[lo.ndefines++] = optarg; break;
 		case OPT_LIST:
 			free(defines);
-			if (optind != argc) {
-				fputs("ipcrun: --list takes one library and nothing else\n",
-				      stderr);
+			if (optind + 1 < argc) {
+				fputs("ipcrun: --list takes a library and at most one "
+				      "kernel name\n", stderr);
 				return IR_EXIT_USAGE;
 			}
-			return ir_list_library(optarg, stdout);
+			return ir_list_library(optarg, optind < argc ? argv[optind] :
+			                       NULL, stdout);
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,
 			       IPC_VERSION_MINOR);

@@ -38,6 +38,14 @@ check "--list libmykernels.so: the function kernel, as a function" \
 	has "$(grep -A1 '^1 other exported function' "$T/my.out")" "
   square"
 
+"$IPCRUN" --list libipckernels.so top_sink >"$T/one.out" 2>&1
+check "--list LIBRARY KERNEL: that kernel only" \
+	test "$(grep -c '^  [a-z]' "$T/one.out")" -eq 1 -a "$(grep -c '^  top_sink$' "$T/one.out")" -eq 1
+"$IPCRUN" --list libipckernels.so top_snk >"$T/typo.out" 2>"$T/typo.err"
+check "--list LIBRARY typo: exit 2 ($?)" test $? -eq 2
+check "--list LIBRARY typo: the closest name" \
+	grep -qF "has no kernel or function 'top_snk'; did you mean 'top_sink'?" "$T/typo.err"
+
 "$IPCRUN" --list libnothere.so >"$T/none.out" 2>"$T/none.err"
 check "--list of a missing library: exit 2 ($?)" test $? -eq 2
 check "--list of a missing library: says so" grep -q "cannot load library 'libnothere.so'" "$T/none.err"

@@ -176,6 +176,7 @@ t --list ipcrun --l
 t config/demo.ini ipcrun config/de
 t config/demo.ini ipcrun --stats config/de
 t libipckernels.so ipcrun --list libipck
+t top_sink ipcrun --list libipckernels.so top_
 t shm= ipcrun -D sh
 t shm=sysv ipcrun -D shm=s
 t wait=block ipcrun -D wait=b
