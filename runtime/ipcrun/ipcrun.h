@@ -241,6 +241,12 @@ struct ir_kernel_rt {
 	uint64_t cpu_ns;
 	struct ipc__port_stats *pst; /* per port, as ir_kernel.port */
 	bool setup_failed;
+	/* failure reports (report.c): root causes first, by time */
+	bool peer;         /* a port ended because its peer died or failed */
+	bool has_addr;     /* addr is the fault address */
+	uint64_t addr;
+	uint64_t t_fail;   /* monotonic ns of the failure, 0: unknown */
+	char where[160];   /* function+offset (library) of a crash, or "" */
 };
 
 struct ir_proc_rt {

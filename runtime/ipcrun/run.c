@@ -106,13 +106,22 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 			        g->kernel[a].name, g->proc[p].name, msg ? msg + 1 : "");
 		}
 		return;
-	case 'X':
-		if (sscanf(line, "X %llu %d", &a, &i1) == 2 && a < g->nkernel &&
+	case 'X': {
+		int i2 = 0, off = 0;
+		if (sscanf(line, "X %llu %d %llu %d %llu %n", &a, &i1, &b, &i2, &c,
+		           &off) >= 5 && a < g->nkernel &&
 		    r->krt[a].state == IR_K_PENDING) {
-			r->krt[a].state = IR_K_CRASHED;
-			r->krt[a].signo = i1;
+			struct ir_kernel_rt *kr = &r->krt[a];
+			kr->state = IR_K_CRASHED;
+			kr->signo = i1;
+			kr->addr = b;
+			kr->has_addr = i2 != 0;
+			kr->t_fail = c;
+			if (off > 0 && strcmp(line + off, "?") != 0)
+				snprintf(kr->where, sizeof kr->where, "%s", line + off);
 		}
 		return;
+	}
 	case 'P':
 		if (sscanf(line, "P %llu %llu %llu %llu %llu %llu", &a, &b, &c, &d, &e,
 		           &f) == 6 && a < g->nkernel && b < g->kernel[a].nport) {
@@ -124,10 +133,13 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 		}
 		return;
 	case 'K':
-		if (sscanf(line, "K %llu %d %llu", &a, &i1, &b) == 3 && a < g->nkernel) {
+		if (sscanf(line, "K %llu %d %llu %llu %llu", &a, &i1, &b, &c, &d) == 5 &&
+		    a < g->nkernel) {
 			r->krt[a].state = IR_K_RETURNED;
 			r->krt[a].rc = i1;
 			r->krt[a].cpu_ns = b;
+			r->krt[a].peer = c != 0;
+			r->krt[a].t_fail = d;
 			if (i1 != 0) {
 				r->failed = true;
 				request_stop(r);
@@ -194,6 +206,7 @@ static void on_exit_status(struct ir_run *r, size_t p, int ws)
 			continue;
 		if (r->krt[k].state == IR_K_PENDING) {
 			r->krt[k].state = IR_K_LOST;
+			r->krt[k].t_fail = ir_now_ns();
 			r->krt[k].signo = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
 			r->krt[k].rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
 		}
