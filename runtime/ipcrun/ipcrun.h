@@ -6,6 +6,7 @@
  *   check.c    the whole-graph checks and the resolution of names
  *   values.c   types, numbers, sizes, args, signatures, port sets, hints
  *   libs.c     finding and loading kernel libraries, IPC_KERNEL specs
+ *   suggest.c  "did you mean" for library and function names
  *   print.c    --check and --dot
  *   run.c      the supervisor: buffer, processes, signals, the end
  *   runner.c   inside a kernel process: threads, channel ends, crashes
@@ -71,6 +72,7 @@ struct ir_diag {
 	char *file; /* NULL: the command line */
 	int line;
 	char *msg;
+	bool after; /* may follow from another error: printed after the others */
 };
 
 /* A set of port names a kernel is known to have: "a, b, c*, d?" where c*
@@ -174,6 +176,10 @@ struct ir_load_opts {
 /* loader.c */
 void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* An error that another one may cause (a port "never connected" because
+ * its connection named a misspelt kernel): printed after the others. */
+void ir_diag_after(struct ir_graph *g, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void ir_diags_print(const struct ir_graph *g, FILE *f);
 int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len);
 int ir_load_file(struct ir_graph *g, const char *path,
@@ -219,6 +225,13 @@ void *ir_xrealloc(void *p, size_t n);
 int ir_libs_resolve(struct ir_graph *g);
 void ir_libs_close(struct ir_graph *g);
 const char *ir_exe_dir(void);
+
+/* suggest.c: "did you mean" for libs.c; out (len bytes) holds the hint,
+ * returned, or NULL when nothing is close */
+const char *ir_suggest_function(void *dl, const char *name, char *out,
+                                size_t len);
+const char *ir_suggest_library(const struct ir_graph *g, const char *name,
+                               char *out, size_t len);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);
