@@ -13,6 +13,8 @@
  *   call.c     libffi calls of actor kernels and the function-kernel driver
  *   report.c   --stats, --progress and the failure report
  *   gc.c       the record of runs, and --gc
+ *   status.c   what a run shows to `ipcrun status` / `top` (status.h)
+ *   top.c      `ipcrun status` and `ipcrun top`, the clients
  *   main.c     the command line
  *
  * Names: ir_<module>_<verb> across files, file-local static otherwise.
@@ -271,6 +273,10 @@ struct ir_proc_rt {
 	bool ready, closed, reaped, setup_failed;
 	bool killed;       /* SIGKILLed by ipcrun */
 	int wstatus;
+	/* restart policies (run.c) */
+	unsigned restarts;     /* times it was started again */
+	uint64_t lost;         /* records lost in its deaths */
+	bool restarting;       /* dead, to be started again */
 };
 
 struct ir_run_opts {
@@ -298,6 +304,7 @@ struct ir_run {
 	uint64_t prog_t;
 	bool prog_shown;
 	char record[4096];               /* the run's record (gc.c) */
+	struct ir_status *status;        /* status.c */
 };
 
 /* run.c */
@@ -316,6 +323,19 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k);
 void ir_report_progress(struct ir_run *r, bool final);
 void ir_report_stats(const struct ir_run *r, FILE *f);
 int ir_report_failures(const struct ir_run *r, FILE *f);
+
+/* status.c: the counters segment and the run's status socket (status.h);
+ * top.c: `ipcrun status` and `ipcrun top` */
+int ir_status_start(struct ir_run *r);
+void ir_status_collect(struct ir_run *r);
+void ir_status_unlist(struct ir_run *r);
+void ir_status_stop(struct ir_run *r);
+int ir_status_fd(const struct ir_run *r);
+int ir_status_timeout(struct ir_run *r, uint64_t now);
+void ir_status_serve(struct ir_run *r);
+int ir_status_dir(char *out, size_t len);
+int ir_status_main(int argc, char **argv);
+int ir_top_main(int argc, char **argv);
 
 /* gc.c */
 int ir_gc_record(struct ir_run *r);

@@ -287,7 +287,7 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 1) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 2) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	while (!all_done(r)) {
 		if (!r->t_go && !r->stopping) {
@@ -318,12 +318,18 @@ static void supervise(struct ir_run *r, int sfd)
 			if (timeout < 0 || t < timeout)
 				timeout = t;
 		}
+		int st = ir_status_timeout(r, now);
+		if (st >= 0 && (timeout < 0 || st < timeout))
+			timeout = st;
 		nfds_t n = 0;
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (size_t p = 0; p < np; p++)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = ir_status_fd(r), .events = POLLIN};
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			break;
+		if (pf[np + 1].revents)
+			ir_status_serve(r);
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
@@ -362,6 +368,8 @@ static int spawn(struct ir_run *r, int sfd)
 		}
 		if (pid == 0) {
 			close(sfd);
+			if (ir_status_fd(r) >= 0)
+				close(ir_status_fd(r));
 			close(ctrl[1]);
 			close(st[0]);
 			for (size_t q = 0; q < p; q++) {
@@ -445,6 +453,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		goto out_record;
 	}
 	ir_gc_record(&r); /* again, with the backend actually in use */
+	ir_status_start(&r);
 	int rc = spawn(&r, sfd);
 	if (rc < 0) {
 		fprintf(stderr, "ipcrun: cannot start the kernel processes: %s\n",
@@ -464,10 +473,13 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		supervise(&r, sfd);
 	}
 	r.t_end = ir_now_ns();
+	ir_status_unlist(&r);
+	ir_status_collect(&r); /* every kernel's counters, killed ones' too */
 	if (r.o.progress)
 		ir_report_progress(&r, true);
 	if (r.o.stats && r.t_go)
 		ir_report_stats(&r, stderr);
+	ir_status_stop(&r);
 	int crc = ipc_buffer_close(r.buf, true);
 	if (crc < 0)
 		fprintf(stderr, "ipcrun: closing the buffer %s: %s\n", r.handle,

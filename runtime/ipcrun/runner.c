@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "ipcrun.h"
+#include "status.h"
 
 struct runner;
 
@@ -60,6 +61,7 @@ struct runner {
 	int go;                   /* 0 waiting, 1 go, -1 quit */
 	struct kthread *kt;
 	size_t nk;
+	struct ipc_tls *seg_tls;  /* the main thread's, for the counters segment */
 };
 
 static int status_fd = -1;
@@ -430,16 +432,22 @@ static void build_kernels(struct runner *rn)
 		kt->k.stop = &rn->stop;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
-		kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);
+		/* the ports live in the run's counters segment (status.h), so
+		 * that ipcrun reads their counters whatever happens to us; a
+		 * restarted process's kernels go on counting where they were */
+		kt->k.port = ir_seg_ports(rn->seg_tls, g, i);
+		if (!kt->k.port)
+			kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);
 		if (!kt->k.port) {
 			say("F out of memory");
 			_exit(IR_EXIT_FAILED);
 		}
 		for (size_t j = 0; j < gk->nport; j++) {
 			const struct ir_conn *c = &g->conn[gk->port[j].conn];
+			struct ipc__port_stats st = kt->k.port[j].st;
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
-				.out = gk->port[j].out, .capacity = c->capacity};
+				.out = gk->port[j].out, .capacity = c->capacity, .st = st};
 		}
 	}
 }
@@ -478,6 +486,7 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		say("F cannot open the buffer %s: %s", r->handle, strerror(errno));
 		_exit(IR_EXIT_FAILED);
 	}
+	rn.seg_tls = ipc_tls_open(rn.b, -1);
 	build_kernels(&rn);
 	size_t started = 0;
 	for (size_t i = 0; i < rn.nk; i++) {
@@ -530,6 +539,8 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		if (rn.kt[i].started)
 			pthread_join(rn.kt[i].th, NULL);
 	fflush(NULL); /* what kernels printed: _exit does not flush stdio */
+	if (rn.seg_tls)
+		ipc_tls_close(rn.seg_tls);
 	ipc_buffer_close(rn.b, false);
 	_exit(ready ? 0 : IR_EXIT_FAILED);
 }
