@@ -515,6 +515,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		ir_diag(g, -1, "no kernels; add a [kernel:NAME] section with library "
 		        "and function");
 	check_processes(g);
+	ir_restart_resolve(g);
 	for (size_t i = 0; i < g->nkernel; i++)
 		check_kernel_keys(g, &g->kernel[i]);
 	if (o->load)

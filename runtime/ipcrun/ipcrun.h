@@ -118,10 +118,17 @@ struct ir_kernel {
 	size_t nport, nin;
 };
 
+enum ir_restart { IR_RESTART_NO = 0, IR_RESTART_ON_FAILURE, IR_RESTART_ALWAYS };
+
 struct ir_process {
 	char *name;
 	int line;       /* 0: the implicit "main" */
 	size_t nkernel;
+	/* restart policy (restart.c) */
+	struct ir_key restart, restart_max, restart_window;
+	enum ir_restart policy;
+	unsigned rmax;          /* restarts allowed within rwindow_ms */
+	uint64_t rwindow_ms;
 };
 
 struct ir_conn {
@@ -276,7 +283,8 @@ struct ir_proc_rt {
 	/* restart policies (run.c) */
 	unsigned restarts;     /* times it was started again */
 	uint64_t lost;         /* records lost in its deaths */
-	bool restarting;       /* dead, to be started again */
+	bool restarting;       /* started again, not running its kernels yet */
+	uint64_t *rtimes;      /* when it was restarted (monotonic ns) */
 };
 
 struct ir_run_opts {
@@ -323,6 +331,7 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k);
 void ir_report_progress(struct ir_run *r, bool final);
 void ir_report_stats(const struct ir_run *r, FILE *f);
 int ir_report_failures(const struct ir_run *r, FILE *f);
+void ir_report_restarts(const struct ir_run *r, FILE *f);
 
 /* status.c: the counters segment and the run's status socket (status.h);
  * top.c: `ipcrun status` and `ipcrun top` */
@@ -336,6 +345,10 @@ void ir_status_serve(struct ir_run *r);
 int ir_status_dir(char *out, size_t len);
 int ir_status_main(int argc, char **argv);
 int ir_top_main(int argc, char **argv);
+
+/* restart.c: restart policies of [process:NAME] */
+void ir_restart_resolve(struct ir_graph *g);
+const char *ir_restart_name(enum ir_restart p);
 
 /* gc.c */
 int ir_gc_record(struct ir_run *r);

@@ -269,11 +269,27 @@ static int handler(void *user, const char *section, const char *name,
 		unknown_key(p, name, where, kernel_keys, 7);
 		break;
 	}
-	case SEC_PROCESS:
-		ir_diag(g, p->line, "unknown key '%s': a [process:%s] section takes no "
-		        "keys; put 'process = %s' in each of its [kernel:...] sections",
-		        name, g->proc[p->idx].name, g->proc[p->idx].name);
+	case SEC_PROCESS: {
+		static const char *const proc_keys[] = {"restart", "restart_max",
+		                                        "restart_window"};
+		struct ir_process *pr = &g->proc[p->idx];
+		struct ir_key *k[] = {&pr->restart, &pr->restart_max, &pr->restart_window};
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(name, proc_keys[i]) == 0) {
+				set_key(p, k[i], name, value);
+				return 1;
+			}
+		const char *hint = ir_suggest(name, proc_keys, 3);
+		if (hint)
+			ir_diag(g, p->line, "unknown key '%s' in [process:%s]; did you mean "
+			        "'%s'?", name, pr->name, hint);
+		else
+			ir_diag(g, p->line, "unknown key '%s' in [process:%s] (it takes "
+			        "restart, restart_max, restart_window); to put a kernel in "
+			        "it, set 'process = %s' in its [kernel:...] section", name,
+			        pr->name, pr->name);
 		break;
+	}
 	case SEC_CONN:
 		if (strcmp(name, "connect") == 0) {
 			parse_connect(p, value);
@@ -561,8 +577,12 @@ void ir_graph_free(struct ir_graph *g)
 		free(k->port);
 	}
 	free(g->kernel);
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free_key(&g->proc[i].restart);
+		free_key(&g->proc[i].restart_max);
+		free_key(&g->proc[i].restart_window);
+	}
 	free(g->proc);
 	for (size_t i = 0; i < g->nconn; i++) {
 		free(g->conn[i].fk);

@@ -127,6 +127,17 @@ void ir_report_stats(const struct ir_run *r, FILE *f)
 		fprintf(f, "%-20s %-12s %9.3fs %8s\n", g->kernel[k].name,
 		        g->proc[g->kernel[k].proc].name, (double)kr->cpu_ns / 1e9, res);
 	}
+	bool any = false;
+	for (size_t p = 0; p < g->nproc; p++)
+		any |= r->prt[p].restarts || r->prt[p].lost;
+	if (any) {
+		fprintf(f, "%-20s %-12s %10s %8s\n", "process", "restart", "restarts",
+		        "lost");
+		for (size_t p = 0; p < g->nproc; p++)
+			fprintf(f, "%-20s %-12s %10u %8llu\n", g->proc[p].name,
+			        ir_restart_name(g->proc[p].policy), r->prt[p].restarts,
+			        (unsigned long long)r->prt[p].lost);
+	}
 }
 
 /* One kernel's failure, or "" when it did not fail. */
@@ -213,6 +224,20 @@ static bool consequence(const struct ir_run *r, size_t k)
  * its reaping), then their consequences, marked as such. A run whose only
  * failures look like consequences (nothing else to blame) prints them plain.
  */
+void ir_report_restarts(const struct ir_run *r, FILE *f)
+{
+	const struct ir_graph *g = r->g;
+	for (size_t p = 0; p < g->nproc; p++) {
+		const struct ir_proc_rt *pr = &r->prt[p];
+		if (!pr->restarts && !pr->lost)
+			continue;
+		fprintf(f, "ipcrun: process '%s' was restarted %u time%s (restart = %s); "
+		        "%llu record%s lost\n", g->proc[p].name, pr->restarts,
+		        pr->restarts == 1 ? "" : "s", ir_restart_name(g->proc[p].policy),
+		        (unsigned long long)pr->lost, pr->lost == 1 ? "" : "s");
+	}
+}
+
 int ir_report_failures(const struct ir_run *r, FILE *f)
 {
 	const struct ir_graph *g = r->g;

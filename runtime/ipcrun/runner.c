@@ -296,8 +296,17 @@ static int attach(struct kthread *kt)
 	for (size_t i = 0; i < gk->nport; i++) {
 		const struct ir_conn *c = &g->conn[gk->port[i].conn];
 		struct ipc_channel_opts co = {.capacity = c->capacity, .wait = c->wait};
-		int rc = ipc_channel_add_opts(k->tls, c->id, gk->port[i].out ?
-		                              IPC_PRODUCER : IPC_CONSUMER, &co);
+		enum ipc_role role = gk->port[i].out ? IPC_PRODUCER : IPC_CONSUMER;
+		int rc;
+		if (g->proc[rn->proc].policy == IR_RESTART_NO) {
+			rc = ipc_channel_add_opts(k->tls, c->id, role, &co);
+		} else {
+			/* restartable: take over what a predecessor left, and
+			 * leave the same to a successor */
+			rc = ipc_channel_takeover(k->tls, c->id, role, &co);
+			if (rc == 0)
+				rc = ipc_channel_hold(k->tls, c->id, role);
+		}
 		if (rc < 0) {
 			say("E %zu cannot attach port %s (channel %llu, %s.%s -> %s.%s): %s",
 			    kt->kidx, gk->port[i].name, (unsigned long long)c->id, c->fk,
@@ -354,6 +363,16 @@ static void *kthread_main(void *arg)
 		if (rc != 0 && !peer && go > 0)
 			fprintf(stderr, "ipcrun: kernel '%s' (process '%s') failed: "
 			        "returned %d\n", gk->name, g->proc[rn->proc].name, rc);
+		/* restart = always: a failed kernel's process dies, and its held
+		 * ends wait for the process that replaces it */
+		if (rc != 0 && go > 0 &&
+		    g->proc[rn->proc].policy == IR_RESTART_ALWAYS) {
+			say("K %zu %d %llu %d %llu", kt->kidx, rc,
+			    (unsigned long long)thread_cpu_ns(), peer,
+			    (unsigned long long)t_end);
+			fflush(NULL);
+			_exit(IR_EXIT_FAILED);
+		}
 		/* a kernel's return closes its outputs (EOF downstream; a failed
 		 * kernel's are aborted instead, so that downstream does not take
 		 * a partial stream for a whole one) and its inputs (-EPIPE
@@ -424,6 +443,9 @@ static void build_kernels(struct runner *rn)
 	for (size_t i = 0; i < g->nkernel; i++) {
 		const struct ir_kernel *gk = &g->kernel[i];
 		if (gk->proc != rn->proc)
+			continue;
+		/* a restarted process runs again only what had not finished */
+		if (rn->r->krt[i].state == IR_K_RETURNED && rn->r->krt[i].rc == 0)
 			continue;
 		struct kthread *kt = &rn->kt[rn->nk++];
 		kt->rn = rn;

@@ -53,7 +53,8 @@ check "top without a terminal: two screens" test "$(grep -c '^ipcrun top - ' "$T
 TM="tmux -S $T/tmux.sock -f /dev/null"
 if command -v tmux >/dev/null; then
 	$TM new-session -d -x 132 -y 30 \
-		"env IPCRUN_STATE_DIR=$IPCRUN_STATE_DIR $IPCRUN top -d 0.3 statustest; echo top-exit=\$?; sleep 30"
+		"env IPCRUN_STATE_DIR=$IPCRUN_STATE_DIR $IPCRUN top -d 0.3 statustest; echo top-exit=\$?; sleep 30" ||
+		not_ok "tmux could not start a session (it needs /dev/null: $(ls -l /dev/null))"
 	screen() { $TM capture-pane -p -e >"$T/screen"; }
 	rates() { screen; grep -Eq '^src\.out->mid\.in +[0-9.]+[kM]? +[0-9.]+[kM]? ' "$T/screen" &&
 		grep -q '^ipcrun top - ' "$T/screen"; }
