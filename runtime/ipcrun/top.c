@@ -13,7 +13,8 @@
  *                                          end of the run, or N screens
  *
  * RUN is a graph's name, or ipcrun's pid when two runs share a name.
- * Exit status: 0; 1 no such run (or it ended); 2 bad command line.
+ * Exit status: 0 (also when the run top watched ended); 1 no such run (or it
+ * ended before status could ask); 2 bad command line.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -396,11 +397,13 @@ int ir_top_main(int argc, char **argv)
 	signal(SIGINT, on_quit);
 	signal(SIGTERM, on_quit);
 	int code = IR_EXIT_OK;
+	bool ended = false;
+	long shown = 0;
 	char *a = NULL;
 	if (ask(rr.path, "sample", &a) < 0)
-		code = IR_EXIT_FAILED;
+		ended = true;
 	free(a);
-	for (long i = 0; code == IR_EXIT_OK && !top_quit && (iters < 0 || i < iters); i++) {
+	for (long i = 0; !ended && !top_quit && (iters < 0 || i < iters); i++) {
 		/* wait for the delay, or a key */
 		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
 		if (poll(&p, tty ? 1 : 0, (int)(delay * 1000)) > 0) {
@@ -413,9 +416,10 @@ int ir_top_main(int argc, char **argv)
 		char req[48];
 		snprintf(req, sizeof req, "top %d %d", term_cols(), term_rows() - 2);
 		if (ask(rr.path, req, &a) < 0) {
-			code = IR_EXIT_FAILED;
+			ended = true;
 			break;
 		}
+		shown++;
 		if (tty)
 			fputs("\033[H\033[2J", stdout);
 		time_t now = time(NULL);
@@ -433,7 +437,12 @@ int ir_top_main(int argc, char **argv)
 		fputs("\033[?25h\033[?1049l", stdout);
 		tcsetattr(STDIN_FILENO, TCSANOW, &old);
 	}
-	if (code != IR_EXIT_OK)
+	/* a run watched to its end is not an error; one gone before the first
+	 * screen is, as for status */
+	if (ended) {
 		fprintf(stderr, "ipcrun: run '%s' (pid %d) ended\n", rr.name, rr.pid);
+		if (!shown)
+			code = IR_EXIT_FAILED;
+	}
 	return code;
 }

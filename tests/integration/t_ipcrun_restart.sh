@@ -15,6 +15,11 @@ cd "$(dirname "$0")/../.." || exit 1
 echo "t_ipcrun_restart ($BUILD)"
 first_is() { first_report_line "$1" | grep -Eq "$2"; }
 
+sed "s|@MARK@|$T/mark|" "$INI/restart_once.ini" >"$T/once.ini"
+"$IPCRUN" --check "$T/once.ini" >"$T/check.out" 2>&1
+check "--check shows the restart policy" \
+	grep -qx "  process p2: 1 thread, restart = on-failure (at most 5 within 60 s)" "$T/check.out"
+
 for combo in posix:posix posix:sysv sysv:posix sysv:sysv; do
 	export IPC_SHM=${combo%:*} IPC_SEM=${combo#*:}
 	b="[$combo]"
