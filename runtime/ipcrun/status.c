@@ -751,7 +751,7 @@ static void serve_one(struct ir_run *r, int fd)
 	socklen_t len = sizeof cr;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || cr.uid != getuid())
 		return;
-	char req[128];
+	char req[128] = "";
 	size_t n = 0;
 	uint64_t deadline = ir_now_ns() + REQ_TIMEOUT_MS * 1000000ull;
 	while (n < sizeof req - 1 && !memchr(req, '\n', n)) {

@@ -13,11 +13,25 @@
 #include <elf.h>
 #include <limits.h>
 #include <link.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipcrun.h"
+
+/* This process's ELF class (what ElfW() picks, spelt out for the linters) */
+#if UINTPTR_MAX > 0xffffffffu
+typedef Elf64_Dyn dyn_t;
+typedef Elf64_Sym sym_t;
+typedef Elf64_Addr addr_t;
+typedef Elf64_Word word_t;
+#else
+typedef Elf32_Dyn dyn_t;
+typedef Elf32_Sym sym_t;
+typedef Elf32_Addr addr_t;
+typedef Elf32_Word word_t;
+#endif
 
 struct names {
 	char **v;
@@ -50,13 +64,13 @@ static const char *names_best(struct names *s, const char *word, char *out,
 }
 
 /* A dynamic-section address: the loader has usually relocated it already. */
-static const void *dyn_ptr(const struct link_map *lm, ElfW(Addr) v)
+static const void *dyn_ptr(const struct link_map *lm, addr_t v)
 {
 	return (const void *)(v < lm->l_addr ? v + lm->l_addr : v);
 }
 
 /* How many entries the dynamic symbol table has, from its hash table. */
-static size_t dynsym_count(const struct link_map *lm, const ElfW(Word) *hash,
+static size_t dynsym_count(const struct link_map *lm, const word_t *hash,
                            const uint32_t *gnu)
 {
 	if (hash)
@@ -65,7 +79,7 @@ static size_t dynsym_count(const struct link_map *lm, const ElfW(Word) *hash,
 		return 0;
 	uint32_t nbuckets = gnu[0], symoffset = gnu[1], bloom = gnu[2];
 	const uint32_t *buckets =
-		(const uint32_t *)((const ElfW(Addr) *)(gnu + 4) + bloom);
+		(const uint32_t *)((const addr_t *)(gnu + 4) + bloom);
 	const uint32_t *chain = buckets + nbuckets;
 	uint32_t last = 0;
 	for (uint32_t i = 0; i < nbuckets; i++)
@@ -85,12 +99,12 @@ const char *ir_suggest_function(void *dl, const char *name, char *out,
 	struct link_map *lm = NULL;
 	if (!dl || dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld)
 		return NULL;
-	const ElfW(Sym) *sym = NULL;
+	const sym_t *sym = NULL;
 	const char *str = NULL;
-	const ElfW(Word) *hash = NULL;
+	const word_t *hash = NULL;
 	const uint32_t *gnu = NULL;
 	size_t strsz = 0;
-	for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+	for (const dyn_t *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
 		switch (d->d_tag) {
 		case DT_SYMTAB: sym = dyn_ptr(lm, d->d_un.d_ptr); break;
 		case DT_STRTAB: str = dyn_ptr(lm, d->d_un.d_ptr); break;
