@@ -80,6 +80,9 @@ static void request_stop(struct ir_run *r)
 		return;
 	r->stopping = true;
 	send_ctrl(r, r->t_go ? 'S' : 'Q');
+	/* no restart from now on: ends held for one end now */
+	if (r->buf)
+		ipc_buffer_orphans_abort(r->buf);
 }
 
 /* One line from process p's status pipe. */
@@ -103,6 +106,13 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 		pr->setup_failed = true;
 		fprintf(stderr, "ipcrun: process '%s': %s\n", g->proc[p].name,
 		        line[1] ? line + 2 : "setup failed");
+		if (pr->restarting) {
+			/* a restarted process that cannot take its ends over:
+			 * stopping lets it quit instead of waiting for go */
+			pr->restarting = false;
+			r->failed = true;
+			request_stop(r);
+		}
 		return;
 	case 'E':
 		if (sscanf(line, "E %llu", &a) == 1 && a < g->nkernel) {

@@ -50,8 +50,14 @@ check "status of an unknown run: exit 1, and the runs that exist" \
 check "top without a terminal: two screens" test "$(grep -c '^ipcrun top - ' "$T/top.out")" -eq 2
 
 # top on a terminal
-TM="tmux -S $T/tmux.sock -f /dev/null"
+# (a server of its own, in the foreground: it needs neither the user's
+# config nor daemon(), which fails when /dev/null is not the device)
+: >"$T/tmux.conf"
+TM="tmux -S $T/tmux.sock -f $T/tmux.conf"
 if command -v tmux >/dev/null; then
+	$TM -D </dev/zero >"$T/tmux.log" 2>&1 &
+	TMPID=$!
+	wait_for 5000 test -S "$T/tmux.sock" || not_ok "tmux server did not start: $(cat "$T/tmux.log")"
 	$TM new-session -d -x 132 -y 30 \
 		"env IPCRUN_STATE_DIR=$IPCRUN_STATE_DIR $IPCRUN top -d 0.3 statustest; echo top-exit=\$?; sleep 30" ||
 		not_ok "tmux could not start a session (it needs /dev/null: $(ls -l /dev/null))"
@@ -65,6 +71,7 @@ if command -v tmux >/dev/null; then
 	quit() { $TM capture-pane -p >"$T/screen"; grep -q '^top-exit=0$' "$T/screen"; }
 	check "top on a terminal: q quits, exit 0, the terminal restored" wait_for 3000 quit
 	$TM kill-server 2>/dev/null
+	wait "$TMPID"
 else
 	not_ok "tmux is missing (scripts/deps.sh test installs it)"
 fi
