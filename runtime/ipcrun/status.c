@@ -44,7 +44,7 @@ struct sample {
 
 struct ir_status {
 	struct ipc_tls *tls;   /* the supervisor's, for the segment */
-	struct ipc_port *ports;
+	void *seg;             /* the segment, or NULL */
 	size_t nports;
 	int lfd;               /* listening socket, or -1 */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -54,17 +54,32 @@ struct ir_status {
 	time_t started;        /* wall clock */
 };
 
-size_t ir_seg_port_base(const struct ir_graph *g, size_t k)
+/* Ports of one kernel take whole cache lines: kernels of different
+ * processes never write to one line (no false sharing on the data path). */
+#define PORT_ALIGN 64u
+
+size_t ir_seg_port_off(const struct ir_graph *g, size_t k)
 {
-	size_t n = 0;
+	size_t off = sizeof(struct ir_seg_hdr);
 	for (size_t i = 0; i < k && i < g->nkernel; i++)
-		n += g->kernel[i].nport;
-	return n;
+		off += (g->kernel[i].nport * sizeof(struct ipc_port) + PORT_ALIGN - 1) &
+		       ~(size_t)(PORT_ALIGN - 1);
+	return off;
 }
 
 static size_t seg_nports(const struct ir_graph *g)
 {
-	return ir_seg_port_base(g, g->nkernel);
+	size_t n = 0;
+	for (size_t i = 0; i < g->nkernel; i++)
+		n += g->kernel[i].nport;
+	return n;
+}
+
+/* Kernel k's port i in the segment at seg. */
+static struct ipc_port *seg_port(void *seg, const struct ir_graph *g, size_t k,
+                                 size_t i)
+{
+	return (struct ipc_port *)((char *)seg + ir_seg_port_off(g, k)) + i;
 }
 
 static void seg_init(void *seg, void *arg)
@@ -85,7 +100,7 @@ struct ipc_port *ir_seg_ports(struct ipc_tls *t, const struct ir_graph *g,
 	if (h->magic != IR_SEG_MAGIC || h->port_size != sizeof(struct ipc_port) ||
 	    h->nports != seg_nports(g))
 		return NULL;
-	return (struct ipc_port *)(h + 1) + ir_seg_port_base(g, k);
+	return seg_port(p, g, k, 0);
 }
 
 static int state_dir(char *out, size_t len)
@@ -139,14 +154,13 @@ static void take(struct ir_run *r, struct sample *s)
 				cs->found = true;
 			}
 		const struct ir_conn *cn = &g->conn[c];
-		for (int dir = 0; dir < 2 && st->ports; dir++) {
+		for (int dir = 0; dir < 2 && st->seg; dir++) {
 			size_t k = dir ? cn->from : cn->to;
 			const struct ir_kernel *gk = &g->kernel[k];
-			size_t base = ir_seg_port_base(g, k);
 			for (size_t i = 0; i < gk->nport; i++) {
 				if (gk->port[i].conn != c)
 					continue;
-				const struct ipc__port_stats *ps = &st->ports[base + i].st;
+				const struct ipc__port_stats *ps = &seg_port(st->seg, g, k, i)->st;
 				if (dir) {
 					cs->bytes = ld64(&ps->bytes);
 					cs->blk_tx = ld64(&ps->blocked_ns);
@@ -217,12 +231,11 @@ int ir_status_start(struct ir_run *r)
 	st->nports = seg_nports(g);
 	st->tls = ipc_tls_open(r->buf, -1);
 	if (st->tls) {
-		size_t bytes = sizeof(struct ir_seg_hdr) +
-		               (st->nports ? st->nports : 1) * sizeof(struct ipc_port);
+		size_t bytes = ir_seg_port_off(g, g->nkernel);
 		int rc = ipc_segment_add(st->tls, IR_SEG_ID, bytes, seg_init,
 		                         (void *)(uintptr_t)st->nports);
-		if (rc == 0)
-			st->ports = ir_seg_ports(st->tls, g, 0);
+		if (rc == 0 && ir_seg_ports(st->tls, g, 0))
+			ipc_segment_open(st->tls, IR_SEG_ID, &st->seg);
 		else
 			fprintf(stderr, "ipcrun: no room for the kernels' counters in the "
 			        "buffer (%s): --stats and status will miss them\n",
@@ -238,12 +251,11 @@ void ir_status_collect(struct ir_run *r)
 {
 	const struct ir_graph *g = r->g;
 	struct ir_status *st = r->status;
-	if (!st || !st->ports)
+	if (!st || !st->seg)
 		return;
 	for (size_t k = 0; k < g->nkernel; k++) {
-		size_t base = ir_seg_port_base(g, k);
 		for (size_t i = 0; i < g->kernel[k].nport; i++) {
-			const struct ipc__port_stats *s = &st->ports[base + i].st;
+			const struct ipc__port_stats *s = &seg_port(st->seg, g, k, i)->st;
 			struct ipc__port_stats *d = &r->krt[k].pst[i];
 			d->records = ld64(&s->records);
 			d->bytes = ld64(&s->bytes);
@@ -275,7 +287,7 @@ void ir_status_stop(struct ir_run *r)
 		return;
 	ir_status_unlist(r);
 	if (st->tls) {
-		if (st->ports)
+		if (st->seg)
 			ipc_channel_close(st->tls, IR_SEG_ID);
 		ipc_tls_close(st->tls);
 	}
@@ -594,10 +606,9 @@ static void answer_json(struct ir_run *r, FILE *f)
 		        kr->state == IR_K_RETURNED ? kr->rc : 0,
 		        kr->state == IR_K_CRASHED || kr->state == IR_K_LOST ? kr->signo : 0,
 		        r->prt[gk->proc].restarts);
-		size_t base = ir_seg_port_base(g, k);
 		for (size_t i = 0; i < gk->nport; i++) {
-			const struct ipc__port_stats *ps = r->status->ports ?
-				&r->status->ports[base + i].st : &kr->pst[i];
+			const struct ipc__port_stats *ps = r->status->seg ?
+				&seg_port(r->status->seg, g, k, i)->st : &kr->pst[i];
 			const struct ir_conn *c = &g->conn[gk->port[i].conn];
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
 			json_str(f, gk->port[i].name);

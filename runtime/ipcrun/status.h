@@ -11,9 +11,11 @@
  *   offset   what                                   who writes
  *   0        struct ir_seg_hdr (64 bytes)           the supervisor, before
  *                                                   any kernel process exists
- *   64       struct ipc_port[nports], kernel by     the runner sets the fields
- *            kernel in topology order, each         but st at attach; st: the
- *            kernel's ports as ir_kernel.port       kernel's thread only
+ *   64       struct ipc_port[], kernel by kernel    the runner sets the fields
+ *            in topology order, each kernel's       but st at attach; st: the
+ *            ports as ir_kernel.port, each          kernel's thread only
+ *            kernel's block rounded up to 64
+ *            bytes (no line shared by two kernels)
  *
  * The supervisor reads st with relaxed 64-bit loads: a value may be one
  * record behind, never torn. The layout is private to one ipcrun build
@@ -53,8 +55,9 @@ struct ir_seg_hdr {
 };
 _Static_assert(sizeof(struct ir_seg_hdr) == 64, "segment header");
 
-/* Index of kernel k's first port in the segment. */
-size_t ir_seg_port_base(const struct ir_graph *g, size_t k);
+/* Byte offset of kernel k's first port in the segment (k == nkernel: the
+ * segment's size). */
+size_t ir_seg_port_off(const struct ir_graph *g, size_t k);
 
 /* runner.c: the ports of kernel k in the segment of buffer b (through tls
  * t), or NULL when the segment is not there. */
