@@ -120,6 +120,8 @@ static int state_dir(char *out, size_t len)
 	return 0;
 }
 
+/* The clients' view of the state folder: the same rule as gc.c's, and it
+ * must be the user's own, mode 0700, or it is not read. */
 int ir_status_dir(char *out, size_t len)
 {
 	return state_dir(out, len);
@@ -188,10 +190,10 @@ static void sample_now(struct ir_run *r)
 static void start_socket(struct ir_run *r)
 {
 	struct ir_status *st = r->status;
-	char dir[PATH_MAX];
-	if (state_dir(dir, sizeof dir) < 0)
+	/* beside the run's record (gc.c), in the folder gc.c chose and checked */
+	if (!r->record[0])
 		return;
-	int n = snprintf(st->path, sizeof st->path, "%s/%s.sock", dir, r->handle);
+	int n = snprintf(st->path, sizeof st->path, "%s.sock", r->record);
 	if (n < 0 || (size_t)n >= sizeof st->path) {
 		st->path[0] = 0;
 		if (r->o.verbose)

@@ -21,8 +21,9 @@
  * record behind, never torn. The layout is private to one ipcrun build
  * (port_size guards against another's).
  *
- * The registry: a run listens on a UNIX socket "<handle>.sock" in ipcrun's
- * per-user state folder (gc.c; mode 0700, checked owned by the user) and
+ * The registry: a run listens on a UNIX socket "<handle>.sock" beside its
+ * record in ipcrun's per-user state folder (gc.c; mode 0700, checked owned
+ * by the user) and
  * serves one request per connection, from the same user only (SO_PEERCRED):
  *
  *   summary        one tab-separated line: name, topology, pid, age (s),

@@ -62,6 +62,26 @@ for combo in posix:posix posix:sysv sysv:posix sysv:sysv; do
 done
 unset IPC_SHM IPC_SEM
 
+# restart = always: a kernel that returns 1 once is restarted too (nothing
+# held, nothing lost); under on-failure the same failure stops the graph
+rm -f "$T/mark"
+sed -e "s|@MARK@|$T/mark|" -e 's/^function = t_segv_once$/function = t_fail_once/' \
+	-e 's/^restart = on-failure$/restart = always/' "$INI/restart_once.ini" >"$T/always.ini"
+run_ipcrun always "$T/always.ini"
+check "always, a kernel returning 1 once: exit 0" test "$RC" -eq 0
+check "always: the failure, then the restart" \
+	grep -q "^ipcrun: restarting process 'p2' (kernel 'mid'; restart = always, 1 of at most 5 within 60 s); 0 records it held lost$" "$T/always.err"
+check "always: every record arrives, once" grep -qx "count=100000 sum=4999950000" "$T/always.out"
+check_clean "$H" "always"
+rm -f "$T/mark"
+sed -e 's/^restart = always$/restart = on-failure/' "$T/always.ini" >"$T/onfail.ini"
+run_ipcrun onfail "$T/onfail.ini"
+check "on-failure, a kernel returning 1: not restarted, exit 1" \
+	test "$RC" -eq 1 -a "$(grep -c "restarting" "$T/onfail.err")" -eq 0
+check "on-failure, a kernel returning 1: named first" \
+	test "$(first_report_line "$T/onfail.err")" = "ipcrun: kernel 'mid' (process 'p2') failed: returned 1"
+check_clean "$H" "on-failure, returned 1"
+
 # status counts restarts of a run that goes on
 rm -f "$T/mark"
 sed -e "s|@PIDFILE@|$T/pid|" -e "s|@DELAY@|1000|" -e "s|u64:50,|u64:100,|" \
