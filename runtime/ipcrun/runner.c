@@ -192,6 +192,8 @@ static void on_crash(int sig, siginfo_t *si, void *uctx)
 		sb_sym(&where, pc);
 	where.b[where.n] = 0;
 
+	if (isatty(STDERR_FILENO))
+		sb_str(&s, "\r\033[K"); /* ipcrun's --progress line */
 	sb_str(&s, "ipcrun: ");
 	if (k >= 0 && crash_g) {
 		sb_str(&s, "kernel '");
