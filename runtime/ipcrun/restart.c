@@ -102,5 +102,12 @@ void ir_restart_resolve(struct ir_graph *g)
 			        p->restart_window.line, "restart_max and restart_window of "
 			        "[process:%s] need 'restart = on-failure' or 'restart = "
 			        "always'", p->name);
+		/* parsed: the text is not needed any more (--threads replaces
+		 * the processes without freeing their keys) */
+		struct ir_key *keys[] = {&p->restart, &p->restart_max, &p->restart_window};
+		for (size_t j = 0; j < 3; j++) {
+			free(keys[j]->val);
+			keys[j]->val = NULL;
+		}
 	}
 }
