@@ -89,4 +89,15 @@ check "the run is no longer listed" bash -c "! ls '$IPCRUN_STATE_DIR' | grep -q 
 check "status of the ended run: exit 1" test $? -eq 1
 check_clean "$H" "status"
 
+# a run whose ipcrun was killed with -9 leaves its socket: status drops it
+start_ipcrun killed "$T/status.ini"
+wait_for 5000 bash -c "ls '$IPCRUN_STATE_DIR' | grep -q 'sock$'" || not_ok "the run never listed itself"
+kill -9 "$IPID"
+wait "$IPID" 2>/dev/null
+"$IPCRUN" status >"$T/afterkill.out" 2>&1
+check "a killed run is not listed" grep -qx "no runs" "$T/afterkill.out"
+check "its socket is gone" bash -c "! ls '$IPCRUN_STATE_DIR' | grep -q 'sock$'"
+"$IPCRUN" --gc >/dev/null 2>&1
+check_clean "$H" "killed run, after --gc"
+
 finish
