@@ -5,7 +5,7 @@ set -e
 case "$1" in
 run)      pkgs="libinih-dev libffi-dev pkg-config" ;;
 valgrind) pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config valgrind" ;;
-*)        pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config" ;;
+*)        pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config jq tmux" ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -14,6 +14,8 @@ static void usage(FILE *f)
 	fputs(
 "usage: ipcrun [options] topology.ini\n"
 "       ipcrun --gc\n"
+"       ipcrun status [--json] [RUN]   running graphs of this user, or one\n"
+"       ipcrun top [-d SECONDS] RUN    one run, refreshed like top(1)\n"
 "\n"
 "Run the graph of kernels a topology describes: one shared buffer, one\n"
 "process per [process:NAME] (kernels without one share process 'main'), one\n"
@@ -52,7 +54,7 @@ static void usage(FILE *f)
 "  IPC_KERNEL_PATH   folders (':'-separated) searched for a bare library name\n"
 "                    before ipcrun's own <prefix>/lib and the system path\n"
 "  IPC_SHM, IPC_SEM  backend when the topology sets none (posix, sysv)\n"
-"  IPCRUN_STATE_DIR  where runs are recorded for --gc\n"
+"  IPCRUN_STATE_DIR  where runs are recorded for --gc and status\n"
 "                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
 "\n"
 "Whatever the exit path, no process, shared memory or semaphore of the run\n"
@@ -79,6 +81,11 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
+	/* subcommands, read-only on running graphs (top.c) */
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return ir_status_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return ir_top_main(argc - 1, argv + 1);
 	bool check = false, dot = false, gc = false;
 	int progress = -1;
 	struct ir_run_opts ro = {0};
