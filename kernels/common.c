@@ -112,7 +112,7 @@ int kx__end(struct ipc_kernel *k, enum kx_end e)
 	case KX_GONE:
 		return 0;
 	case KX_ABORTED:
-		kx__errorf(k, "an input was aborted (its producer died); "
+		kx__errorf(k, "an input was aborted (its producer failed or died); "
 		              "stopping without a result");
 		return 1;
 	case KX_FAILED:

@@ -62,7 +62,8 @@ for set in $sets; do
 		need libcmocka-dev "cmocka, the unit test library (cmocka.h)" \
 			lib cmocka "stddef.h>\n#include <stdarg.h>\n#include <setjmp.h>\n#include <cmocka.h" cmocka
 		need pkg-config "pkg-config (the examples build with it)" tool pkg-config
-		need tmux "tmux (the progress line's test)" tool tmux
+		need tmux "tmux (the tests of the progress line and of ipcrun top)" tool tmux
+		need jq "jq (the test of ipcrun status --json)" tool jq
 		need groff-base "groff (the man pages' test)" tool groff
 		need man-db "man (the man pages' test)" tool man
 		if [ "$set" = valgrind ]; then

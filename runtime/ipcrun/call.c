@@ -15,7 +15,7 @@
  *   - bool: in0's record is forwarded when true (a filter, no copy);
  *   - void: nothing (a sink).
  * It stops at the first input that ends: returns 0 at EOF, 1 when an input
- * was aborted (its producer died) or a record does not fit its type. A
+ * was aborted (its producer failed or died) or a record does not fit its type. A
  * consumer that left (-EPIPE) ends it quietly with 0.
  */
 #include <errno.h>
@@ -244,7 +244,7 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k)
 				if (rc == IPC_TX_EOF)
 					return 0;
 				fprintf(stderr, "%s: in%zu: %s\n", gk->name, i,
-				        rc == IPC_TX_ABORTED ? "aborted (its producer died)"
+				        rc == IPC_TX_ABORTED ? "aborted (its producer failed or died)"
 				                             : ipc_strerror(rc));
 				return 1;
 			}

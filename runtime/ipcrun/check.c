@@ -457,24 +457,24 @@ static void check_connections(struct ir_graph *g)
 				}
 				const char *io = dir ? "output" : "input";
 				if (ps->mode[e] == 0 && !exact && dir)
-					ir_diag(g, kk->line, "output '%s.%s' is never connected; "
-					        "add 'connect = %s.%s -> KERNEL.PORT' under "
-					        "[connections]", kk->name, ps->name[e], kk->name,
-					        ps->name[e]);
+					ir_diag_after(g, kk->line, "output '%s.%s' is never connected; "
+					              "add 'connect = %s.%s -> KERNEL.PORT' under "
+					              "[connections]", kk->name, ps->name[e], kk->name,
+					              ps->name[e]);
 				else if (ps->mode[e] == 0 && !exact)
-					ir_diag(g, kk->line, "input '%s.%s' is never connected; "
-					        "add 'connect = KERNEL.PORT -> %s.%s' under "
-					        "[connections]", kk->name, ps->name[e], kk->name,
-					        ps->name[e]);
+					ir_diag_after(g, kk->line, "input '%s.%s' is never connected; "
+					              "add 'connect = KERNEL.PORT -> %s.%s' under "
+					              "[connections]", kk->name, ps->name[e], kk->name,
+					              ps->name[e]);
 				else if (ps->mode[e] == '*' && count == 0)
-					ir_diag(g, kk->line, "'%s' needs at least one %s %s0; "
-					        "connect %s.%s0", kk->name, io, ps->name[e],
-					        kk->name, ps->name[e]);
+					ir_diag_after(g, kk->line, "'%s' needs at least one %s %s0; "
+					              "connect %s.%s0", kk->name, io, ps->name[e],
+					              kk->name, ps->name[e]);
 				else if (ps->mode[e] == '*' && max != count)
-					ir_diag(g, kk->line, "%ss %s0..%s%zu of '%s' must all be "
-					        "connected, without gaps (%zu of %zu are)", io,
-					        ps->name[e], ps->name[e], max - 1, kk->name, count,
-					        max);
+					ir_diag_after(g, kk->line, "%ss %s0..%s%zu of '%s' must all be "
+					              "connected, without gaps (%zu of %zu are)", io,
+					              ps->name[e], ps->name[e], max - 1, kk->name, count,
+					              max);
 			}
 		}
 	}
@@ -515,6 +515,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		ir_diag(g, -1, "no kernels; add a [kernel:NAME] section with library "
 		        "and function");
 	check_processes(g);
+	ir_restart_resolve(g);
 	for (size_t i = 0; i < g->nkernel; i++)
 		check_kernel_keys(g, &g->kernel[i]);
 	if (o->load)

@@ -6,6 +6,7 @@
  *   check.c    the whole-graph checks and the resolution of names
  *   values.c   types, numbers, sizes, args, signatures, port sets, hints
  *   libs.c     finding and loading kernel libraries, IPC_KERNEL specs
+ *   suggest.c  "did you mean" for library and function names
  *   print.c    --check and --dot
  *   run.c      the supervisor: buffer, processes, signals, the end
  *   runner.c   inside a kernel process: threads, channel ends, crashes
@@ -14,6 +15,8 @@
  *   gc.c       the record of runs, and --gc
  *   term.c     the progress line on the terminal, kernels' output relay
  *   list.c     --list: the kernels and functions of a library
+ *   status.c   what a run shows to `ipcrun status` / `top` (status.h)
+ *   top.c      `ipcrun status` and `ipcrun top`, the clients
  *   main.c     the command line
  *
  * Names: ir_<module>_<verb> across files, file-local static otherwise.
@@ -73,6 +76,7 @@ struct ir_diag {
 	char *file; /* NULL: the command line */
 	int line;
 	char *msg;
+	bool after; /* may follow from another error: printed after the others */
 };
 
 /* A set of port names a kernel is known to have: "a, b, c*, d?" where c*
@@ -116,10 +120,17 @@ struct ir_kernel {
 	size_t nport, nin;
 };
 
+enum ir_restart { IR_RESTART_NO = 0, IR_RESTART_ON_FAILURE, IR_RESTART_ALWAYS };
+
 struct ir_process {
 	char *name;
 	int line;       /* 0: the implicit "main" */
 	size_t nkernel;
+	/* restart policy (restart.c) */
+	struct ir_key restart, restart_max, restart_window;
+	enum ir_restart policy;
+	unsigned rmax;          /* restarts allowed within rwindow_ms */
+	uint64_t rwindow_ms;
 };
 
 struct ir_conn {
@@ -177,6 +188,10 @@ struct ir_load_opts {
 /* loader.c */
 void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* An error that another one may cause (a port "never connected" because
+ * its connection named a misspelt kernel): printed after the others. */
+void ir_diag_after(struct ir_graph *g, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void ir_diags_print(const struct ir_graph *g, FILE *f);
 int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len);
 int ir_load_file(struct ir_graph *g, const char *path,
@@ -231,6 +246,12 @@ const char *ir_exe_dir(void);
 /* list.c: ipcrun --list LIBRARY [NAME] (only that kernel or function); the
  * exit code */
 int ir_list_library(const char *name, const char *only, FILE *f);
+/* suggest.c: "did you mean" for libs.c; out (len bytes) holds the hint,
+ * returned, or NULL when nothing is close */
+const char *ir_suggest_function(void *dl, const char *name, char *out,
+                                size_t len);
+const char *ir_suggest_library(const struct ir_graph *g, const char *name,
+                               char *out, size_t len);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);
@@ -253,6 +274,12 @@ struct ir_kernel_rt {
 	uint64_t cpu_ns;
 	struct ipc__port_stats *pst; /* per port, as ir_kernel.port */
 	bool setup_failed;
+	/* failure reports (report.c): root causes first, by time */
+	bool peer;         /* a port ended because its peer died or failed */
+	bool has_addr;     /* addr is the fault address */
+	uint64_t addr;
+	uint64_t t_fail;   /* monotonic ns of the failure, 0: unknown */
+	char where[160];   /* function+offset (library) of a crash, or "" */
 };
 
 struct ir_proc_rt {
@@ -264,6 +291,11 @@ struct ir_proc_rt {
 	bool ready, closed, reaped, setup_failed;
 	bool killed;       /* SIGKILLed by ipcrun */
 	int wstatus;
+	/* restart policies (run.c) */
+	unsigned restarts;     /* times it was started again */
+	uint64_t lost;         /* records lost in its deaths */
+	bool restarting;       /* started again, not running its kernels yet */
+	uint64_t *rtimes;      /* when it was restarted (monotonic ns) */
 };
 
 struct ir_run_opts {
@@ -296,6 +328,7 @@ struct ir_run {
 	int relay[2], relay_w[2];        /* kernels' stdout, stderr: -1 if direct */
 	char prog_text[1024];            /* the line last shown, uncut */
 	char record[4096];               /* the run's record (gc.c) */
+	struct ir_status *status;        /* status.c */
 };
 
 /* run.c */
@@ -314,6 +347,24 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k);
 void ir_report_progress(struct ir_run *r, bool final);
 void ir_report_stats(const struct ir_run *r, FILE *f);
 int ir_report_failures(const struct ir_run *r, FILE *f);
+void ir_report_restarts(const struct ir_run *r, FILE *f);
+
+/* status.c: the counters segment and the run's status socket (status.h);
+ * top.c: `ipcrun status` and `ipcrun top` */
+int ir_status_start(struct ir_run *r);
+void ir_status_collect(struct ir_run *r);
+void ir_status_unlist(struct ir_run *r);
+void ir_status_stop(struct ir_run *r);
+int ir_status_fd(const struct ir_run *r);
+int ir_status_timeout(struct ir_run *r, uint64_t now);
+void ir_status_serve(struct ir_run *r);
+int ir_status_dir(char *out, size_t len);
+int ir_status_main(int argc, char **argv);
+int ir_top_main(int argc, char **argv);
+
+/* restart.c: restart policies of [process:NAME] */
+void ir_restart_resolve(struct ir_graph *g);
+const char *ir_restart_name(enum ir_restart p);
 
 /* term.c: the progress line on a terminal (or a plain line in a file), and
  * the relay of kernels' output through ipcrun while that line is shown */

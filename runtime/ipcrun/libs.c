@@ -162,19 +162,31 @@ int ir_libs_resolve(struct ir_graph *g)
 			g->lib = ir_xrealloc(g->lib, (g->nlib + 1) * sizeof *g->lib);
 			g->lib[l] = (struct ir_lib){ir_strdup(k->library.val), path, dl};
 			g->nlib++;
-			if (!dl) {
+			char alt[PATH_MAX];
+			if (!dl && ir_suggest_library(g, k->library.val, alt, sizeof alt))
+				ir_diag(g, k->library.line, "cannot load library '%s': %s; "
+				        "did you mean '%s'?", k->library.val, why, alt);
+			else if (!dl)
 				ir_diag(g, k->library.line, "cannot load library '%s': %s; "
 				        "give a path with a '/' (relative to the topology's "
 				        "folder), or put the library in IPC_KERNEL_PATH or "
 				        "beside ipcrun's installed kernels", k->library.val, why);
+			if (!dl)
 				bad++;
-			}
 		}
 		k->lib = l;
 		if (!g->lib[l].dl)
 			continue; /* reported once, where it was first named */
 		dlerror();
 		k->fn = dlsym(g->lib[l].dl, k->function.val);
+		char alt[256];
+		if (!k->fn && ir_suggest_function(g->lib[l].dl, k->function.val, alt,
+		                                  sizeof alt)) {
+			ir_diag(g, k->function.line, "library '%s' has no function '%s'; "
+			        "did you mean '%s'?", k->library.val, k->function.val, alt);
+			bad++;
+			continue;
+		}
 		if (!k->fn) {
 			ir_diag(g, k->function.line, "library '%s' has no function '%s'; "
 			        "check the name (and that it is exported: "

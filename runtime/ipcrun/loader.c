@@ -42,22 +42,40 @@ static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out"};
 
-void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
+static void vdiag(struct ir_graph *g, int line, bool after, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vdiag(struct ir_graph *g, int line, bool after, const char *fmt,
+                  va_list ap)
 {
 	if (g->ndiag >= (g->max_diag ? g->max_diag : 50)) {
 		g->diag_truncated = true;
 		return;
 	}
 	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
 	g->diag = ir_xrealloc(g->diag, (g->ndiag + 1) * sizeof *g->diag);
 	g->diag[g->ndiag].file = line >= 0 ? ir_strdup(g->file) : NULL;
 	g->diag[g->ndiag].line = line;
 	g->diag[g->ndiag].msg = ir_strdup(buf);
+	g->diag[g->ndiag].after = after;
 	g->ndiag++;
+}
+
+void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(g, line, false, fmt, ap);
+	va_end(ap);
+}
+
+void ir_diag_after(struct ir_graph *g, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(g, line, true, fmt, ap);
+	va_end(ap);
 }
 
 static int diag_cmp(const void *a, const void *b)
@@ -68,22 +86,31 @@ static int diag_cmp(const void *a, const void *b)
 
 void ir_diags_print(const struct ir_graph *g, FILE *f)
 {
-	/* in line order; a stable copy so that equal lines keep their order */
+	/* causes first, then what may follow from them (ir_diag_after); each
+	 * group in line order; a stable copy so that equal lines keep their
+	 * order */
 	struct ir_diag *d = ir_xrealloc(NULL, g->ndiag * sizeof *d);
-	size_t n = 0;
-	for (int pass = 0; pass < 2; pass++)
+	size_t n = 0, causes = 0;
+	for (int pass = 0; pass < 4; pass++)
 		for (size_t i = 0; i < g->ndiag; i++)
-			if ((g->diag[i].line <= 0) == (pass == 0))
+			if (g->diag[i].after == (pass >= 2) &&
+			    (g->diag[i].line <= 0) == (pass % 2 == 0))
 				d[n++] = g->diag[i];
+	for (size_t i = 0; i < n; i++)
+		causes += !d[i].after;
 	/* insertion sort keeps equal lines in order (qsort would not) */
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && diag_cmp(&d[j - 1], &d[j]) > 0; j--) {
+		for (size_t j = i; j > 0 && d[j - 1].after == d[j].after &&
+		     diag_cmp(&d[j - 1], &d[j]) > 0; j--) {
 			struct ir_diag t = d[j];
 			d[j] = d[j - 1];
 			d[j - 1] = t;
 		}
 	for (size_t i = 0; i < n; i++) {
-		if (d[i].line > 0)
+		if (d[i].line > 0 && d[i].after && causes)
+			fprintf(f, "%s:%d: error: %s (this may follow from an error "
+			        "above)\n", d[i].file, d[i].line, d[i].msg);
+		else if (d[i].line > 0)
 			fprintf(f, "%s:%d: error: %s\n", d[i].file, d[i].line, d[i].msg);
 		else if (d[i].line == 0)
 			fprintf(f, "ipcrun: -D: error: %s\n", d[i].msg);
@@ -242,11 +269,27 @@ static int handler(void *user, const char *section, const char *name,
 		unknown_key(p, name, where, kernel_keys, 7);
 		break;
 	}
-	case SEC_PROCESS:
-		ir_diag(g, p->line, "unknown key '%s': a [process:%s] section takes no "
-		        "keys; put 'process = %s' in each of its [kernel:...] sections",
-		        name, g->proc[p->idx].name, g->proc[p->idx].name);
+	case SEC_PROCESS: {
+		static const char *const proc_keys[] = {"restart", "restart_max",
+		                                        "restart_window"};
+		struct ir_process *pr = &g->proc[p->idx];
+		struct ir_key *k[] = {&pr->restart, &pr->restart_max, &pr->restart_window};
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(name, proc_keys[i]) == 0) {
+				set_key(p, k[i], name, value);
+				return 1;
+			}
+		const char *hint = ir_suggest(name, proc_keys, 3);
+		if (hint)
+			ir_diag(g, p->line, "unknown key '%s' in [process:%s]; did you mean "
+			        "'%s'?", name, pr->name, hint);
+		else
+			ir_diag(g, p->line, "unknown key '%s' in [process:%s] (it takes "
+			        "restart, restart_max, restart_window); to put a kernel in "
+			        "it, set 'process = %s' in its [kernel:...] section", name,
+			        pr->name, pr->name);
 		break;
+	}
 	case SEC_CONN:
 		if (strcmp(name, "connect") == 0) {
 			parse_connect(p, value);
@@ -541,8 +584,12 @@ void ir_graph_free(struct ir_graph *g)
 		free(k->port);
 	}
 	free(g->kernel);
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free_key(&g->proc[i].restart);
+		free_key(&g->proc[i].restart_max);
+		free_key(&g->proc[i].restart_window);
+	}
 	free(g->proc);
 	for (size_t i = 0; i < g->nconn; i++) {
 		free(g->conn[i].fk);

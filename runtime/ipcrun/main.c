@@ -15,6 +15,8 @@ static void usage(FILE *f)
 "usage: ipcrun [options] topology.ini\n"
 "       ipcrun --gc\n"
 "       ipcrun --list LIBRARY [KERNEL]\n"
+"       ipcrun status [--json] [RUN]   running graphs of this user, or one\n"
+"       ipcrun top [-d SECONDS] RUN    one run, refreshed like top(1)\n"
 "\n"
 "Run the graph of kernels a topology describes: one shared buffer, one\n"
 "process per [process:NAME] (kernels without one share process 'main'), one\n"
@@ -60,7 +62,7 @@ static void usage(FILE *f)
 "  IPC_KERNEL_PATH   folders (':'-separated) searched for a bare library name\n"
 "                    before ipcrun's own <prefix>/lib and the system path\n"
 "  IPC_SHM, IPC_SEM  backend when the topology sets none (posix, sysv)\n"
-"  IPCRUN_STATE_DIR  where runs are recorded for --gc\n"
+"  IPCRUN_STATE_DIR  where runs are recorded for --gc and status\n"
 "                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
 "\n"
 "examples (from the root of the project's source, which has config/):\n"
@@ -96,6 +98,11 @@ int main(int argc, char **argv)
 		{"list", required_argument, NULL, OPT_LIST},
 		{NULL, 0, NULL, 0},
 	};
+	/* subcommands, read-only on running graphs (top.c) */
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return ir_status_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return ir_top_main(argc - 1, argv + 1);
 	bool check = false, dot = false, gc = false;
 	int progress = -1;
 	struct ir_run_opts ro = {0};

@@ -118,8 +118,13 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 	        g->nkernel == 1 ? "" : "s", g->nconn, g->nconn == 1 ? "" : "s",
 	        g->threads ? " (--threads)" : "");
 	for (size_t p = 0; p < g->nproc; p++) {
-		fprintf(f, "  process %s: %zu thread%s\n", g->proc[p].name,
+		fprintf(f, "  process %s: %zu thread%s", g->proc[p].name,
 		        g->proc[p].nkernel, g->proc[p].nkernel == 1 ? "" : "s");
+		if (g->proc[p].policy != IR_RESTART_NO)
+			fprintf(f, ", restart = %s (at most %u within %.3g s)",
+			        ir_restart_name(g->proc[p].policy), g->proc[p].rmax,
+			        (double)g->proc[p].rwindow_ms / 1000);
+		fputc('\n', f);
 		for (size_t i = 0; i < g->nkernel; i++)
 			if (g->kernel[i].proc == p)
 				print_kernel(g, &g->kernel[i], f);

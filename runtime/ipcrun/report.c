@@ -2,7 +2,8 @@
  * What a run tells its user: the live --progress line (records/s per channel,
  * sampled from the buffer's channel list), the --stats table at the end (per
  * channel and per kernel, from the counters each kernel thread sent back),
- * and one line per failed kernel naming its process and code or signal.
+ * and one line per failed kernel naming its process and code or signal, the
+ * root causes first and their consequences after, marked as such.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -121,57 +122,154 @@ void ir_report_stats(const struct ir_run *r, FILE *f)
 		fprintf(f, "%-20s %-12s %9.3fs %8s\n", g->kernel[k].name,
 		        g->proc[g->kernel[k].proc].name, (double)kr->cpu_ns / 1e9, res);
 	}
+	bool any = false;
+	for (size_t p = 0; p < g->nproc; p++)
+		any |= r->prt[p].restarts || r->prt[p].lost;
+	if (any) {
+		fprintf(f, "%-20s %-12s %10s %8s\n", "process", "restart", "restarts",
+		        "lost");
+		for (size_t p = 0; p < g->nproc; p++)
+			fprintf(f, "%-20s %-12s %10u %8llu\n", g->proc[p].name,
+			        ir_restart_name(g->proc[p].policy), r->prt[p].restarts,
+			        (unsigned long long)r->prt[p].lost);
+	}
+}
+
+/* One kernel's failure, or "" when it did not fail. */
+static void describe(const struct ir_run *r, size_t k, char *out, size_t len)
+{
+	const struct ir_graph *g = r->g;
+	const struct ir_kernel_rt *kr = &r->krt[k];
+	const struct ir_kernel *gk = &g->kernel[k];
+	const struct ir_proc_rt *pr = &r->prt[gk->proc];
+	const char *pn = g->proc[gk->proc].name;
+	out[0] = 0;
+	if (kr->setup_failed)
+		return; /* reported when it happened */
+	switch (kr->state) {
+	case IR_K_RETURNED:
+		if (kr->rc != 0)
+			snprintf(out, len, "kernel '%s' (process '%s') failed: returned %d",
+			         gk->name, pn, kr->rc);
+		break;
+	case IR_K_CRASHED: {
+		char at[64] = "";
+		if (kr->has_addr)
+			snprintf(at, sizeof at, " at address 0x%llx",
+			         (unsigned long long)kr->addr);
+		snprintf(out, len, "kernel '%s' (process '%s', pid %d) crashed: "
+		         "signal %d (%s)%s%s%s", gk->name, pn, (int)pr->pid, kr->signo,
+		         strsignal(kr->signo), at, kr->where[0] ? " in " : "", kr->where);
+		break;
+	}
+	case IR_K_LOST:
+		if (pr->killed && r->interrupts >= 2)
+			snprintf(out, len, "kernel '%s' (process '%s') killed on the "
+			         "second interrupt", gk->name, pn);
+		else if (pr->killed)
+			snprintf(out, len, "kernel '%s' (process '%s') killed by ipcrun: "
+			         "still running %d ms after the graph was stopped",
+			         gk->name, pn, 500);
+		else if (kr->signo)
+			snprintf(out, len, "kernel '%s' (process '%s', pid %d) died: "
+			         "killed by signal %d (%s)", gk->name, pn, (int)pr->pid,
+			         kr->signo, strsignal(kr->signo));
+		else
+			snprintf(out, len, "kernel '%s' (process '%s', pid %d) died: its "
+			         "process exited with status %d before the kernel returned",
+			         gk->name, pn, (int)pr->pid, kr->rc);
+		break;
+	default:
+		if (r->t_go)
+			snprintf(out, len, "kernel '%s' (process '%s') did not report its "
+			         "end", gk->name, pn);
+		break;
+	}
+}
+
+/* Did kernel k fail only because another did: a port of it saw its peer die
+ * or fail, ipcrun killed it while stopping the graph, or it died with its
+ * process because a kernel beside it crashed? */
+static bool consequence(const struct ir_run *r, size_t k)
+{
+	const struct ir_graph *g = r->g;
+	const struct ir_kernel_rt *kr = &r->krt[k];
+	const struct ir_proc_rt *pr = &r->prt[g->kernel[k].proc];
+	switch (kr->state) {
+	case IR_K_RETURNED:
+		return kr->peer;
+	case IR_K_LOST:
+		if (pr->killed)
+			return r->interrupts < 2;
+		for (size_t j = 0; j < g->nkernel; j++)
+			if (j != k && g->kernel[j].proc == g->kernel[k].proc &&
+			    r->krt[j].state == IR_K_CRASHED)
+				return true;
+		return false;
+	case IR_K_CRASHED:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/*
+ * The failures, root causes first (by the time they happened: a crash is
+ * timed by the crashing thread, a return by the kernel's thread, a death by
+ * its reaping), then their consequences, marked as such. A run whose only
+ * failures look like consequences (nothing else to blame) prints them plain.
+ */
+void ir_report_restarts(const struct ir_run *r, FILE *f)
+{
+	const struct ir_graph *g = r->g;
+	for (size_t p = 0; p < g->nproc; p++) {
+		const struct ir_proc_rt *pr = &r->prt[p];
+		if (!pr->restarts && !pr->lost)
+			continue;
+		fprintf(f, "ipcrun: process '%s' was restarted %u time%s (restart = %s); "
+		        "%llu record%s lost\n", g->proc[p].name, pr->restarts,
+		        pr->restarts == 1 ? "" : "s", ir_restart_name(g->proc[p].policy),
+		        (unsigned long long)pr->lost, pr->lost == 1 ? "" : "s");
+	}
 }
 
 int ir_report_failures(const struct ir_run *r, FILE *f)
 {
 	const struct ir_graph *g = r->g;
-	int n = 0;
+	size_t *idx = ir_xrealloc(NULL, (g->nkernel + 1) * sizeof *idx);
+	size_t n = 0, roots = 0;
+	char line[768];
 	for (size_t k = 0; k < g->nkernel; k++) {
-		const struct ir_kernel_rt *kr = &r->krt[k];
-		const struct ir_kernel *gk = &g->kernel[k];
-		const struct ir_proc_rt *pr = &r->prt[gk->proc];
-		const char *pn = g->proc[gk->proc].name;
-		if (kr->setup_failed)
-			continue; /* reported when it happened */
-		switch (kr->state) {
-		case IR_K_RETURNED:
-			if (kr->rc == 0)
-				continue;
-			fprintf(f, "ipcrun: kernel '%s' (process '%s') returned %d\n",
-			        gk->name, pn, kr->rc);
-			break;
-		case IR_K_CRASHED:
-			fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) crashed: "
-			        "signal %d (%s)\n", gk->name, pn, (int)pr->pid, kr->signo,
-			        strsignal(kr->signo));
-			break;
-		case IR_K_LOST:
-			if (pr->killed && r->interrupts >= 2)
-				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed on the "
-				        "second interrupt\n", gk->name, pn);
-			else if (pr->killed)
-				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed by ipcrun: "
-				        "still running %d ms after the graph was stopped\n",
-				        gk->name, pn, 500);
-			else if (kr->signo)
-				fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) killed by "
-				        "signal %d (%s)\n", gk->name, pn, (int)pr->pid, kr->signo,
-				        strsignal(kr->signo));
-			else
-				fprintf(f, "ipcrun: kernel '%s' (process '%s', pid %d) did not "
-				        "return: its process exited with status %d\n", gk->name,
-				        pn, (int)pr->pid, kr->rc);
-			break;
-		default:
-			if (r->t_go)
-				fprintf(f, "ipcrun: kernel '%s' (process '%s') did not report "
-				        "its end\n", gk->name, pn);
-			else
-				continue;
-			break;
-		}
-		n++;
+		describe(r, k, line, sizeof line);
+		if (!line[0])
+			continue;
+		idx[n++] = k;
+		if (!consequence(r, k))
+			roots++;
 	}
-	return n;
+	/* insertion sort: roots first, each group by time (unknown last),
+	 * then topology order */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			size_t a = idx[j - 1], b = idx[j];
+			bool ca = roots && consequence(r, a), cb = roots && consequence(r, b);
+			uint64_t ta = r->krt[a].t_fail ? r->krt[a].t_fail : UINT64_MAX;
+			uint64_t tb = r->krt[b].t_fail ? r->krt[b].t_fail : UINT64_MAX;
+			if (ca < cb || (ca == cb && ta <= tb))
+				break;
+			idx[j - 1] = b;
+			idx[j] = a;
+		}
+	for (size_t i = 0; i < n; i++) {
+		const struct ir_kernel_rt *kr = &r->krt[idx[i]];
+		bool c = roots && consequence(r, idx[i]);
+		/* the kernel's process printed this very line when it happened
+		 * (runner.c), before any of its consequences could */
+		if (kr->state == IR_K_RETURNED && !kr->peer)
+			continue;
+		describe(r, idx[i], line, sizeof line);
+		fprintf(f, "ipcrun: %s%s\n", c ? "  consequence: " : "", line);
+	}
+	free(idx);
+	return (int)n;
 }

@@ -80,6 +80,9 @@ static void request_stop(struct ir_run *r)
 		return;
 	r->stopping = true;
 	send_ctrl(r, r->t_go ? 'S' : 'Q');
+	/* no restart from now on: ends held for one end now */
+	if (r->buf)
+		ipc_buffer_orphans_abort(r->buf);
 }
 
 /* One line from process p's status pipe. */
@@ -92,12 +95,25 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 	switch (line[0]) {
 	case 'R':
 		pr->ready = true;
+		if (pr->restarting && r->t_go && !r->stopping) {
+			/* a restarted process: its kernels go on at once */
+			char go = 'G';
+			if (write(pr->ctrl, &go, 1) == 1)
+				pr->restarting = false;
+		}
 		return;
 	case 'F':
 		pr->setup_failed = true;
 		ir_term_clear(r);
 		fprintf(stderr, "ipcrun: process '%s': %s\n", g->proc[p].name,
 		        line[1] ? line + 2 : "setup failed");
+		if (pr->restarting) {
+			/* a restarted process that cannot take its ends over:
+			 * stopping lets it quit instead of waiting for go */
+			pr->restarting = false;
+			r->failed = true;
+			request_stop(r);
+		}
 		return;
 	case 'E':
 		if (sscanf(line, "E %llu", &a) == 1 && a < g->nkernel) {
@@ -108,13 +124,22 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 			        g->kernel[a].name, g->proc[p].name, msg ? msg + 1 : "");
 		}
 		return;
-	case 'X':
-		if (sscanf(line, "X %llu %d", &a, &i1) == 2 && a < g->nkernel &&
+	case 'X': {
+		int i2 = 0, off = 0;
+		if (sscanf(line, "X %llu %d %llu %d %llu %n", &a, &i1, &b, &i2, &c,
+		           &off) >= 5 && a < g->nkernel &&
 		    r->krt[a].state == IR_K_PENDING) {
-			r->krt[a].state = IR_K_CRASHED;
-			r->krt[a].signo = i1;
+			struct ir_kernel_rt *kr = &r->krt[a];
+			kr->state = IR_K_CRASHED;
+			kr->signo = i1;
+			kr->addr = b;
+			kr->has_addr = i2 != 0;
+			kr->t_fail = c;
+			if (off > 0 && strcmp(line + off, "?") != 0)
+				snprintf(kr->where, sizeof kr->where, "%s", line + off);
 		}
 		return;
+	}
 	case 'P':
 		if (sscanf(line, "P %llu %llu %llu %llu %llu %llu", &a, &b, &c, &d, &e,
 		           &f) == 6 && a < g->nkernel && b < g->kernel[a].nport) {
@@ -126,11 +151,16 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 		}
 		return;
 	case 'K':
-		if (sscanf(line, "K %llu %d %llu", &a, &i1, &b) == 3 && a < g->nkernel) {
+		if (sscanf(line, "K %llu %d %llu %llu %llu", &a, &i1, &b, &c, &d) == 5 &&
+		    a < g->nkernel) {
 			r->krt[a].state = IR_K_RETURNED;
 			r->krt[a].rc = i1;
 			r->krt[a].cpu_ns = b;
-			if (i1 != 0) {
+			r->krt[a].peer = c != 0;
+			r->krt[a].t_fail = d;
+			/* restart = always: its process dies and is started again */
+			if (i1 != 0 && !(g->proc[p].policy == IR_RESTART_ALWAYS &&
+			                 r->t_go && !r->stopping)) {
 				r->failed = true;
 				request_stop(r);
 			}
@@ -172,6 +202,8 @@ static void read_status(struct ir_run *r, size_t p)
 	}
 }
 
+static bool restart(struct ir_run *r, size_t p);
+
 /* Process p is gone with status ws. */
 static void on_exit_status(struct ir_run *r, size_t p, int ws)
 {
@@ -196,6 +228,7 @@ static void on_exit_status(struct ir_run *r, size_t p, int ws)
 			continue;
 		if (r->krt[k].state == IR_K_PENDING) {
 			r->krt[k].state = IR_K_LOST;
+			r->krt[k].t_fail = ir_now_ns();
 			r->krt[k].signo = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
 			r->krt[k].rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
 		}
@@ -203,12 +236,18 @@ static void on_exit_status(struct ir_run *r, size_t p, int ws)
 	}
 	if (!lost && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
 		return;
+	if (restart(r, p))
+		return;
 	/* a kernel process died: mark its channel ends dead so that its
 	 * neighbours see IPC_TX_ABORTED / -EPIPE now, and stop the rest */
 	if (!pr->killed)
 		r->failed = true;
-	if (r->buf)
-		ipc_buffer_reap(r->buf);
+	if (r->buf) {
+		uint64_t n = 0;
+		ipc_buffer_reap_lost(r->buf, &n);
+		pr->lost += n;
+		ipc_buffer_orphans_abort(r->buf); /* held ends: nobody will come */
+	}
 	request_stop(r);
 	if (!r->kill_at)
 		r->kill_at = ir_now_ns() + STOP_GRACE_MS * 1000000ull;
@@ -277,7 +316,7 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 3) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 4) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	while (!all_done(r)) {
 		if (!r->t_go && !r->stopping) {
@@ -308,14 +347,20 @@ static void supervise(struct ir_run *r, int sfd)
 			if (timeout < 0 || t < timeout)
 				timeout = t;
 		}
+		int st = ir_status_timeout(r, now);
+		if (st >= 0 && (timeout < 0 || st < timeout))
+			timeout = st;
 		nfds_t n = 0;
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (size_t p = 0; p < np; p++)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = ir_status_fd(r), .events = POLLIN};
 		size_t nterm = ir_term_pollfds(r, pf + n); /* kernels' output */
 		n += nterm;
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			break;
+		if (pf[np + 1].revents)
+			ir_status_serve(r);
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
@@ -330,10 +375,11 @@ static void supervise(struct ir_run *r, int sfd)
 	free(pf);
 }
 
-static int spawn(struct ir_run *r, int sfd)
+/* Start process p (again, after a restart): pipes, fork, runner. */
+static int spawn_one(struct ir_run *r, int sfd, size_t p)
 {
 	struct ir_graph *g = r->g;
-	for (size_t p = 0; p < g->nproc; p++) {
+	{
 		int ctrl[2], st[2];
 		if (pipe2(ctrl, O_CLOEXEC))
 			return -errno;
@@ -355,11 +401,15 @@ static int spawn(struct ir_run *r, int sfd)
 		}
 		if (pid == 0) {
 			close(sfd);
+			if (ir_status_fd(r) >= 0)
+				close(ir_status_fd(r));
 			close(ctrl[1]);
 			close(st[0]);
-			for (size_t q = 0; q < p; q++) {
-				close(r->prt[q].ctrl);
-				close(r->prt[q].status);
+			for (size_t q = 0; q < g->nproc; q++) {
+				if (q != p && r->prt[q].ctrl >= 0)
+					close(r->prt[q].ctrl);
+				if (q != p && r->prt[q].status >= 0)
+					close(r->prt[q].status);
 			}
 			ir_term_child(r);
 			ir_runner_main(r, p, ctrl[0], st[1]);
@@ -372,6 +422,95 @@ static int spawn(struct ir_run *r, int sfd)
 		r->prt[p].status = st[0];
 	}
 	return 0;
+}
+
+static int spawn(struct ir_run *r, int sfd)
+{
+	for (size_t p = 0; p < r->g->nproc; p++) {
+		int rc = spawn_one(r, sfd, p);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int spawn_sfd = -1; /* the supervisor's signalfd, for restarts */
+
+/*
+ * Process p died (its kernels are marked): start it again if its policy
+ * says so and the window allows (restart.c); true when it was. Its held
+ * channel ends are orphans meanwhile: neighbours wait for the new process,
+ * which takes them over. What it held is lost, and counted.
+ */
+static bool restart(struct ir_run *r, size_t p)
+{
+	struct ir_graph *g = r->g;
+	struct ir_process *gp = &g->proc[p];
+	struct ir_proc_rt *pr = &r->prt[p];
+	if (gp->policy == IR_RESTART_NO || r->stopping || !r->t_go || pr->killed ||
+	    !r->buf)
+		return false;
+	bool failed = false;
+	const char *who = NULL;
+	for (size_t k = 0; k < g->nkernel; k++) {
+		const struct ir_kernel_rt *kr = &r->krt[k];
+		if (g->kernel[k].proc != p)
+			continue;
+		if (kr->state == IR_K_CRASHED || kr->state == IR_K_LOST ||
+		    (kr->state == IR_K_RETURNED && kr->rc != 0)) {
+			failed = true;
+			if (!who || kr->state != IR_K_LOST)
+				who = g->kernel[k].name;
+		}
+	}
+	if (!failed)
+		return false;
+	uint64_t now = ir_now_ns(), since = now - gp->rwindow_ms * 1000000ull;
+	unsigned recent = 0;
+	for (unsigned i = 0; i < pr->restarts; i++)
+		if (pr->rtimes[i] >= since || now < gp->rwindow_ms * 1000000ull)
+			recent++;
+	uint64_t lost = 0;
+	ipc_buffer_reap_lost(r->buf, &lost);
+	pr->lost += lost;
+	if (recent >= gp->rmax) {
+		fprintf(stderr, "ipcrun: process '%s' (kernel '%s') failed again: %u "
+		        "restarts within %.0f s already (restart_max = %u); giving up\n",
+		        gp->name, who, recent, (double)gp->rwindow_ms / 1000, gp->rmax);
+		return false;
+	}
+	pr->rtimes = ir_xrealloc(pr->rtimes, (pr->restarts + 1) * sizeof *pr->rtimes);
+	pr->rtimes[pr->restarts++] = now;
+	fprintf(stderr, "ipcrun: restarting process '%s' (kernel '%s'; restart = %s, "
+	        "%u of at most %u within %.0f s); %llu record%s it held lost\n",
+	        gp->name, who, ir_restart_name(gp->policy), recent + 1, gp->rmax,
+	        (double)gp->rwindow_ms / 1000, (unsigned long long)lost,
+	        lost == 1 ? "" : "s");
+	/* its kernels start over, except those that had returned 0 */
+	for (size_t k = 0; k < g->nkernel; k++) {
+		struct ir_kernel_rt *kr = &r->krt[k];
+		if (g->kernel[k].proc != p || (kr->state == IR_K_RETURNED && kr->rc == 0))
+			continue;
+		kr->state = IR_K_PENDING;
+		kr->rc = kr->signo = 0;
+		kr->has_addr = kr->peer = false;
+		kr->t_fail = 0;
+		kr->where[0] = 0;
+	}
+	unsigned restarts = pr->restarts;
+	uint64_t *rtimes = pr->rtimes, plost = pr->lost;
+	*pr = (struct ir_proc_rt){.pid = -1, .ctrl = -1, .status = -1,
+	                          .restarts = restarts, .rtimes = rtimes,
+	                          .lost = plost, .restarting = true};
+	int rc = spawn_one(r, spawn_sfd, p);
+	if (rc < 0) {
+		fprintf(stderr, "ipcrun: cannot restart process '%s': %s\n", gp->name,
+		        strerror(-rc));
+		pr->reaped = true;
+		pr->restarting = false;
+		return false;
+	}
+	return true;
 }
 
 static int exit_code(const struct ir_run *r)
@@ -439,6 +578,8 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		goto out_record;
 	}
 	ir_gc_record(&r); /* again, with the backend actually in use */
+	ir_status_start(&r);
+	spawn_sfd = sfd;
 	ir_term_setup(&r);
 	int rc = spawn(&r, sfd);
 	if (rc < 0) {
@@ -460,15 +601,19 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	}
 	ir_term_end(&r);
 	r.t_end = ir_now_ns();
+	ir_status_unlist(&r);
+	ir_status_collect(&r); /* every kernel's counters, killed ones' too */
 	if (r.o.progress)
 		ir_report_progress(&r, true);
 	if (r.o.stats && r.t_go)
 		ir_report_stats(&r, stderr);
+	ir_status_stop(&r);
 	int crc = ipc_buffer_close(r.buf, true);
 	if (crc < 0)
 		fprintf(stderr, "ipcrun: closing the buffer %s: %s\n", r.handle,
 		        ipc_strerror(crc));
 	ir_report_failures(&r, stderr);
+	ir_report_restarts(&r, stderr);
 	code = exit_code(&r);
 	for (size_t p = 0; p < g->nproc; p++) {
 		if (r.prt[p].ctrl >= 0)
@@ -485,6 +630,8 @@ out_mask:
 	for (size_t k = 0; k < g->nkernel; k++)
 		free(r.krt[k].pst);
 	free(r.krt);
+	for (size_t p = 0; p < g->nproc; p++)
+		free(r.prt[p].rtimes);
 	free(r.prt);
 	free(r.prog_sent);
 	return code;

@@ -9,13 +9,20 @@
  *                     F <text>             the process could not start
  *                     E <k> <text>         kernel k could not attach
  *                     P <k> <i> <records> <bytes> <blocked_ns> <hwm>
- *                     K <k> <rc> <cpu_ns>  kernel k returned rc
- *                     X <k> <signo>        kernel k's thread took signo
+ *                     K <k> <rc> <cpu_ns> <peer> <t>
+ *                                          kernel k returned rc at monotonic
+ *                                          time t; peer 1: one of its ports
+ *                                          ended because its peer died or
+ *                                          failed (its failure is a consequence)
+ *                     X <k> <signo> <addr> <has_addr> <t> <where>
+ *                                          kernel k's thread took signo
  *
  * The process opens the buffer itself (nothing of the parent's struct is
  * used after fork), runs one thread per kernel, and exits with _exit().
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,9 +32,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "ipcrun.h"
+#include "status.h"
 
 struct runner;
 
@@ -52,6 +61,7 @@ struct runner {
 	int go;                   /* 0 waiting, 1 go, -1 quit */
 	struct kthread *kt;
 	size_t nk;
+	struct ipc_tls *seg_tls;  /* the main thread's, for the counters segment */
 };
 
 static int status_fd = -1;
@@ -77,32 +87,174 @@ static void say(const char *fmt, ...)
 	while (w < 0 && errno == EINTR);
 }
 
-/* Async-signal-safe: tell ipcrun which kernel crashed, then die of it. */
-static void on_crash(int sig)
+/* ---- crash reports: async-signal-safe text ------------------------------ */
+
+static const struct ir_graph *crash_g;   /* set before any kernel runs */
+static const char *crash_proc;
+
+struct sbuf {
+	char b[480];
+	size_t n;
+};
+
+static void sb_str(struct sbuf *s, const char *t)
+{
+	while (t && *t && s->n < sizeof s->b - 1)
+		s->b[s->n++] = *t++;
+}
+
+static void sb_num(struct sbuf *s, unsigned long long v, unsigned base)
+{
+	char tmp[24];
+	size_t t = 0;
+	do
+		tmp[t++] = "0123456789abcdef"[v % base];
+	while ((v /= base));
+	if (base == 16)
+		sb_str(s, "0x");
+	while (t && s->n < sizeof s->b - 1)
+		s->b[s->n++] = tmp[--t];
+}
+
+static void sb_write(int fd, struct sbuf *s)
+{
+	s->b[s->n++] = '\n';
+	ssize_t w;
+	do
+		w = write(fd, s->b, s->n);
+	while (w < 0 && errno == EINTR);
+	s->n = 0;
+}
+
+static void sb_sym(struct sbuf *s, void *pc)
+{
+	Dl_info di;
+	if (dladdr(pc, &di) && di.dli_sname) {
+		sb_str(s, di.dli_sname);
+		sb_str(s, "+");
+		sb_num(s, (unsigned long long)((char *)pc - (char *)di.dli_saddr), 16);
+	} else {
+		sb_str(s, "??");
+	}
+	if (di.dli_fname && di.dli_fname[0]) {
+		const char *base = strrchr(di.dli_fname, '/');
+		sb_str(s, " (");
+		sb_str(s, base ? base + 1 : di.dli_fname);
+		if (di.dli_fbase) {
+			sb_str(s, "+");
+			sb_num(s, (unsigned long long)((char *)pc - (char *)di.dli_fbase), 16);
+		}
+		sb_str(s, ")");
+	}
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Where the fault happened: the interrupted program counter. */
+static void *fault_pc(void *uctx)
+{
+	ucontext_t *uc = uctx;
+	if (!uc)
+		return NULL;
+#if defined(__x86_64__)
+	return (void *)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (void *)uc->uc_mcontext.pc;
+#else
+	return NULL;
+#endif
+}
+
+/*
+ * Async-signal-safe in practice (dladdr reads the loader's tables; it could
+ * only block if the fault hit inside dlopen): the crashing process writes
+ * its own report on stderr before it dies, so that it is the first line of
+ * the failure whatever its neighbours print once they see the death, and
+ * tells ipcrun on the status pipe:
+ *   X <k> <signo> <fault address> <mono ns> <function+off (library+off)>
+ * then dies of the same signal.
+ */
+static void on_crash(int sig, siginfo_t *si, void *uctx)
 {
 	long k = cur_kernel;
-	if (k >= 0 && status_fd >= 0) {
-		char buf[48], tmp[24] = {0};
-		size_t n = 0, t = 0;
-		buf[n++] = 'X';
-		buf[n++] = ' ';
-		unsigned long v = (unsigned long)k;
-		do
-			tmp[t++] = (char)('0' + v % 10);
-		while ((v /= 10));
-		while (t)
-			buf[n++] = tmp[--t];
-		buf[n++] = ' ';
-		v = (unsigned long)sig;
-		do
-			tmp[t++] = (char)('0' + v % 10);
-		while ((v /= 10));
-		while (t)
-			buf[n++] = tmp[--t];
-		buf[n++] = '\n';
-		ssize_t w = write(status_fd, buf, n);
-		(void)w;
+	int saved = errno;
+	bool addr = sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
+	            sig == SIGILL || sig == SIGTRAP;
+	void *pc = fault_pc(uctx);
+	struct sbuf s = {.n = 0};
+	struct sbuf where = {.n = 0};
+	if (pc)
+		sb_sym(&where, pc);
+	where.b[where.n] = 0;
+
+	if (isatty(STDERR_FILENO))
+		sb_str(&s, "\r\033[K"); /* ipcrun's --progress line */
+	sb_str(&s, "ipcrun: ");
+	if (k >= 0 && crash_g) {
+		sb_str(&s, "kernel '");
+		sb_str(&s, crash_g->kernel[k].name);
+		sb_str(&s, "' (process '");
+	} else {
+		sb_str(&s, "a thread of process '");
 	}
+	sb_str(&s, crash_proc);
+	sb_str(&s, "', pid ");
+	sb_num(&s, (unsigned long long)getpid(), 10);
+	sb_str(&s, ") crashed: signal ");
+	sb_num(&s, (unsigned long long)sig, 10);
+	sb_str(&s, " (SIG");
+	sb_str(&s, sigabbrev_np(sig));
+	sb_str(&s, ", ");
+	sb_str(&s, sigdescr_np(sig));
+	sb_str(&s, ")");
+	if (addr && si) {
+		sb_str(&s, " at address ");
+		sb_num(&s, (unsigned long long)(uintptr_t)si->si_addr, 16);
+	}
+	if (where.n) {
+		sb_str(&s, " in ");
+		sb_str(&s, where.b);
+	}
+	sb_write(STDERR_FILENO, &s);
+
+	/* the stack, innermost first, without the handler's own frames */
+	void *fr[32];
+	int n = backtrace(fr, 32), first = 0;
+	for (int i = 0; i < n && pc; i++)
+		if ((char *)fr[i] >= (char *)pc - 1 && (char *)fr[i] <= (char *)pc + 1) {
+			first = i;
+			break;
+		}
+	if (pc && first == 0 && n > 2)
+		first = 2; /* handler, signal trampoline */
+	for (int i = first, d = 0; i < n; i++, d++) {
+		sb_str(&s, "ipcrun:     #");
+		sb_num(&s, (unsigned long long)d, 10);
+		sb_str(&s, " ");
+		/* return addresses point after their call: look up the call */
+		sb_sym(&s, i == first ? fr[i] : (char *)fr[i] - 1);
+		sb_write(STDERR_FILENO, &s);
+	}
+
+	if (k >= 0 && status_fd >= 0) {
+		sb_str(&s, "X ");
+		sb_num(&s, (unsigned long long)k, 10);
+		sb_str(&s, " ");
+		sb_num(&s, (unsigned long long)sig, 10);
+		sb_str(&s, " ");
+		sb_num(&s, addr && si ? (unsigned long long)(uintptr_t)si->si_addr : 0, 10);
+		sb_str(&s, addr ? " 1 " : " 0 ");
+		sb_num(&s, mono_ns(), 10);
+		sb_str(&s, " ");
+		sb_str(&s, where.n ? where.b : "?");
+		sb_write(status_fd, &s);
+	}
+	errno = saved;
 	/* SA_RESETHAND restored the default action: die of the same signal */
 	raise(sig);
 }
@@ -111,10 +263,13 @@ static void install_crash_handlers(void)
 {
 	static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
 	                           SIGTRAP, SIGSYS};
+	/* load what backtrace() needs now, not in the handler */
+	void *warm[2];
+	backtrace(warm, 2);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_crash;
-	sa.sa_flags = SA_RESETHAND | SA_ONSTACK | SA_NODEFER;
+	sa.sa_sigaction = on_crash;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
@@ -143,8 +298,17 @@ static int attach(struct kthread *kt)
 	for (size_t i = 0; i < gk->nport; i++) {
 		const struct ir_conn *c = &g->conn[gk->port[i].conn];
 		struct ipc_channel_opts co = {.capacity = c->capacity, .wait = c->wait};
-		int rc = ipc_channel_add_opts(k->tls, c->id, gk->port[i].out ?
-		                              IPC_PRODUCER : IPC_CONSUMER, &co);
+		enum ipc_role role = gk->port[i].out ? IPC_PRODUCER : IPC_CONSUMER;
+		int rc;
+		if (g->proc[rn->proc].policy == IR_RESTART_NO) {
+			rc = ipc_channel_add_opts(k->tls, c->id, role, &co);
+		} else {
+			/* restartable: take over what a predecessor left, and
+			 * leave the same to a successor */
+			rc = ipc_channel_takeover(k->tls, c->id, role, &co);
+			if (rc == 0)
+				rc = ipc_channel_hold(k->tls, c->id, role);
+		}
 		if (rc < 0) {
 			say("E %zu cannot attach port %s (channel %llu, %s.%s -> %s.%s): %s",
 			    kt->kidx, gk->port[i].name, (unsigned long long)c->id, c->fk,
@@ -189,6 +353,28 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
+		/* A port that ended because its peer died or failed (aborted
+		 * input, -EPIPE output) makes this kernel's failure a consequence.
+		 * A failure of its own is told now, before its outputs are
+		 * aborted: downstream cannot report the abort before this line. */
+		int peer = 0;
+		for (size_t i = 0; i < kt->k.nin + kt->k.nout; i++)
+			if (kt->k.port[i].end == IPC_TX_ABORTED || kt->k.port[i].end == -EPIPE)
+				peer = 1;
+		uint64_t t_end = mono_ns();
+		if (rc != 0 && !peer && go > 0)
+			fprintf(stderr, "ipcrun: kernel '%s' (process '%s') failed: "
+			        "returned %d\n", gk->name, g->proc[rn->proc].name, rc);
+		/* restart = always: a failed kernel's process dies, and its held
+		 * ends wait for the process that replaces it */
+		if (rc != 0 && go > 0 &&
+		    g->proc[rn->proc].policy == IR_RESTART_ALWAYS) {
+			say("K %zu %d %llu %d %llu", kt->kidx, rc,
+			    (unsigned long long)thread_cpu_ns(), peer,
+			    (unsigned long long)t_end);
+			fflush(NULL);
+			_exit(IR_EXIT_FAILED);
+		}
 		/* a kernel's return closes its outputs (EOF downstream; a failed
 		 * kernel's are aborted instead, so that downstream does not take
 		 * a partial stream for a whole one) and its inputs (-EPIPE
@@ -210,8 +396,9 @@ static void *kthread_main(void *arg)
 				    (unsigned long long)s->blocked_ns,
 				    (unsigned long long)s->hwm);
 			}
-			say("K %zu %d %llu", kt->kidx, rc,
-			    (unsigned long long)thread_cpu_ns());
+			say("K %zu %d %llu %d %llu", kt->kidx, rc,
+			    (unsigned long long)thread_cpu_ns(), peer,
+			    (unsigned long long)t_end);
 		}
 	}
 	cur_kernel = -1;
@@ -259,6 +446,9 @@ static void build_kernels(struct runner *rn)
 		const struct ir_kernel *gk = &g->kernel[i];
 		if (gk->proc != rn->proc)
 			continue;
+		/* a restarted process runs again only what had not finished */
+		if (rn->r->krt[i].state == IR_K_RETURNED && rn->r->krt[i].rc == 0)
+			continue;
 		struct kthread *kt = &rn->kt[rn->nk++];
 		kt->rn = rn;
 		kt->kidx = i;
@@ -266,16 +456,22 @@ static void build_kernels(struct runner *rn)
 		kt->k.stop = &rn->stop;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
-		kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);
+		/* the ports live in the run's counters segment (status.h), so
+		 * that ipcrun reads their counters whatever happens to us; a
+		 * restarted process's kernels go on counting where they were */
+		kt->k.port = ir_seg_ports(rn->seg_tls, g, i);
+		if (!kt->k.port)
+			kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);
 		if (!kt->k.port) {
 			say("F out of memory");
 			_exit(IR_EXIT_FAILED);
 		}
 		for (size_t j = 0; j < gk->nport; j++) {
 			const struct ir_conn *c = &g->conn[gk->port[j].conn];
+			struct ipc__port_stats st = kt->k.port[j].st;
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
-				.out = gk->port[j].out, .capacity = c->capacity};
+				.out = gk->port[j].out, .capacity = c->capacity, .st = st};
 		}
 	}
 }
@@ -298,6 +494,8 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 	char comm[16];
 	snprintf(comm, sizeof comm, "ipcrun:%s", r->g->proc[proc].name);
 	prctl(PR_SET_NAME, comm);
+	crash_g = r->g;
+	crash_proc = r->g->proc[proc].name;
 	install_crash_handlers();
 
 	struct runner rn = {.r = r, .proc = proc, .ctrl = ctrl, .status = status};
@@ -312,6 +510,7 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		say("F cannot open the buffer %s: %s", r->handle, strerror(errno));
 		_exit(IR_EXIT_FAILED);
 	}
+	rn.seg_tls = ipc_tls_open(rn.b, -1);
 	build_kernels(&rn);
 	size_t started = 0;
 	for (size_t i = 0; i < rn.nk; i++) {
@@ -364,6 +563,8 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		if (rn.kt[i].started)
 			pthread_join(rn.kt[i].th, NULL);
 	fflush(NULL); /* what kernels printed: _exit does not flush stdio */
+	if (rn.seg_tls)
+		ipc_tls_close(rn.seg_tls);
 	ipc_buffer_close(rn.b, false);
 	_exit(ready ? 0 : IR_EXIT_FAILED);
 }

@@ -558,7 +558,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 	}
 	ipc__seg_reap_locked(b, slot);
 	/* What it held (allocated and not sent, or received and not freed). */
-	ipc__rec_reap_locked(b, slot);
+	b->reaped_records += ipc__rec_reap_locked(b, slot);
 }
 
 int ipc__reap_locked(struct ipc_buffer *b)

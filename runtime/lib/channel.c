@@ -72,6 +72,10 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 	uint32_t bit = role == IPC_PRODUCER ? (dead ? IPC__P_DEAD : IPC__P_CLOSED)
 	                                    : (dead ? IPC__C_DEAD : IPC__C_CLOSED);
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
+	/* held for a successor (takeover.c): an orphan, its peer waits */
+	if (dead && (ipc__load_relaxed(&c->flags) &
+	             (role == IPC_PRODUCER ? IPC__P_HELD : IPC__C_HELD)))
+		bit = role == IPC_PRODUCER ? IPC__P_ORPHAN : IPC__C_ORPHAN;
 	if (dead && role == IPC_CONSUMER) {
 		/* It may have died between taking the record at the head and
 		 * releasing the slot: the record goes back to the channel. */
@@ -221,6 +225,9 @@ static int end_detach(struct ipc_tls *t, struct ipc__end *e, bool abort)
 	struct ipc_buffer *b = t->b;
 	if (ipc__lock_buf(b) == 0) {
 		struct ipc__dirent *d = ipc__dir_find(b, e->id);
+		if (abort) /* an abort by the owner is final, held or not */
+			atomic_fetch_and_explicit(&e->c->flags, ~(uint32_t)IPC__P_HELD,
+			                          memory_order_relaxed);
 		ipc__chan_end_detach_locked(b, e->c, e->role, abort);
 		if (d)
 			ipc__chan_maybe_destroy(b, d);

@@ -119,6 +119,13 @@ enum {
 	IPC__C_CLOSED = 1u << 3,
 	IPC__P_DEAD = 1u << 4,     /* the producer died: aborted */
 	IPC__C_DEAD = 1u << 5,
+	/* takeover.c: an end held for a successor (ipc_channel_hold) becomes
+	 * an orphan, not dead, when its process dies; its peer waits until a
+	 * new process takes it over, or ipc_buffer_orphans_abort */
+	IPC__P_HELD = 1u << 6,
+	IPC__C_HELD = 1u << 7,
+	IPC__P_ORPHAN = 1u << 8,
+	IPC__C_ORPHAN = 1u << 9,
 };
 
 struct ipc__end_owner {
@@ -238,6 +245,8 @@ struct ipc_buffer {
 	ipc_a32 keeper_quit;
 	struct ipc_tls *tls_list;
 	char handle[IPC_HANDLE_MAX + 1];
+	uint64_t reaped_records;  /* records of dead processes this process
+	                             freed (lost: ipc_buffer_reap_lost), (L) */
 };
 
 struct ipc__end {
@@ -356,8 +365,8 @@ static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked);
 /* Live records and their bytes, by walking the heap (L held). */
 void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *bytes);
-/* Free every record that process slot proc holds (L held). */
-void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
+/* Free every record that process slot proc holds (L held); how many. */
+uint64_t ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc);
 /* Seal a slab: the owner stops carving; frees it if empty (L held). */
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved);
 /* Return an empty slab to the heap (L held). */

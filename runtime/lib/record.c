@@ -477,17 +477,25 @@ static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
 	}
 }
 
+struct reap_arg {
+	uint32_t holder;
+	uint64_t freed;
+};
+
 static int reap_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
 {
-	if (ipc__rec_holder(r) != *(uint32_t *)arg)
+	struct reap_arg *a = arg;
+	if (ipc__rec_holder(r) != a->holder)
 		return 0;
+	a->freed++;
 	return ipc__rec_free(b, r, true) != 0;
 }
 
-void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
+uint64_t ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
 {
-	uint32_t holder = proc + 1;
-	walk_records(b, reap_one, &holder);
+	struct reap_arg a = {.holder = proc + 1};
+	walk_records(b, reap_one, &a);
+	return a.freed;
 }
 
 static int census_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)

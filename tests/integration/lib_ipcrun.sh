@@ -146,3 +146,9 @@ same_output() {
 	sed 's/^/      /' "$T/$1.diff"
 	return 1
 }
+
+# The first line of a run's report in stderr file $1: the first line that is
+# not one of -v's "run ..." / "process ... pid ..." lines.
+first_report_line() {
+	grep -Ev '^ipcrun: (run ipcrun\.[0-9]+\.[0-9a-f]+ \(pid [0-9]+\)|process [^ ]+ pid [0-9]+)$' "$1" | head -1
+}

@@ -197,9 +197,26 @@ t wordcount "$KX_TMP/stub/ipcrun" status ""
 complete_words "$KX_TMP/stub/ipcrun" status "" | grep -q NAME &&
 	kx_fail "completion: status: no header" || kx_pass "completion: status: not the header"
 t status "$KX_TMP/stub/ipcrun" sta
-complete_words "$P/bin/ipcrun" sta | grep -q status &&
-	kx_fail "completion: no 'status' where ipcrun has none" ||
-	kx_pass "completion: no 'status' where ipcrun has none"
+t status "$P/bin/ipcrun" sta
+# and with the real thing: a graph that waits on its standard input
+printf '[graph]\nname = waiting\n[kernel:in]\nlibrary = libipckernels.so\nfunction = stdin_lines\n[kernel:out]\nlibrary = libipckernels.so\nfunction = discard_sink\n[connections]\nconnect = in.out -> out.in\n' \
+	>"$HOME/ipc-man/waiting.ini"
+mkfifo "$KX_TMP/waiting.in"
+"$P/bin/ipcrun" --no-progress "$HOME/ipc-man/waiting.ini" <"$KX_TMP/waiting.in" >/dev/null 2>&1 &
+WPID=$!
+exec 7>"$KX_TMP/waiting.in" # its input, held open until the end
+listed() { "$P/bin/ipcrun" status 2>/dev/null | grep -q '^waiting '; }
+if kx_until 20 listed; then
+	t waiting "$P/bin/ipcrun" status wai
+	t waiting "$P/bin/ipcrun" top w
+else
+	kx_fail "completion: a running graph" "ipcrun status never listed it"
+fi
+exec 7>&- # end of its input: the graph ends by itself
+wait "$WPID"
+rc=$?
+[ "$rc" -eq 0 ] && kx_pass "completion: the waiting graph ended (0)" ||
+	kx_fail "completion: the waiting graph ended" "exit $rc"
 
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory DEPS=no \
 	uninstall PREFIX="$P" >/dev/null 2>&1

@@ -262,6 +262,43 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out);
 /* Size of segment id in bytes, or 0. */
 size_t ipc_segment_size(struct ipc_tls *t, uint64_t id);
 
+/*
+ * Taking over the ends of a dead process (a restarted process goes on where
+ * its predecessor stopped). Nothing here is on the data path.
+ *
+ * ipc_channel_hold: mark this TLS's end of channel id (role) as held for a
+ * successor: if its process dies, the end becomes an orphan instead of dead,
+ * and its peer waits (a consumer sees neither IPC_TX_ABORTED nor EOF once it
+ * has drained what was committed; a producer does not get -EPIPE and waits
+ * when the ring is full) until a process takes it over or
+ * ipc_buffer_orphans_abort. An abort by the owner itself (ipc_channel_abort)
+ * stays final. Returns 0, -ENOENT (no such end here), -EINVAL.
+ *
+ * ipc_channel_takeover: attach role of channel id; when that end is an
+ * orphan, take it over: a producer continues the stream after the records
+ * its predecessor committed, a consumer takes what is queued (including a
+ * record its predecessor had peeked at but not released). A dead owner
+ * nobody noticed yet is noticed first. When nobody held the end before, the
+ * same as ipc_channel_add_opts. Returns 0, -EBUSY (its owner is alive),
+ * -EPIPE (that end closed, or died unheld: its stream is over), -EALREADY,
+ * or what ipc_channel_add_opts returns. One thread per end, as for add.
+ *
+ * ipc_buffer_orphans_abort: nobody will take over: every orphaned end of the
+ * buffer becomes dead, as at its process's death (consumers drain and see
+ * IPC_TX_ABORTED, producers get -EPIPE). Returns how many channels.
+ *
+ * ipc_buffer_reap_lost: ipc_buffer_reap, and *lost = the records the dead
+ * processes it found held (allocated and not sent, or received and not yet
+ * freed), which it freed and which are lost. Records a dead producer had
+ * committed to a channel are not lost: they stay queued. Returns what
+ * ipc_buffer_reap returns. Any thread; takes the buffer's lock.
+ */
+int ipc_channel_hold(struct ipc_tls *t, uint64_t id, enum ipc_role role);
+int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
+                         const struct ipc_channel_opts *opts);
+int ipc_buffer_orphans_abort(struct ipc_buffer *b);
+int ipc_buffer_reap_lost(struct ipc_buffer *b, uint64_t *lost);
+
 /* Text for an IPC_TX_* code or a negative errno. */
 const char *ipc_strerror(int err);
 

@@ -34,6 +34,8 @@ int t_args(struct ipc_kernel *k, int8_t a, int16_t b, int32_t c, int64_t d,
 int t_args_spec(struct ipc_kernel *k, int64_t a, double b, const char *s);
 int t_fail(struct ipc_kernel *k, int32_t code);
 int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile);
+int t_segv_once(struct ipc_kernel *k, uint64_t after, const char *markfile);
+int t_fail_once(struct ipc_kernel *k, uint64_t after, const char *markfile);
 int t_slow_source(struct ipc_kernel *k, uint64_t period_us, const char *pidfile);
 int t_slow_sink(struct ipc_kernel *k, uint64_t delay_us);
 int t_nonstop(struct ipc_kernel *k, uint64_t period_us);
@@ -279,6 +281,56 @@ int t_segv(struct ipc_kernel *k, uint64_t after, const char *stampfile)
 	volatile uintptr_t bad = 16; /* not NULL: a real fault, not UBSan's */
 	*(volatile int *)bad = 1;
 	return 0;
+}
+
+/* The first time (markfile absent): create markfile, forward `after`
+ * records, take one more and fault while holding it (a lost record). Every
+ * later time: forward everything. For restart = on-failure. */
+int t_segv_once(struct ipc_kernel *k, uint64_t after, const char *markfile)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	bool first = access(markfile, F_OK) != 0;
+	void *r;
+	size_t n;
+	if (first)
+		write_file(markfile, "crashed\n");
+	for (uint64_t i = 0; !first || i < after; i++) {
+		int rc = ipc_recv(in, &r, &n);
+		if (rc == IPC_TX_EOF)
+			return 0;
+		if (rc)
+			return 1;
+		if (ipc_send(out, r))
+			return 1;
+	}
+	if (ipc_recv(in, &r, &n))
+		return 1;
+	volatile uintptr_t bad = 16;
+	*(volatile int *)bad = 1;
+	return 0;
+}
+
+/* The first time (markfile absent): create markfile, forward `after`
+ * records and return 1. Every later time: forward everything. For
+ * restart = always. */
+int t_fail_once(struct ipc_kernel *k, uint64_t after, const char *markfile)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	bool first = access(markfile, F_OK) != 0;
+	void *r;
+	size_t n;
+	if (first)
+		write_file(markfile, "failed\n");
+	for (uint64_t i = 0; !first || i < after; i++) {
+		int rc = ipc_recv(in, &r, &n);
+		if (rc == IPC_TX_EOF)
+			return 0;
+		if (rc)
+			return 2;
+		if (ipc_send(out, r))
+			return 2;
+	}
+	return 1;
 }
 
 /* A counter paced by period_us until ipc_stopping(); writes its pid to

@@ -1,0 +1,149 @@
+/*
+ * Taking over the channel ends of a dead process (restart policies).
+ *
+ * An end is held (ipc_channel_hold) by the process that owns it when a
+ * successor may come. Its process's death then makes it an orphan instead
+ * of dead (channel.c, ipc__chan_end_detach_locked): the peer does not see
+ * IPC_TX_ABORTED / -EPIPE, it waits (a producer until the ring is full, a
+ * consumer once it has drained what was committed). A new process takes
+ * the orphan over (ipc_channel_takeover):
+ *
+ *   - a new producer continues the stream at tail, after the records its
+ *     predecessor committed (a slot the dead one filled without publishing
+ *     tail was published by the reaper: ipc__chan_adopt_locked);
+ *   - a new consumer continues at head: what is queued is its, including a
+ *     record the dead one had peeked at but not released (the reaper gave
+ *     it back to the channel).
+ *
+ * Records the dead process held (allocated and not sent, received and not
+ * freed) are freed by the reaper and are lost: ipc_buffer_reap_lost counts
+ * them. When nobody will take over, ipc_buffer_orphans_abort makes every
+ * orphan dead: its peer sees what it would have seen at the death.
+ *
+ * Flags change under the buffer lock (L); the peer reads them with acquire
+ * loads on its slow path only: nothing here touches the data path.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+static struct ipc__chan *find_chan(struct ipc_buffer *b, uint64_t id, int *err)
+{
+	struct ipc__dirent *d = ipc__dir_find(b, id);
+	struct ipc__chan *c = d ? ipc__ptr(b, d->off, sizeof(struct ipc__chan)) : NULL;
+	*err = !d ? -ENOENT : !c ? -EBADMSG : c->type != IPC_CHANNEL_SPSC ? -EPROTOTYPE : 0;
+	return *err ? NULL : c;
+}
+
+int ipc_channel_hold(struct ipc_tls *t, uint64_t id, enum ipc_role role)
+{
+	if (!t || (role != IPC_PRODUCER && role != IPC_CONSUMER))
+		return -EINVAL;
+	struct ipc__end *e = ipc__end_find(t, id, (uint8_t)role);
+	if (!e)
+		return -ENOENT;
+	/* no lock: our own end, and the flag only matters once we are dead */
+	ipc__or_acq_rel(&e->c->flags, role == IPC_PRODUCER ? IPC__P_HELD : IPC__C_HELD);
+	return 0;
+}
+
+int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
+                         const struct ipc_channel_opts *opts)
+{
+	if (!t || (role != IPC_PRODUCER && role != IPC_CONSUMER))
+		return -EINVAL;
+	struct ipc_buffer *b = t->b;
+	bool prod = role == IPC_PRODUCER;
+	uint32_t attached = prod ? IPC__P_ATTACHED : IPC__C_ATTACHED;
+	uint32_t orphan = prod ? IPC__P_ORPHAN : IPC__C_ORPHAN;
+	uint32_t gone = prod ? (IPC__P_CLOSED | IPC__P_DEAD) : (IPC__C_CLOSED | IPC__C_DEAD);
+	if (ipc__end_find(t, id, (uint8_t)role))
+		return -EALREADY;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	int err;
+	struct ipc__chan *c = find_chan(b, id, &err);
+	uint32_t f = c ? ipc__load_acquire(&c->flags) : 0;
+	if (c && (f & attached) && !(f & (orphan | gone))) {
+		/* its owner may have died without anyone noticing yet */
+		ipc__reap_locked(b);
+		f = ipc__load_acquire(&c->flags);
+	}
+	if (!c || !(f & attached)) {
+		/* nobody to take over from: an ordinary attach */
+		ipc__unlock_buf(b);
+		return err == -ENOENT || !err ? ipc_channel_add_opts(t, id, role, opts) : err;
+	}
+	if (f & gone) {
+		err = -EPIPE; /* closed, or its owner died unheld: that stream ended */
+		goto out;
+	}
+	if (!(f & orphan)) {
+		err = -EBUSY; /* its owner lives */
+		goto out;
+	}
+	struct ipc__end *e = ipc__end_add(t, id, (uint8_t)role);
+	if (!e) {
+		err = -ENOMEM;
+		goto out;
+	}
+	struct ipc__end_owner *o = prod ? &c->prod : &c->cons;
+	o->proc = b->proc;
+	o->start = b->start;
+	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
+	atomic_fetch_and_explicit(&c->flags, ~orphan, memory_order_acq_rel);
+	e->c = c;
+	e->wait = (uint8_t)c->wait;
+	ipc__ring_view_init(&e->v, &c->idx, c->ring, c->mask, c->capacity, prod);
+	ipc__chan_wake_all(c); /* the peer waits on nothing that says we came */
+	err = 0;
+out:
+	ipc__unlock_buf(b);
+	return err;
+}
+
+int ipc_buffer_orphans_abort(struct ipc_buffer *b)
+{
+	if (!b)
+		return -EINVAL;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	struct ipc__dirent *d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
+	int n = 0;
+	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
+		if (d[i].off <= IPC__DIR_TOMB)
+			continue;
+		struct ipc__chan *c = ipc__ptr(b, d[i].off, sizeof(*c));
+		if (!c || c->type != IPC_CHANNEL_SPSC)
+			continue;
+		uint32_t f = ipc__load_acquire(&c->flags);
+		uint32_t add = 0;
+		if (f & IPC__P_ORPHAN)
+			add |= IPC__P_DEAD;
+		if (f & IPC__C_ORPHAN)
+			add |= IPC__C_DEAD;
+		if (!add)
+			continue;
+		atomic_fetch_and_explicit(&c->flags, ~(uint32_t)(IPC__P_ORPHAN | IPC__C_ORPHAN),
+		                          memory_order_relaxed);
+		ipc__or_acq_rel(&c->flags, add);
+		ipc__chan_wake_all(c);
+		ipc__chan_maybe_destroy(b, &d[i]);
+		n++;
+	}
+	ipc__unlock_buf(b);
+	return n;
+}
+
+int ipc_buffer_reap_lost(struct ipc_buffer *b, uint64_t *lost)
+{
+	if (!b || !lost)
+		return -EINVAL;
+	if (ipc__lock_buf(b))
+		return -EIDRM;
+	uint64_t before = b->reaped_records;
+	int n = ipc__reap_locked(b);
+	*lost = b->reaped_records - before;
+	ipc__unlock_buf(b);
+	return n;
+}
