@@ -35,6 +35,8 @@ static void check_graph_keys(struct ir_graph *g)
 		if (!ok)
 			ir_diag(g, g->gname.line, "name '%s' must be 1 to 64 printable "
 			        "characters", g->gname.val);
+	} else if (strcmp(g->file, "<stdin>") == 0) {
+		g->name = ir_strdup("stdin");
 	} else {
 		const char *b = strrchr(g->file, '/');
 		b = b ? b + 1 : g->file;

@@ -158,6 +158,12 @@ struct ir_graph {
 	struct ir_lib *lib;
 	size_t nlib;
 
+	/* parameters: -D NAME=value (also [graph] keys), ${TOPDIR} */
+	char *const *defines;
+	size_t ndefines;
+	bool *define_used;
+	char *topdir;            /* absolute, without a trailing '/' */
+
 	struct ir_diag *diag;
 	size_t ndiag, max_diag;
 	bool diag_truncated;
@@ -214,6 +220,14 @@ char *ir_strdup(const char *s);
 char *ir_strndup(const char *s, size_t n);
 char *ir_trim(char *s);
 void *ir_xrealloc(void *p, size_t n);
+/* Parameters: the value of NAME, or NULL when it is not set. */
+typedef const char *(*ir_param_lookup)(void *ctx, const char *name);
+bool ir_param_name_ok(const char *s, size_t n);
+/* in with every ${NAME} / ${NAME:-default} replaced (and $${ read as a
+ * literal ${) into *out (malloc'd). -1 with a message in err when a
+ * parameter is malformed or not set. */
+int ir_expand(const char *in, ir_param_lookup look, void *ctx, char **out,
+              char *err, size_t errlen);
 
 /* libs.c */
 int ir_libs_resolve(struct ir_graph *g);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipcrun.h"
 
@@ -202,12 +203,60 @@ static void parse_connect(struct parse *p, const char *value)
 	g->conn[g->nconn++] = c;
 }
 
+/* A parameter's value: TOPDIR, else the last -D NAME=..., else the
+ * environment. */
+static const char *param_lookup(void *ctx, const char *name)
+{
+	struct ir_graph *g = ctx;
+	if (strcmp(name, "TOPDIR") == 0)
+		return g->topdir;
+	size_t nl = strlen(name);
+	const char *v = NULL;
+	for (size_t i = 0; i < g->ndefines; i++) {
+		const char *d = g->defines[i];
+		const char *eq = strchr(d, '=');
+		if (!eq)
+			continue;
+		/* the name as -D gives it, blanks around it ignored */
+		const char *a = d, *b = eq;
+		while (a < b && isspace((unsigned char)*a))
+			a++;
+		while (b > a && isspace((unsigned char)b[-1]))
+			b--;
+		if ((size_t)(b - a) == nl && !memcmp(a, name, nl)) {
+			v = eq + 1;
+			if (g->define_used)
+				g->define_used[i] = true;
+		}
+	}
+	return v ? v : getenv(name);
+}
+
+static int handler_expanded(struct parse *p, const char *name,
+                            const char *value);
+
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
 	struct parse *p = user;
-	struct ir_graph *g = p->g;
 	(void)section; /* ours is exact; inih truncates long section names */
+	if (p->sec == SEC_BAD || !strstr(value, "${"))
+		return handler_expanded(p, name, value);
+	char err[256], *v;
+	if (ir_expand(value, param_lookup, p->g, &v, err, sizeof err)) {
+		ir_diag(p->g, p->line, "%s", err);
+		return 1;
+	}
+	char *t = ir_trim(v);
+	int rc = handler_expanded(p, name, t);
+	free(v);
+	return rc;
+}
+
+static int handler_expanded(struct parse *p, const char *name,
+                            const char *value)
+{
+	struct ir_graph *g = p->g;
 	switch (p->sec) {
 	case SEC_NONE:
 		if (!p->outside_seen)
@@ -415,6 +464,14 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 		g->dir = slash ? ir_strndup(file, (size_t)(slash - file + 1))
 		               : ir_strdup("");
 	}
+	if (!g->topdir) {
+		char *abs = realpath(*g->dir ? g->dir : ".", NULL);
+		if (!abs) {
+			size_t n = strlen(g->dir);
+			abs = n > 1 ? ir_strndup(g->dir, n - 1) : ir_strdup(n ? "/" : ".");
+		}
+		g->topdir = abs;
+	}
 	struct parse p = {.g = g, .text = text, .len = len};
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0)
@@ -446,10 +503,20 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		for (j = 0; j < 6 && strcmp(key, graph_keys[j]); j++)
 			;
 		if (j == 6) {
+			/* not a [graph] key: a parameter, which the topology must use */
 			const char *hint = ir_suggest(key, graph_keys, 6);
-			ir_diag(g, 0, "unknown [graph] key '%s'%s%s%s (keys: name, buffer, "
-			        "shm, sem, capacity, wait)", key, hint ? "; did you mean '"
-			        : "", hint ? hint : "", hint ? "'?" : "");
+			if (!ir_param_name_ok(key, strlen(key)))
+				ir_diag(g, 0, "'%s' is neither a [graph] key nor a parameter "
+				        "name (letters, digits and '_')", key);
+			else if (!strcmp(key, "TOPDIR"))
+				ir_diag(g, 0, "TOPDIR is the topology's folder; it cannot be "
+				        "set with -D");
+			else if (!g->define_used || !g->define_used[i])
+				ir_diag(g, 0, "'%s' is neither a [graph] key%s%s%s nor a "
+				        "parameter the topology uses (as ${%s}); [graph] keys: "
+				        "name, buffer, shm, sem, capacity, wait", key,
+				        hint ? " (did you mean '" : "", hint ? hint : "",
+				        hint ? "'?)" : "", key);
 		} else {
 			char *tmp = ir_strdup(eq + 1);
 			free(k[j]->val);
@@ -466,6 +533,12 @@ int ir_load_mem(struct ir_graph *g, const char *file, const char *text,
 {
 	g->max_diag = o->max_diags;
 	g->threads = o->threads;
+	g->defines = o->defines;
+	g->ndefines = o->ndefines;
+	free(g->define_used);
+	g->define_used = o->ndefines ? ir_xrealloc(NULL, o->ndefines) : NULL;
+	if (o->ndefines)
+		memset(g->define_used, 0, o->ndefines);
 	ir_parse(g, file, text, len);
 	apply_defines(g, o);
 	return ir_check(g, o);
@@ -474,7 +547,21 @@ int ir_load_mem(struct ir_graph *g, const char *file, const char *text,
 int ir_load_file(struct ir_graph *g, const char *path,
                  const struct ir_load_opts *o)
 {
-	FILE *f = fopen(path, "rb");
+	/* "-": standard input; relative paths and ${TOPDIR} are then the
+	 * working folder */
+	bool in = strcmp(path, "-") == 0;
+	FILE *f = in ? stdin : fopen(path, "rb");
+	if (in) {
+		char *cwd = getcwd(NULL, 0);
+		if (cwd) {
+			size_t n = strlen(cwd);
+			g->dir = ir_xrealloc(NULL, n + 2);
+			memcpy(g->dir, cwd, n);
+			strcpy(g->dir + n, n && cwd[n - 1] == '/' ? "" : "/");
+			g->topdir = cwd;
+		}
+		path = "<stdin>";
+	}
 	if (!f) {
 		fprintf(stderr, "ipcrun: cannot read %s: %s\n", path, strerror(errno));
 		return -1;
@@ -491,7 +578,8 @@ int ir_load_file(struct ir_graph *g, const char *path,
 		if (n == 0)
 			break;
 		if (len > (16u << 20)) {
-			fclose(f);
+			if (!in)
+				fclose(f);
 			free(text);
 			fprintf(stderr, "ipcrun: %s: larger than 16 MiB; is it a "
 			        "topology?\n", path);
@@ -499,7 +587,8 @@ int ir_load_file(struct ir_graph *g, const char *path,
 		}
 	}
 	bool err = ferror(f);
-	fclose(f);
+	if (!in)
+		fclose(f);
 	if (err) {
 		free(text);
 		fprintf(stderr, "ipcrun: cannot read %s\n", path);
@@ -558,5 +647,7 @@ void ir_graph_free(struct ir_graph *g)
 	free(g->name);
 	free(g->file);
 	free(g->dir);
+	free(g->topdir);
+	free(g->define_used);
 	memset(g, 0, sizeof *g);
 }

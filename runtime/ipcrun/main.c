@@ -13,6 +13,7 @@ static void usage(FILE *f)
 {
 	fputs(
 "usage: ipcrun [options] topology.ini\n"
+"       ipcrun [options] -       (the topology from standard input)\n"
 "       ipcrun --gc\n"
 "\n"
 "Run the graph of kernels a topology describes: one shared buffer, one\n"
@@ -32,7 +33,8 @@ static void usage(FILE *f)
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
-"                   wait); may be repeated\n"
+"                   wait), or set the parameter ${key} the topology uses\n"
+"                   (else taken from the environment); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
 "  --version        print the version and exit\n"

@@ -237,6 +237,56 @@ static void test_loader_defines_override(void **state)
 	ir_graph_free(&g);
 }
 
+static const char *lookup_ab(void *ctx, const char *name)
+{
+	(void)ctx;
+	return !strcmp(name, "A") ? "1" : !strcmp(name, "B") ? "" : NULL;
+}
+
+static void test_loader_params_expand(void **state)
+{
+	(void)state;
+	char err[256], *out;
+	assert_int_equal(ir_expand("x${A}y${B}z", lookup_ab, NULL, &out, err,
+	                           sizeof err), 0);
+	assert_string_equal(out, "x1yz");
+	free(out);
+	assert_int_equal(ir_expand("${C:-d e}/${A:-9}", lookup_ab, NULL, &out,
+	                           err, sizeof err), 0);
+	assert_string_equal(out, "d e/1");
+	free(out);
+	assert_int_equal(ir_expand("$${A} $x", lookup_ab, NULL, &out, err,
+	                           sizeof err), 0);
+	assert_string_equal(out, "${A} $x");
+	free(out);
+	assert_int_not_equal(ir_expand("${C}", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+	assert_non_null(strstr(err, "${C} is not set"));
+	assert_int_not_equal(ir_expand("${A", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+	assert_int_not_equal(ir_expand("${1x}", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+}
+
+static void test_loader_params_from_defines(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	const char *text = "[graph]\ncapacity = ${CAP}\nname = ${NM:-dflt}\n"
+	                   "[kernel:a]\nlibrary = ${TOPDIR}/x.so\nfunction = f\n"
+	                   "args = u64:${UNSET_PARAM_12}\n";
+	char *defs[] = {"CAP=16", "wait=block"};
+	struct ir_load_opts o = {.load = false, .defines = defs, .ndefines = 2};
+	memset(&g, 0, sizeof g);
+	ir_load_mem(&g, "/tmp/t.ini", text, strlen(text), &o);
+	assert_true(has_diag(&g, 7, "${UNSET_PARAM_12} is not set"));
+	assert_int_equal(g.capacity, 16);
+	assert_string_equal(g.name, "dflt");
+	assert_string_equal(g.kernel[0].library.val, "/tmp/x.so");
+	assert_int_equal(g.wait, IPC_WAIT_BLOCK);
+	ir_graph_free(&g);
+}
+
 static void test_loader_fuzz_corpus_replays(void **state)
 {
 	(void)state;
@@ -278,6 +328,8 @@ int main(void)
 		cmocka_unit_test(test_loader_good_graph_resolves),
 		cmocka_unit_test(test_loader_errors_name_lines),
 		cmocka_unit_test(test_loader_graph_checks_ports),
+		cmocka_unit_test(test_loader_params_expand),
+		cmocka_unit_test(test_loader_params_from_defines),
 		cmocka_unit_test(test_loader_defines_override),
 		cmocka_unit_test(test_loader_fuzz_corpus_replays),
 	};
