@@ -10,7 +10,8 @@ IPCRUN_SRC   := $(wildcard runtime/ipcrun/*.c)
 IPCRUN_OBJ   := $(IPCRUN_SRC:%.c=$(BUILD)/%.o)
 IPCRUN_LIBS  := -linih -lffi -ldl
 # the loader without the runtime: what the unit test and the fuzzer link
-IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c)
+IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c \
+                       replicas.c)
 IPCRUN_LOADER_OBJ := $(IPCRUN_LOADER_SRC:%.c=$(BUILD)/%.o)
 
 TESTKERNELS_SRC := $(wildcard tests/integration/kernels/*.c)

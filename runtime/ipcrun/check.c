@@ -516,6 +516,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 	if (g->nkernel == 0)
 		ir_diag(g, -1, "no kernels; add a [kernel:NAME] section with library "
 		        "and function");
+	ir_replicas_expand(g);
 	check_processes(g);
 	for (size_t i = 0; i < g->nkernel; i++)
 		check_kernel_keys(g, &g->kernel[i]);

@@ -98,6 +98,10 @@ struct ir_kernel {
 	char *name;
 	int line;
 	struct ir_key library, function, process, args, signature, in, out;
+	struct ir_key replicas, split, order;  /* replicas.c */
+	int rep;       /* -1; else this replica's index (NAME#rep) */
+	bool seq;      /* a replica behind an ordered split: its input records
+	                  carry a sequence header, its outputs must too */
 	/* resolved by check.c */
 	size_t proc;
 	bool func;                     /* a function kernel (signature) */
@@ -190,6 +194,11 @@ void ir_graph_free(struct ir_graph *g);
 
 /* check.c */
 int ir_check(struct ir_graph *g, const struct ir_load_opts *o);
+
+/* replicas.c: kernels with `replicas = N` become NAME#0..NAME#N-1 behind an
+ * inserted split (NAME#split) and merge (NAME#merge); before the checks. */
+#define IR_MAX_REPLICAS 64
+void ir_replicas_expand(struct ir_graph *g);
 
 /* values.c */
 const char *ir_type_name(enum ir_type t);

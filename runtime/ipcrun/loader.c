@@ -41,7 +41,9 @@ static const char *const sections[] = {"graph", "process", "kernel",
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
                                          "capacity", "wait"};
 static const char *const kernel_keys[] = {"library", "function", "process",
-                                          "args", "signature", "in", "out"};
+                                          "args", "signature", "in", "out",
+                                          "replicas", "split", "order"};
+#define NKERNEL_KEYS (sizeof kernel_keys / sizeof kernel_keys[0])
 
 void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
 {
@@ -280,15 +282,16 @@ static int handler_expanded(struct parse *p, const char *name,
 	case SEC_KERNEL: {
 		struct ir_kernel *kn = &g->kernel[p->idx];
 		struct ir_key *k[] = {&kn->library, &kn->function, &kn->process,
-		                      &kn->args, &kn->signature, &kn->in, &kn->out};
-		for (size_t i = 0; i < 7; i++)
+		                      &kn->args, &kn->signature, &kn->in, &kn->out,
+		                      &kn->replicas, &kn->split, &kn->order};
+		for (size_t i = 0; i < NKERNEL_KEYS; i++)
 			if (strcmp(name, kernel_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
 		char where[64];
 		snprintf(where, sizeof where, "[kernel:%s]", kn->name);
-		unknown_key(p, name, where, kernel_keys, 7);
+		unknown_key(p, name, where, kernel_keys, NKERNEL_KEYS);
 		break;
 	}
 	case SEC_PROCESS:
@@ -374,6 +377,7 @@ static void section_header(struct parse *p, const char *line)
 				g->kernel[n].name = ir_strdup(name);
 				g->kernel[n].line = p->line;
 				g->kernel[n].lib = SIZE_MAX;
+				g->kernel[n].rep = -1;
 				g->nkernel++;
 				p->sec = SEC_KERNEL;
 				p->idx = n;
@@ -611,8 +615,9 @@ void ir_graph_free(struct ir_graph *g)
 		struct ir_kernel *k = &g->kernel[i];
 		free(k->name);
 		struct ir_key *keys[] = {&k->library, &k->function, &k->process,
-		                         &k->args, &k->signature, &k->in, &k->out};
-		for (size_t j = 0; j < 7; j++)
+		                         &k->args, &k->signature, &k->in, &k->out,
+		                         &k->replicas, &k->split, &k->order};
+		for (size_t j = 0; j < sizeof keys / sizeof keys[0]; j++)
 			free_key(keys[j]);
 		for (size_t j = 0; j < k->narg; j++)
 			free(k->arg[j].s);

@@ -189,6 +189,8 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
+		if (rc == 0 && gk->seq)
+			ipc__kernel_seq_flush(&kt->k); /* an ordered replica's last */
 		/* a kernel's return closes its outputs (EOF downstream; a failed
 		 * kernel's are aborted instead, so that downstream does not take
 		 * a partial stream for a whole one) and its inputs (-EPIPE
@@ -275,7 +277,8 @@ static void build_kernels(struct runner *rn)
 			const struct ir_conn *c = &g->conn[gk->port[j].conn];
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
-				.out = gk->port[j].out, .capacity = c->capacity};
+				.out = gk->port[j].out, .capacity = c->capacity,
+				.seq = gk->seq};
 		}
 	}
 }
