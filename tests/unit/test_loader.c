@@ -287,6 +287,30 @@ static void test_loader_params_from_defines(void **state)
 	ir_graph_free(&g);
 }
 
+static void test_loader_liveness_cycles(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	/* a two-kernel cycle nothing feeds, and a self-loop */
+	load("[kernel:a]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[kernel:b]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[kernel:c]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[connections]\nconnect = a.out -> b.in0\nconnect = b.out -> a.in0\n"
+	     "connect = c.out -> c.in0\n", &g, NULL);
+	assert_true(has_diag(&g, 14, "kernels 'a', 'b' form a cycle that nothing "
+	                     "outside it feeds"));
+	assert_true(has_diag(&g, 16, "feeds kernel 'c' its own output"));
+	ir_graph_free(&g);
+	/* a cycle fed from outside (a feedback loop through a merge) is fine */
+	assert_int_equal(load("[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+	     "[kernel:m]\nlibrary = x\nfunction = m\nin = in*\nout = out\n"
+	     "[kernel:w]\nlibrary = x\nfunction = w\nin = in\nout = o*\n"
+	     "[kernel:z]\nlibrary = x\nfunction = z\nin = in\n"
+	     "[connections]\nconnect = s.out -> m.in0\nconnect = m.out -> w.in\n"
+	     "connect = w.o0 -> m.in1\nconnect = w.o1 -> z.in\n", &g, NULL), 0);
+	ir_graph_free(&g);
+}
+
 static void test_loader_fuzz_corpus_replays(void **state)
 {
 	(void)state;
@@ -330,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_loader_graph_checks_ports),
 		cmocka_unit_test(test_loader_params_expand),
 		cmocka_unit_test(test_loader_params_from_defines),
+		cmocka_unit_test(test_loader_liveness_cycles),
 		cmocka_unit_test(test_loader_defines_override),
 		cmocka_unit_test(test_loader_fuzz_corpus_replays),
 	};
