@@ -83,6 +83,11 @@ static void check_graph_keys(struct ir_graph *g)
 		else
 			g->capacity = (uint32_t)v;
 	}
+	g->stall_ms = IR_STALL_DEFAULT_MS;
+	if (g->gstall.val && ir_parse_duration_ms(g->gstall.val, &g->stall_ms))
+		ir_diag(g, g->gstall.line, "stall_timeout '%s' must be a duration "
+		        "such as 5s, 500ms or 1m, at most a day (0: no watchdog)",
+		        g->gstall.val);
 	g->wait = IPC_WAIT_DEFAULT; /* auto: decided in ir_check */
 	if (g->gwait.val && strcmp(g->gwait.val, "auto") != 0) {
 		const char *v = g->gwait.val;

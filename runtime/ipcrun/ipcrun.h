@@ -144,6 +144,7 @@ struct ir_graph {
 	char *dir;   /* its folder, for relative library paths */
 	int graph_line;
 	struct ir_key gname, gbuffer, gshm, gsem, gcapacity, gwait;
+	struct ir_key gstall;    /* stall_timeout */
 	/* resolved */
 	char *name;
 	uint64_t buffer;
@@ -151,6 +152,7 @@ struct ir_graph {
 	enum ipc_sem_kind sem;
 	uint32_t capacity;
 	enum ipc_wait_mode wait;
+	uint64_t stall_ms;       /* stall_timeout: 0 off */
 	bool threads;            /* --threads: every kernel in one process */
 
 	struct ir_kernel *kernel;
@@ -206,6 +208,9 @@ enum ir_type ir_type_parse(const char *s, size_t n);
 size_t ir_type_size(enum ir_type t);
 int ir_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int ir_parse_size(const char *s, uint64_t *out);
+/* A duration: a number with an optional unit ms, s (the default) or m, e.g.
+ * 500ms, 5s, 2.5, 1m, into milliseconds. -1 when malformed or over a day. */
+int ir_parse_duration_ms(const char *s, uint64_t *out);
 int ir_parse_value(enum ir_type t, const char *s, struct ir_value *out,
                    const char **why);
 int ir_parse_signature(const char *s, enum ir_type *ret, enum ir_type *param,
@@ -302,7 +307,22 @@ struct ir_run {
 	uint64_t prog_t;
 	bool prog_shown;
 	char record[4096];               /* the run's record (gc.c) */
+	/* the watchdog (run.c): per kernel, shared with the kernel processes:
+	 * 0 running, port index + 1 while it waits on that port, IR_WATCH_DONE
+	 * once it returned */
+	ipc_a32 *watch;
+	uint64_t moved;                  /* records sent + received, all channels */
+	uint64_t moved_at;               /* when that last changed */
+	uint64_t stop_at;                /* when the first signal came */
+	bool stalled;
+	bool escalated;                  /* killed: not draining after a signal */
 };
+
+#define IR_WATCH_DONE 0xffffffffu
+#define IR_STALL_DEFAULT_MS 5000
+/* After a first Ctrl-C: how long the graph may go without moving a record
+ * before ipcrun gives up draining it and kills it. */
+#define IR_DRAIN_STALL_MS 2000
 
 /* run.c */
 int ir_run(struct ir_graph *g, const struct ir_run_opts *o);

@@ -39,7 +39,8 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait"};
+                                         "capacity", "wait", "stall_timeout"};
+#define NGRAPH_KEYS (sizeof graph_keys / sizeof graph_keys[0])
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out",
                                           "replicas", "split", "order"};
@@ -270,13 +271,13 @@ static int handler_expanded(struct parse *p, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait};
-		for (size_t i = 0; i < 6; i++)
+		                      &g->gcapacity, &g->gwait, &g->gstall};
+		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
-		unknown_key(p, name, "[graph]", graph_keys, 6);
+		unknown_key(p, name, "[graph]", graph_keys, NGRAPH_KEYS);
 		break;
 	}
 	case SEC_KERNEL: {
@@ -493,7 +494,7 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait};
+	                      &g->gcapacity, &g->gwait, &g->gstall};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -504,23 +505,25 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		char *keybuf = ir_strndup(d, (size_t)(eq - d));
 		char *key = ir_trim(keybuf);
 		size_t j;
-		for (j = 0; j < 6 && strcmp(key, graph_keys[j]); j++)
+		for (j = 0; j < NGRAPH_KEYS && strcmp(key, graph_keys[j]); j++)
 			;
-		if (j == 6) {
+		if (j == NGRAPH_KEYS) {
 			/* not a [graph] key: a parameter, which the topology must use */
-			const char *hint = ir_suggest(key, graph_keys, 6);
+			const char *hint = ir_suggest(key, graph_keys, NGRAPH_KEYS);
 			if (!ir_param_name_ok(key, strlen(key)))
 				ir_diag(g, 0, "'%s' is neither a [graph] key nor a parameter "
 				        "name (letters, digits and '_')", key);
 			else if (!strcmp(key, "TOPDIR"))
 				ir_diag(g, 0, "TOPDIR is the topology's folder; it cannot be "
 				        "set with -D");
+			else if ((!g->define_used || !g->define_used[i]) && hint)
+				ir_diag(g, 0, "unknown [graph] key '%s'; did you mean '%s'? "
+				        "(nor does the topology use a parameter ${%s})", key,
+				        hint, key);
 			else if (!g->define_used || !g->define_used[i])
-				ir_diag(g, 0, "'%s' is neither a [graph] key%s%s%s nor a "
-				        "parameter the topology uses (as ${%s}); [graph] keys: "
-				        "name, buffer, shm, sem, capacity, wait", key,
-				        hint ? " (did you mean '" : "", hint ? hint : "",
-				        hint ? "'?)" : "", key);
+				ir_diag(g, 0, "'%s' is neither a [graph] key (name, buffer, "
+				        "shm, sem, capacity, wait, stall_timeout) nor a "
+				        "parameter the topology uses (as ${%s})", key, key);
 		} else {
 			char *tmp = ir_strdup(eq + 1);
 			free(k[j]->val);
@@ -641,8 +644,8 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait};
-	for (size_t j = 0; j < 6; j++)
+	                       &g->gcapacity, &g->gwait, &g->gstall};
+	for (size_t j = 0; j < sizeof gk / sizeof gk[0]; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {
 		free(g->diag[i].file);

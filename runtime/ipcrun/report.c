@@ -152,7 +152,10 @@ int ir_report_failures(const struct ir_run *r, FILE *f)
 			        strsignal(kr->signo));
 			break;
 		case IR_K_LOST:
-			if (pr->killed && r->interrupts >= 2)
+			if (pr->killed && r->escalated)
+				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed: the "
+				        "graph was not draining\n", gk->name, pn);
+			else if (pr->killed && r->interrupts >= 2)
 				fprintf(f, "ipcrun: kernel '%s' (process '%s') killed on the "
 				        "second interrupt\n", gk->name, pn);
 			else if (pr->killed)

@@ -191,6 +191,8 @@ static void *kthread_main(void *arg)
 			              : ir_call_actor(gk, &kt->k);
 		if (rc == 0 && gk->seq)
 			ipc__kernel_seq_flush(&kt->k); /* an ordered replica's last */
+		if (kt->k.waiting) /* not waiting any more: the watchdog skips it */
+			ipc__store_release(kt->k.waiting, IR_WATCH_DONE);
 		/* a kernel's return closes its outputs (EOF downstream; a failed
 		 * kernel's are aborted instead, so that downstream does not take
 		 * a partial stream for a whole one) and its inputs (-EPIPE
@@ -266,6 +268,7 @@ static void build_kernels(struct runner *rn)
 		kt->kidx = i;
 		kt->k.name = gk->name;
 		kt->k.stop = &rn->stop;
+		kt->k.waiting = rn->r->watch ? &rn->r->watch[i] : NULL;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
 		kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);

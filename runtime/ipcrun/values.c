@@ -141,6 +141,23 @@ int ir_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int ir_parse_duration_ms(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -1;
+	double v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -1;
+	double scale = !strcmp(end, "ms") ? 1 : (!*end || !strcmp(end, "s")) ?
+	               1000 : !strcmp(end, "m") ? 60000 : -1;
+	if (scale < 0 || v * scale > 86400000.0)
+		return -1;
+	*out = (uint64_t)(v * scale + 0.5);
+	return 0;
+}
+
 static int parse_signed(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
 	const char *p = s;

@@ -34,6 +34,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ipcrun's watchdog: which port the kernel waits on, while it waits. */
+static void wait_mark(struct ipc_port *p, bool on)
+{
+	struct ipc_kernel *k = p->k;
+	if (k->waiting)
+		ipc__store_release(k->waiting, on ? (uint32_t)(p - k->port) + 1 : 0);
+}
+
 static struct ipc_port *find_port(struct ipc_kernel *k, bool out,
                                   const char *name)
 {
@@ -256,9 +264,11 @@ static int send_record(struct ipc_port *out, void *rec)
 		if (out->capacity > out->st.hwm)
 			out->st.hwm = out->capacity;
 		uint64_t t0 = now_ns();
+		wait_mark(out, true);
 		do
 			rc = ipc_record_send_wait(t, out->id, &r, -1);
 		while (rc == IPC_TX_RETRY);
+		wait_mark(out, false);
 		out->st.blocked_ns += now_ns() - t0;
 	}
 	if (rc == IPC_TX_SUCCESS) {
@@ -294,9 +304,11 @@ static int port_recv_record(struct ipc_port *in, void **rec, size_t *n,
 	int rc = ipc_record_recv(t, in->id, &r);
 	if (rc == IPC_TX_RETRY && timeout_ms != 0) {
 		uint64_t t0 = now_ns();
+		wait_mark(in, true);
 		do
 			rc = ipc_record_recv_wait(t, in->id, &r, timeout_ms);
 		while (rc == IPC_TX_RETRY && timeout_ms < 0);
+		wait_mark(in, false);
 		in->st.blocked_ns += now_ns() - t0;
 	}
 	if (rc == IPC_TX_SUCCESS) {

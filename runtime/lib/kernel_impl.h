@@ -55,6 +55,9 @@ struct ipc_kernel {
 	                         ended, 3 seq_cur finished */
 	void *seq_held;       /* user pointer of the held record */
 	struct ipc_port *seq_held_port;
+	/* NULL, or where the kernel says which port it waits on (index + 1,
+	 * 0 while it runs): ipcrun's watchdog reads it from another process */
+	ipc_a32 *waiting;
 };
 
 /* Send what an ordered replica holds back, marked as the last output of

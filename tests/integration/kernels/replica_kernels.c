@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,10 +21,13 @@ int64_t f_jitter(int64_t x);
 int64_t f_busy(int64_t x);
 int t_jitter_pass(struct ipc_kernel *k);
 int t_die_at(struct ipc_kernel *k, int64_t at);
+int t_hold(struct ipc_kernel *k);
 
 IPC_KERNEL(t_jitter_pass, "in", "out", "",
            "i64 records after a random delay: drops multiples of 5, sends "
            "x + 1000000000 first for multiples of 7");
+IPC_KERNEL(t_hold, "in", "out", "",
+           "holds every i64 record back until its input ends, then sends them");
 IPC_KERNEL(t_die_at, "in", "out", "i64",
            "forwards i64 records; the process dies of SIGKILL at value `at`");
 
@@ -128,5 +132,37 @@ int t_die_at(struct ipc_kernel *k, int64_t at)
 		if (ipc_send(out, r))
 			return 0;
 	}
+	return rc == IPC_TX_EOF ? 0 : 1;
+}
+
+int t_hold(struct ipc_kernel *k)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	int64_t *v = NULL;
+	size_t nv = 0, cap = 0;
+	void *r;
+	size_t n;
+	int rc;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		if (nv == cap) {
+			cap = cap ? 2 * cap : 1024;
+			int64_t *nvp = realloc(v, cap * sizeof *v);
+			if (!nvp) {
+				ipc_release(in, r);
+				free(v);
+				return 1;
+			}
+			v = nvp;
+		}
+		v[nv] = 0;
+		memcpy(&v[nv++], r, n < sizeof *v ? n : sizeof *v);
+		ipc_release(in, r);
+	}
+	for (size_t i = 0; rc == IPC_TX_EOF && i < nv; i++) {
+		int64_t *m = ipc_alloc(out, sizeof *m);
+		if (!m || (*m = v[i], ipc_send(out, m)))
+			break;
+	}
+	free(v);
 	return rc == IPC_TX_EOF ? 0 : 1;
 }
