@@ -52,6 +52,15 @@ $(BENCH_PIPELINE): $(BUILD)/tests/bench/bench_pipeline.o $(BENCHKERNELS_SO) $(IP
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(BUILD)/tests/bench/bench_pipeline.o $(ALL_LDFLAGS)
 
+# replicas = 1 vs 2, order keep vs any (issue 12): a script, BUILD baked in
+BENCH_REPLICAS := $(BUILD)/bench/bench_replicas
+BENCH_TARGETS  += $(BENCH_REPLICAS)
+
+$(BENCH_REPLICAS): tests/bench/bench_replicas.sh $(IPCRUN) $(TESTKERNELS_SO) \
+                   $(BUILD)/lib/libipckernels.so
+	@mkdir -p $(dir $@)
+	sed 's|@BUILD@|$(abspath $(BUILD))|' $< >$@ && chmod +x $@
+
 $(TEST_LOADER): $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ) \
