@@ -82,6 +82,8 @@ has_all() { # file, patterns...
 check "--check lists w#0, w#1, w#split (split_rr), w#merge (merge)" \
 	has_all "$T/check.out" "kernel w#0: f_jitter" "kernel w#1: f_jitter" \
 	"kernel w#split: split_rr" "kernel w#merge: merge from"
+check "--check: a line says what replicas = 2 expanded into" \
+	grep -q "^  replicas of w (line 20): w#0..w#1, split rr by w#split, merged by w#merge (order any)$" "$T/check.out"
 check "--check: the replicas run in processes work#0 and work#1" \
 	test "$(grep -c '^  process work#[01]: 1 thread$' "$T/check.out")" -eq 2
 "$IPCRUN" --dot -D R=2 -D ORDER=keep "$INI/replicas.ini" >"$T/dot.out" 2>&1
