@@ -167,11 +167,19 @@ static int take(struct ipc_kernel *k, struct ipc_port *in, void **rec,
 	return 0;
 }
 
-/* After the numbered records: every replica's TAIL records, in turn. */
+/* After the numbered records: every replica's TAIL records, replica 0
+ * first. first: a TAIL record of replica at already read (NULL: none). */
 static enum kx_end drain_tails(struct ipc_kernel *k, struct ipc_port *out,
-                               struct ipc_port **ins, size_t n)
+                               struct ipc_port **ins, size_t n, size_t at,
+                               void *first, size_t first_size)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (i == at && first) {
+			enum kx_end e = forward(k, out, ins[i], first, first_size, 0);
+			first = NULL;
+			if (e != KX_DONE)
+				return e;
+		}
 		for (;;) {
 			void *rec;
 			size_t size;
@@ -207,9 +215,10 @@ int merge_ordered(struct ipc_kernel *k)
 	struct ipc_port *out = kx__need_out(k, "out");
 	struct ipc_port *route = ipc_in(k, "route");
 	struct ipc_port **ins;
-	size_t n = 0;
+	size_t n = 0, tail_at = 0, tail_size = 0;
 	uint64_t want = 0;
 	enum kx_end e = KX_DONE;
+	void *tail_rec = NULL;
 
 	if (!out || !(ins = numbered(k, false, &n)))
 		return 1;
@@ -260,9 +269,21 @@ int merge_ordered(struct ipc_kernel *k)
 				tail = true;
 				break;
 			}
+			if ((h.flags & IPC__SEQ_TAIL) && route) {
+				kx__errorf(k, "%s: its input ended before record %" PRIu64
+				           ", which the route says it got",
+				           ipc_port_name(ins[r]), want);
+				ipc_release(ins[r], rec);
+				e = KX_FAILED;
+				break;
+			}
 			if (h.flags & IPC__SEQ_TAIL) {
-				e = forward(k, out, ins[r], rec, size, 0);
-				tail = true; /* the replica's input ended before `want` */
+				/* the replica's input ended before `want`: the numbered
+				 * records are over; this one waits for its turn */
+				tail_rec = rec;
+				tail_size = size;
+				tail_at = r;
+				tail = true;
 				break;
 			}
 			if (h.seq != want) {
@@ -282,7 +303,9 @@ int merge_ordered(struct ipc_kernel *k)
 		want++;
 	}
 	if (e == KX_DONE)
-		e = drain_tails(k, out, ins, n);
+		e = drain_tails(k, out, ins, n, tail_at, tail_rec, tail_size);
+	else if (tail_rec)
+		ipc_release(ins[tail_at], tail_rec);
 	free(ins);
 	return kx__end(k, e);
 }

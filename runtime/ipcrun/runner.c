@@ -189,8 +189,8 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
-		if (rc == 0 && gk->seq)
-			ipc__kernel_seq_flush(&kt->k); /* an ordered replica's last */
+		if (gk->seq) /* what an ordered replica still holds back */
+			ipc__kernel_seq_flush(&kt->k);
 		if (kt->k.waiting) /* not waiting any more: the watchdog skips it */
 			ipc__store_release(kt->k.waiting, IR_WATCH_DONE);
 		/* a kernel's return closes its outputs (EOF downstream; a failed

@@ -186,10 +186,26 @@ static void seq_input_done(struct ipc_kernel *k)
 	}
 }
 
+/* A record still held once the input ended (or the kernel returned without
+ * reading to the end): it goes out after every numbered record. */
+static void seq_tail(struct ipc_kernel *k)
+{
+	if (!k->seq_held)
+		return;
+	struct ipc_port *out = k->seq_held_port;
+	struct ipc__seq_hdr *h = seq_hdr(k->seq_held);
+	k->seq_held = NULL;
+	k->seq_held_port = NULL;
+	*h = (struct ipc__seq_hdr){UINT64_MAX, IPC__SEQ_TAIL, IPC__SEQ_MAGIC};
+	send_record(out, h);
+}
+
 void ipc__kernel_seq_flush(struct ipc_kernel *k)
 {
-	if (k)
-		seq_input_done(k);
+	if (!k)
+		return;
+	seq_input_done(k);
+	seq_tail(k);
 }
 
 static int seq_recv(struct ipc_port *in, void **rec, size_t *n,
@@ -200,8 +216,10 @@ static int seq_recv(struct ipc_port *in, void **rec, size_t *n,
 	void *r;
 	size_t size;
 	int rc = port_recv_record(in, &r, &size, timeout_ms);
-	if (rc == IPC_TX_EOF || rc == IPC_TX_ABORTED)
+	if (rc == IPC_TX_EOF || rc == IPC_TX_ABORTED) {
 		k->seq_state = 2;
+		seq_tail(k);
+	}
 	if (rc != 0)
 		return rc;
 	struct ipc__seq_hdr h;

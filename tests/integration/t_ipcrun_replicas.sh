@@ -66,6 +66,12 @@ run_ipcrun filt -D N=$N -D FN=f_even -D 'SIG=bool(i64)' -D ORDER=keep -D R=4 \
 check "filter, 4 replicas, order=keep: the even numbers in order" \
 	test "$RC" -eq 0 -a "$(seq 0 2 $((N - 1)) | cmp - "$T/filt.out" 2>&1)" = ""
 
+# what replicas send after their input ended comes last, replica by replica
+run_ipcrun tail -D N=2000 -D FN=t_tail_pass -D ORDER=keep "$INI/replicas_actor.ini"
+check "order=keep: records sent after the input ended come last, by replica" \
+	test "$RC" -eq 0 -a "$({ seq 0 1999; echo -667; echo -667; echo -666; } |
+		cmp - "$T/tail.out" 2>&1)" = ""
+
 # capacity 1: the ordered merge must not deadlock when channels are tiny
 run_ipcrun cap1 -D N=500 -D CAP=1 -D ORDER=keep -D SPLIT=hash \
 	"$INI/replicas_actor.ini"

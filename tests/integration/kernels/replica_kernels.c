@@ -22,10 +22,13 @@ int64_t f_busy(int64_t x);
 int t_jitter_pass(struct ipc_kernel *k);
 int t_die_at(struct ipc_kernel *k, int64_t at);
 int t_hold(struct ipc_kernel *k);
+int t_tail_pass(struct ipc_kernel *k);
 
 IPC_KERNEL(t_jitter_pass, "in", "out", "",
            "i64 records after a random delay: drops multiples of 5, sends "
            "x + 1000000000 first for multiples of 7");
+IPC_KERNEL(t_tail_pass, "in", "out", "",
+           "forwards every record; at the end sends -(records it forwarded) as i64");
 IPC_KERNEL(t_hold, "in", "out", "",
            "holds every i64 record back until its input ends, then sends them");
 IPC_KERNEL(t_die_at, "in", "out", "i64",
@@ -165,4 +168,26 @@ int t_hold(struct ipc_kernel *k)
 	}
 	free(v);
 	return rc == IPC_TX_EOF ? 0 : 1;
+}
+
+int t_tail_pass(struct ipc_kernel *k)
+{
+	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
+	int64_t count = 0;
+	void *r;
+	size_t n;
+	int rc;
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		if (ipc_send(out, r))
+			return 0;
+		count++;
+	}
+	if (rc != IPC_TX_EOF)
+		return 1;
+	int64_t *m = ipc_alloc(out, sizeof *m);
+	if (!m)
+		return 1;
+	*m = -count;
+	ipc_send(out, m);
+	return 0;
 }
