@@ -311,6 +311,69 @@ static void test_loader_liveness_cycles(void **state)
 	ir_graph_free(&g);
 }
 
+static size_t kernel_named(const struct ir_graph *g, const char *name)
+{
+	for (size_t i = 0; i < g->nkernel; i++)
+		if (strcmp(g->kernel[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static void test_loader_replicas_expand(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	const char *text =
+		"[process:p]\n"
+		"[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+		"[kernel:w]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+		"process = p\nreplicas = 3\nsplit = hash\norder = keep\n"
+		"[kernel:z]\nlibrary = x\nfunction = z\nin = in\n"
+		"[connections]\nconnect = s.out -> w.in0 capacity=8\n"
+		"connect = w.out -> z.in\n";
+	assert_int_equal(load(text, &g, NULL), 0);
+	/* s, z, w#0..2, w#split, w#merge */
+	assert_int_equal(g.nkernel, 7);
+	size_t w0 = kernel_named(&g, "w#0"), w2 = kernel_named(&g, "w#2");
+	size_t sp = kernel_named(&g, "w#split"), mg = kernel_named(&g, "w#merge");
+	assert_true(w0 != SIZE_MAX && w2 != SIZE_MAX && sp != SIZE_MAX &&
+	            mg != SIZE_MAX);
+	assert_int_equal(kernel_named(&g, "w"), SIZE_MAX);
+	assert_true(g.kernel[w2].seq && g.kernel[w2].func);
+	assert_int_equal(g.kernel[w2].rep, 2);
+	assert_string_equal(g.kernel[sp].function.val, "seq_split_hash");
+	assert_string_equal(g.kernel[mg].function.val, "merge_ordered");
+	assert_string_equal(g.proc[g.kernel[w2].proc].name, "p#2");
+	assert_string_equal(g.proc[g.kernel[sp].proc].name, "p");
+	/* 2 rewired + 3 in + 3 out + the route; capacities carried over */
+	assert_int_equal(g.nconn, 9);
+	for (size_t i = 0; i < g.nconn; i++)
+		if (!strcmp(g.conn[i].tk, "w#1")) {
+			assert_string_equal(g.conn[i].tp, "in0");
+			assert_int_equal(g.conn[i].capacity, 8);
+			assert_int_equal(g.conn[i].line, 19);
+		}
+	ir_graph_free(&g);
+
+	/* errors: the value, split, order, order without replicas */
+	load("[kernel:a]\nlibrary = x\nfunction = f\nreplicas = 0\n"
+	     "[kernel:b]\nlibrary = x\nfunction = f\nreplicas = 2\nsplit = x\n"
+	     "[kernel:c]\nlibrary = x\nfunction = f\norder = keep\n", &g, NULL);
+	assert_true(has_diag(&g, 4, "replicas '0' must be a number from 1 to 64"));
+	assert_true(has_diag(&g, 9, "split 'x' must be rr"));
+	assert_true(has_diag(&g, 13, "'order' applies to replicated kernels"));
+	ir_graph_free(&g);
+	/* two outputs */
+	load("[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+	     "[kernel:w]\nlibrary = x\nfunction = f\nin = in\nout = a, b\n"
+	     "replicas = 2\n[kernel:z]\nlibrary = x\nfunction = z\nin = a, b\n"
+	     "[connections]\nconnect = s.out -> w.in\nconnect = w.a -> z.a\n"
+	     "connect = w.b -> z.b\n", &g, NULL);
+	assert_true(has_diag(&g, 10, "kernel 'w' has 2 outputs (connected at lines "
+	                     "17 and 18)"));
+	ir_graph_free(&g);
+}
+
 static void test_loader_fuzz_corpus_replays(void **state)
 {
 	(void)state;
@@ -355,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_loader_params_expand),
 		cmocka_unit_test(test_loader_params_from_defines),
 		cmocka_unit_test(test_loader_liveness_cycles),
+		cmocka_unit_test(test_loader_replicas_expand),
 		cmocka_unit_test(test_loader_defines_override),
 		cmocka_unit_test(test_loader_fuzz_corpus_replays),
 	};
