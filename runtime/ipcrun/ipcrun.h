@@ -321,8 +321,10 @@ struct ir_run {
 #define IR_WATCH_DONE 0xffffffffu
 #define IR_STALL_DEFAULT_MS 5000
 /* After a first Ctrl-C: how long the graph may go without moving a record
- * before ipcrun gives up draining it and kills it. */
+ * before ipcrun gives up draining it and kills it: while every running
+ * kernel waits on a channel, and whatever the kernels do. */
 #define IR_DRAIN_STALL_MS 2000
+#define IR_DRAIN_IDLE_MS 10000
 
 /* run.c */
 int ir_run(struct ir_graph *g, const struct ir_run_opts *o);

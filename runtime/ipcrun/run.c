@@ -235,7 +235,9 @@ static void reap(struct ir_run *r)
  * has not returned waits on a channel (the kernel API says which, in
  * r->watch), the graph can never move again: say who waits on what, name the
  * likely fix, and stop it (exit 1). After a first Ctrl-C, a graph that moves
- * nothing for IR_DRAIN_STALL_MS is not draining: kill it, and say so. */
+ * nothing for IR_DRAIN_STALL_MS while every kernel waits on a channel (or
+ * for IR_DRAIN_IDLE_MS whatever they do) is not draining: kill it, and say
+ * so. */
 
 static struct ipc_channel_info *channel_infos(struct ir_run *r, size_t *n)
 {
@@ -348,17 +350,21 @@ static void watch_tick(struct ir_run *r)
 		r->moved_at = now;
 	}
 	uint64_t idle_ms = (now - r->moved_at) / 1000000u;
+	bool waiting = all_waiting(r);
 	if (r->stop_signal && !r->kill_at &&
-	    idle_ms >= IR_DRAIN_STALL_MS && now - r->stop_at >= IR_DRAIN_STALL_MS *
-	    1000000ull) {
+	    now - r->stop_at >= IR_DRAIN_STALL_MS * 1000000ull &&
+	    (idle_ms >= IR_DRAIN_IDLE_MS || (idle_ms >= IR_DRAIN_STALL_MS &&
+	                                     waiting))) {
 		fprintf(stderr, "ipcrun: the graph is not draining (no channel moved "
-		        "for %.1f s after %s): killing it\n",
-		        (double)IR_DRAIN_STALL_MS / 1000, strsignal(r->stop_signal));
+		        "for %.1f s after %s%s): killing it\n", (double)(waiting &&
+		        idle_ms < IR_DRAIN_IDLE_MS ? IR_DRAIN_STALL_MS :
+		        IR_DRAIN_IDLE_MS) / 1000, strsignal(r->stop_signal), waiting ?
+		        ", every kernel waiting on a channel" : "");
 		r->killed = true;
 		r->escalated = true;
 		kill_all(r);
 	} else if (!r->stopping && !r->stalled && r->g->stall_ms &&
-	           idle_ms >= r->g->stall_ms && all_waiting(r)) {
+	           idle_ms >= r->g->stall_ms && waiting) {
 		r->stalled = true;
 		report_stall(r, ci, n);
 		r->failed = true;
