@@ -403,11 +403,16 @@ static bool resolve_end(struct ir_graph *g, struct ir_conn *c, bool to)
 static void check_connections(struct ir_graph *g)
 {
 	bool *ok = ir_xrealloc(NULL, g->nconn + 1);
+	/* per end: an end that resolved is connected, whatever the other end
+	 * (whose error is reported) */
+	bool *end_ok = ir_xrealloc(NULL, 2 * g->nconn + 2);
 	for (size_t i = 0; i < g->nconn; i++) {
 		struct ir_conn *c = &g->conn[i];
 		bool a = resolve_end(g, c, false);
 		bool b = resolve_end(g, c, true);
 		ok[i] = a && b;
+		end_ok[2 * i] = a;
+		end_ok[2 * i + 1] = b;
 		if (!c->capacity)
 			c->capacity = g->capacity;
 		if (!c->wait)
@@ -447,7 +452,8 @@ static void check_connections(struct ir_graph *g)
 				bool exact = false;
 				for (size_t i = 0; i < g->nconn; i++) {
 					struct ir_conn *c = &g->conn[i];
-					if (!ok[i] || (dir ? c->from : c->to) != k)
+					if (!end_ok[2 * i + (dir ? 0 : 1)] ||
+					    (dir ? c->from : c->to) != k)
 						continue;
 					const char *pn = dir ? c->fp : c->tp;
 					if (ir_portset_match(ps, pn) != (int)e)
@@ -486,6 +492,7 @@ static void check_connections(struct ir_graph *g)
 		}
 	}
 	free(ok);
+	free(end_ok);
 }
 
 static int port_cmp(const void *a, const void *b)

@@ -169,6 +169,8 @@ struct ir_graph {
 	size_t ndefines;
 	bool *define_used;
 	char *topdir;            /* absolute, without a trailing '/' */
+	int *quiet_line;         /* lines whose parameter failed: no more errors */
+	size_t nquiet;
 
 	struct ir_diag *diag;
 	size_t ndiag, max_diag;

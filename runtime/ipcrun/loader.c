@@ -48,6 +48,11 @@ static const char *const kernel_keys[] = {"library", "function", "process",
 
 void ir_diag(struct ir_graph *g, int line, const char *fmt, ...)
 {
+	/* a value whose parameter could not be expanded was kept as written:
+	 * what the checks say about it would only repeat that error */
+	for (size_t i = 0; line > 0 && i < g->nquiet; i++)
+		if (g->quiet_line[i] == line)
+			return;
 	if (g->ndiag >= (g->max_diag ? g->max_diag : 50)) {
 		g->diag_truncated = true;
 		return;
@@ -247,8 +252,12 @@ static int handler(void *user, const char *section, const char *name,
 		return handler_expanded(p, name, value);
 	char err[256], *v;
 	if (ir_expand(value, param_lookup, p->g, &v, err, sizeof err)) {
-		ir_diag(p->g, p->line, "%s", err);
-		return 1;
+		struct ir_graph *g = p->g;
+		ir_diag(g, p->line, "%s", err);
+		g->quiet_line = ir_xrealloc(g->quiet_line, (g->nquiet + 1) *
+		                            sizeof *g->quiet_line);
+		g->quiet_line[g->nquiet++] = p->line;
+		return handler_expanded(p, name, value); /* as written */
 	}
 	char *t = ir_trim(v);
 	int rc = handler_expanded(p, name, t);
@@ -657,5 +666,6 @@ void ir_graph_free(struct ir_graph *g)
 	free(g->dir);
 	free(g->topdir);
 	free(g->define_used);
+	free(g->quiet_line);
 	memset(g, 0, sizeof *g);
 }

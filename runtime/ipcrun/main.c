@@ -142,7 +142,8 @@ int main(int argc, char **argv)
 		ir_diags_print(&g, stderr);
 		if (g.ndiag)
 			fprintf(stderr, "ipcrun: %zu error%s in %s; nothing was started\n",
-			        g.ndiag, g.ndiag == 1 ? "" : "s", argv[optind]);
+			        g.ndiag, g.ndiag == 1 ? "" : "s",
+			        g.file ? g.file : argv[optind]);
 		code = IR_EXIT_USAGE;
 	} else if (check || dot) {
 		if (check)

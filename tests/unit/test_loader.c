@@ -280,6 +280,7 @@ static void test_loader_params_from_defines(void **state)
 	memset(&g, 0, sizeof g);
 	ir_load_mem(&g, "/tmp/t.ini", text, strlen(text), &o);
 	assert_true(has_diag(&g, 7, "${UNSET_PARAM_12} is not set"));
+	assert_int_equal(g.ndiag, 1); /* nothing more about that args line */
 	assert_int_equal(g.capacity, 16);
 	assert_string_equal(g.name, "dflt");
 	assert_string_equal(g.kernel[0].library.val, "/tmp/x.so");
