@@ -355,6 +355,9 @@ static void watch_tick(struct ir_run *r)
 	    now - r->stop_at >= IR_DRAIN_STALL_MS * 1000000ull &&
 	    (idle_ms >= IR_DRAIN_IDLE_MS || (idle_ms >= IR_DRAIN_STALL_MS &&
 	                                     waiting))) {
+		if (r->prog_shown)
+			fputs("\r\033[K", stderr);
+		r->prog_shown = false;
 		fprintf(stderr, "ipcrun: the graph is not draining (no channel moved "
 		        "for %.1f s after %s%s): killing it\n", (double)(waiting &&
 		        idle_ms < IR_DRAIN_IDLE_MS ? IR_DRAIN_STALL_MS :

@@ -82,15 +82,19 @@ check "the diamond with room (capacity 2000): exit 0, every sum" \
 
 # A source that ignores ipc_stopping feeds the diamond: Ctrl-C cannot drain
 # it, whenever it comes; the watchdog is off, so only the escalation ends it.
-start_ipcrun wedge -D STALL=0 -D N=1000000000000 "$INI/diamond.ini"
+# --progress: its first line (500 ms after the kernels started) says the
+# graph runs, so that the Ctrl-C does not come before it (which quits)
+start_ipcrun wedge --progress -D STALL=0 -D N=1000000000000 "$INI/diamond.ini"
+wait_for 10000 grep -q $'\r' "$E" || not_ok "Ctrl-C escalation: the graph never ran"
 kill -INT "$IPID"
 t0=$(now_ms)
 await_ipcrun 8000
 ms=$((EXIT_MS - t0))
 check "Ctrl-C that cannot drain: escalates by itself, exit 130, within 5 s ($ms ms)" \
 	test "$RC" -eq 130 -a "$ms" -lt 5000
+tr '\r' '\n' <"$E" | sed 's/\x1b\[K//g' >"$T/wedge.lines"
 check "Ctrl-C that cannot drain: says so" \
-	grep -q "^ipcrun: the graph is not draining (no channel moved for 2.0 s after Interrupt, every kernel waiting on a channel): killing it$" "$E"
+	grep -q "^ipcrun: the graph is not draining (no channel moved for 2.0 s after Interrupt, every kernel waiting on a channel): killing it$" "$T/wedge.lines"
 check_clean "$H" "Ctrl-C escalation"
 
 # stall_timeout values
