@@ -12,6 +12,7 @@ IPCRUN_LIBS  := -linih -lffi -ldl
 # the loader without the runtime: what the unit test and the fuzzer link
 IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c)
 IPCRUN_LOADER_SRC += runtime/ipcrun/suggest.c runtime/ipcrun/restart.c
+IPCRUN_LOADER_SRC += runtime/ipcrun/replicas.c
 IPCRUN_LOADER_OBJ := $(IPCRUN_LOADER_SRC:%.c=$(BUILD)/%.o)
 
 TESTKERNELS_SRC := $(wildcard tests/integration/kernels/*.c)
@@ -51,6 +52,15 @@ $(BENCHKERNELS_SO): $(BUILD)/kpic/tests/bench/bench_pipeline_kernels.o $(LIBIPC_
 $(BENCH_PIPELINE): $(BUILD)/tests/bench/bench_pipeline.o $(BENCHKERNELS_SO) $(IPCRUN)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(BUILD)/tests/bench/bench_pipeline.o $(ALL_LDFLAGS)
+
+# replicas = 1 vs 2, order keep vs any (issue 12): a script, BUILD baked in
+BENCH_REPLICAS := $(BUILD)/bench/bench_replicas
+BENCH_TARGETS  += $(BENCH_REPLICAS)
+
+$(BENCH_REPLICAS): tests/bench/bench_replicas.sh $(IPCRUN) $(TESTKERNELS_SO) \
+                   $(BUILD)/lib/libipckernels.so
+	@mkdir -p $(dir $@)
+	sed 's|@BUILD@|$(abspath $(BUILD))|' $< >$@ && chmod +x $@
 
 $(TEST_LOADER): $(BUILD)/tests/unit/test_loader.o $(IPCRUN_LOADER_OBJ)
 	@mkdir -p $(dir $@)

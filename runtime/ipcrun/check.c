@@ -35,6 +35,8 @@ static void check_graph_keys(struct ir_graph *g)
 		if (!ok)
 			ir_diag(g, g->gname.line, "name '%s' must be 1 to 64 printable "
 			        "characters", g->gname.val);
+	} else if (strcmp(g->file, "<stdin>") == 0) {
+		g->name = ir_strdup("stdin");
 	} else {
 		const char *b = strrchr(g->file, '/');
 		b = b ? b + 1 : g->file;
@@ -81,6 +83,11 @@ static void check_graph_keys(struct ir_graph *g)
 		else
 			g->capacity = (uint32_t)v;
 	}
+	g->stall_ms = IR_STALL_DEFAULT_MS;
+	if (g->gstall.val && ir_parse_duration_ms(g->gstall.val, &g->stall_ms))
+		ir_diag(g, g->gstall.line, "stall_timeout '%s' must be a duration "
+		        "such as 5s, 500ms or 1m, at most a day (0: no watchdog)",
+		        g->gstall.val);
 	g->wait = IPC_WAIT_DEFAULT; /* auto: decided in ir_check */
 	if (g->gwait.val && strcmp(g->gwait.val, "auto") != 0) {
 		const char *v = g->gwait.val;
@@ -396,11 +403,16 @@ static bool resolve_end(struct ir_graph *g, struct ir_conn *c, bool to)
 static void check_connections(struct ir_graph *g)
 {
 	bool *ok = ir_xrealloc(NULL, g->nconn + 1);
+	/* per end: an end that resolved is connected, whatever the other end
+	 * (whose error is reported) */
+	bool *end_ok = ir_xrealloc(NULL, 2 * g->nconn + 2);
 	for (size_t i = 0; i < g->nconn; i++) {
 		struct ir_conn *c = &g->conn[i];
 		bool a = resolve_end(g, c, false);
 		bool b = resolve_end(g, c, true);
 		ok[i] = a && b;
+		end_ok[2 * i] = a;
+		end_ok[2 * i + 1] = b;
 		if (!c->capacity)
 			c->capacity = g->capacity;
 		if (!c->wait)
@@ -440,7 +452,8 @@ static void check_connections(struct ir_graph *g)
 				bool exact = false;
 				for (size_t i = 0; i < g->nconn; i++) {
 					struct ir_conn *c = &g->conn[i];
-					if (!ok[i] || (dir ? c->from : c->to) != k)
+					if (!end_ok[2 * i + (dir ? 0 : 1)] ||
+					    (dir ? c->from : c->to) != k)
 						continue;
 					const char *pn = dir ? c->fp : c->tp;
 					if (ir_portset_match(ps, pn) != (int)e)
@@ -479,6 +492,7 @@ static void check_connections(struct ir_graph *g)
 		}
 	}
 	free(ok);
+	free(end_ok);
 }
 
 static int port_cmp(const void *a, const void *b)
@@ -508,12 +522,120 @@ static void build_ports(struct ir_graph *g)
 			      sizeof(struct ir_port), port_cmp);
 }
 
+/* ---- liveness: graphs that can never run ----
+ * A self-loop (a kernel's output feeding its own input), and a cycle that
+ * nothing outside it feeds: every kernel in it waits for input from the
+ * others, so none starts (a function kernel waits for a record on every
+ * input; an actor kernel that sends before it receives would still feed a
+ * cycle whose every member is its own source, which a topology should not
+ * rely on). Tarjan's strongly connected components over the connections. */
+struct scc {
+	const struct ir_graph *g;
+	size_t *index, *low, *stack, *comp;
+	bool *on;
+	size_t next, sp, ncomp;
+};
+
+static void scc_visit(struct scc *s, size_t v)
+{
+	s->index[v] = s->low[v] = ++s->next;
+	s->stack[s->sp++] = v;
+	s->on[v] = true;
+	for (size_t i = 0; i < s->g->nconn; i++) {
+		const struct ir_conn *c = &s->g->conn[i];
+		if (c->from != v)
+			continue;
+		size_t w = c->to;
+		if (!s->index[w]) {
+			scc_visit(s, w);
+			if (s->low[w] < s->low[v])
+				s->low[v] = s->low[w];
+		} else if (s->on[w] && s->index[w] < s->low[v]) {
+			s->low[v] = s->index[w];
+		}
+	}
+	if (s->low[v] == s->index[v]) {
+		size_t w;
+		do {
+			w = s->stack[--s->sp];
+			s->on[w] = false;
+			s->comp[w] = s->ncomp;
+		} while (w != v);
+		s->ncomp++;
+	}
+}
+
+static void check_liveness(struct ir_graph *g)
+{
+	size_t n = g->nkernel;
+	struct scc s = {.g = g};
+	s.index = ir_xrealloc(NULL, n * sizeof *s.index);
+	s.low = ir_xrealloc(NULL, n * sizeof *s.low);
+	s.stack = ir_xrealloc(NULL, n * sizeof *s.stack);
+	s.comp = ir_xrealloc(NULL, n * sizeof *s.comp);
+	s.on = ir_xrealloc(NULL, n * sizeof *s.on);
+	memset(s.index, 0, n * sizeof *s.index);
+	memset(s.on, 0, n * sizeof *s.on);
+	for (size_t i = 0; i < g->nconn; i++) {
+		const struct ir_conn *c = &g->conn[i];
+		if (c->from == c->to)
+			ir_diag(g, c->line, "'%s.%s -> %s.%s' feeds kernel '%s' its own "
+			        "output: it waits for input only it could send, so it "
+			        "never starts; connect the output to another kernel",
+			        c->fk, c->fp, c->tk, c->tp, c->fk);
+	}
+	for (size_t v = 0; v < n; v++)
+		if (!s.index[v])
+			scc_visit(&s, v);
+	for (size_t comp = 0; comp < s.ncomp; comp++) {
+		size_t members = 0, first = SIZE_MAX;
+		bool fed = false;
+		for (size_t v = 0; v < n; v++)
+			if (s.comp[v] == comp && members++ == 0)
+				first = v;
+		if (members < 2)
+			continue;
+		int line = 0;
+		char path[512] = "";
+		for (size_t i = 0; i < g->nconn; i++) {
+			const struct ir_conn *c = &g->conn[i];
+			if (s.comp[c->to] != comp)
+				continue;
+			if (s.comp[c->from] != comp) {
+				fed = true;
+				break;
+			}
+			if (!line || c->line < line)
+				line = c->line;
+		}
+		if (fed)
+			continue;
+		/* name the cycle: the members in kernel order */
+		for (size_t v = first; v < n; v++)
+			if (s.comp[v] == comp) {
+				size_t l = strlen(path);
+				snprintf(path + l, sizeof path - l, "%s'%s'", l ? ", " : "",
+				         g->kernel[v].name);
+			}
+		ir_diag(g, line, "kernels %s form a cycle that nothing outside it "
+		        "feeds: each waits for input from another, so none ever "
+		        "starts; feed the cycle from a source (through a merge) or "
+		        "break it", path);
+	}
+	free(s.index);
+	free(s.low);
+	free(s.stack);
+	free(s.comp);
+	free(s.on);
+}
+
 int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	check_graph_keys(g);
 	if (g->nkernel == 0)
 		ir_diag(g, -1, "no kernels; add a [kernel:NAME] section with library "
 		        "and function");
+	ir_replicas_expand(g);
 	check_processes(g);
 	ir_restart_resolve(g);
 	for (size_t i = 0; i < g->nkernel; i++)
@@ -529,6 +651,9 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 			check_args(g, k);
 	}
 	check_connections(g);
+	if (g->ndiag)
+		return -1;
+	check_liveness(g);
 	if (g->ndiag)
 		return -1;
 	/* auto: spinning pays only while every kernel can have a core; with

@@ -104,6 +104,10 @@ struct ir_kernel {
 	char *name;
 	int line;
 	struct ir_key library, function, process, args, signature, in, out;
+	struct ir_key replicas, split, order;  /* replicas.c */
+	int rep;       /* -1; else this replica's index (NAME#rep) */
+	bool seq;      /* a replica behind an ordered split: its input records
+	                  carry a sequence header, its outputs must too */
 	/* resolved by check.c */
 	size_t proc;
 	bool func;                     /* a function kernel (signature) */
@@ -153,6 +157,7 @@ struct ir_graph {
 	char *dir;   /* its folder, for relative library paths */
 	int graph_line;
 	struct ir_key gname, gbuffer, gshm, gsem, gcapacity, gwait;
+	struct ir_key gstall;    /* stall_timeout */
 	/* resolved */
 	char *name;
 	uint64_t buffer;
@@ -160,6 +165,7 @@ struct ir_graph {
 	enum ipc_sem_kind sem;
 	uint32_t capacity;
 	enum ipc_wait_mode wait;
+	uint64_t stall_ms;       /* stall_timeout: 0 off */
 	bool threads;            /* --threads: every kernel in one process */
 
 	struct ir_kernel *kernel;
@@ -170,6 +176,14 @@ struct ir_graph {
 	size_t nconn;
 	struct ir_lib *lib;
 	size_t nlib;
+
+	/* parameters: -D NAME=value (also [graph] keys), ${TOPDIR} */
+	char *const *defines;
+	size_t ndefines;
+	bool *define_used;
+	char *topdir;            /* absolute, without a trailing '/' */
+	int *quiet_line;         /* lines whose parameter failed: no more errors */
+	size_t nquiet;
 
 	struct ir_diag *diag;
 	size_t ndiag, max_diag;
@@ -203,12 +217,20 @@ void ir_graph_free(struct ir_graph *g);
 /* check.c */
 int ir_check(struct ir_graph *g, const struct ir_load_opts *o);
 
+/* replicas.c: kernels with `replicas = N` become NAME#0..NAME#N-1 behind an
+ * inserted split (NAME#split) and merge (NAME#merge); before the checks. */
+#define IR_MAX_REPLICAS 64
+void ir_replicas_expand(struct ir_graph *g);
+
 /* values.c */
 const char *ir_type_name(enum ir_type t);
 enum ir_type ir_type_parse(const char *s, size_t n);
 size_t ir_type_size(enum ir_type t);
 int ir_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int ir_parse_size(const char *s, uint64_t *out);
+/* A duration: a number with an optional unit ms, s (the default) or m, e.g.
+ * 500ms, 5s, 2.5, 1m, into milliseconds. -1 when malformed or over a day. */
+int ir_parse_duration_ms(const char *s, uint64_t *out);
 int ir_parse_value(enum ir_type t, const char *s, struct ir_value *out,
                    const char **why);
 int ir_parse_signature(const char *s, enum ir_type *ret, enum ir_type *param,
@@ -232,6 +254,14 @@ char *ir_strdup(const char *s);
 char *ir_strndup(const char *s, size_t n);
 char *ir_trim(char *s);
 void *ir_xrealloc(void *p, size_t n);
+/* Parameters: the value of NAME, or NULL when it is not set. */
+typedef const char *(*ir_param_lookup)(void *ctx, const char *name);
+bool ir_param_name_ok(const char *s, size_t n);
+/* in with every ${NAME} / ${NAME:-default} replaced (and $${ read as a
+ * literal ${) into *out (malloc'd). -1 with a message in err when a
+ * parameter is malformed or not set. */
+int ir_expand(const char *in, ir_param_lookup look, void *ctx, char **out,
+              char *err, size_t errlen);
 
 /* libs.c */
 int ir_libs_resolve(struct ir_graph *g);
@@ -329,7 +359,24 @@ struct ir_run {
 	char prog_text[1024];            /* the line last shown, uncut */
 	char record[4096];               /* the run's record (gc.c) */
 	struct ir_status *status;        /* status.c */
+	/* the watchdog (run.c): per kernel, shared with the kernel processes:
+	 * 0 running, port index + 1 while it waits on that port, IR_WATCH_DONE
+	 * once it returned */
+	ipc_a32 *watch;
+	uint64_t moved;                  /* records sent + received, all channels */
+	uint64_t moved_at;               /* when that last changed */
+	uint64_t stop_at;                /* when the first signal came */
+	bool stalled;
+	bool escalated;                  /* killed: not draining after a signal */
 };
+
+#define IR_WATCH_DONE 0xffffffffu
+#define IR_STALL_DEFAULT_MS 5000
+/* After a first Ctrl-C: how long the graph may go without moving a record
+ * before ipcrun gives up draining it and kills it: while every running
+ * kernel waits on a channel, and whatever the kernels do. */
+#define IR_DRAIN_STALL_MS 2000
+#define IR_DRAIN_IDLE_MS 10000
 
 /* run.c */
 int ir_run(struct ir_graph *g, const struct ir_run_opts *o);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipcrun.h"
 
@@ -38,9 +39,12 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait"};
+                                         "capacity", "wait", "stall_timeout"};
+#define NGRAPH_KEYS (sizeof graph_keys / sizeof graph_keys[0])
 static const char *const kernel_keys[] = {"library", "function", "process",
-                                          "args", "signature", "in", "out"};
+                                          "args", "signature", "in", "out",
+                                          "replicas", "split", "order"};
+#define NKERNEL_KEYS (sizeof kernel_keys / sizeof kernel_keys[0])
 
 static void vdiag(struct ir_graph *g, int line, bool after, const char *fmt,
                   va_list ap) __attribute__((format(printf, 4, 0)));
@@ -48,6 +52,11 @@ static void vdiag(struct ir_graph *g, int line, bool after, const char *fmt,
 static void vdiag(struct ir_graph *g, int line, bool after, const char *fmt,
                   va_list ap)
 {
+	/* a value whose parameter could not be expanded was kept as written:
+	 * what the checks say about it would only repeat that error */
+	for (size_t i = 0; line > 0 && i < g->nquiet; i++)
+		if (g->quiet_line[i] == line)
+			return;
 	if (g->ndiag >= (g->max_diag ? g->max_diag : 50)) {
 		g->diag_truncated = true;
 		return;
@@ -229,12 +238,64 @@ static void parse_connect(struct parse *p, const char *value)
 	g->conn[g->nconn++] = c;
 }
 
+/* A parameter's value: TOPDIR, else the last -D NAME=..., else the
+ * environment. */
+static const char *param_lookup(void *ctx, const char *name)
+{
+	struct ir_graph *g = ctx;
+	if (strcmp(name, "TOPDIR") == 0)
+		return g->topdir;
+	size_t nl = strlen(name);
+	const char *v = NULL;
+	for (size_t i = 0; i < g->ndefines; i++) {
+		const char *d = g->defines[i];
+		const char *eq = strchr(d, '=');
+		if (!eq)
+			continue;
+		/* the name as -D gives it, blanks around it ignored */
+		const char *a = d, *b = eq;
+		while (a < b && isspace((unsigned char)*a))
+			a++;
+		while (b > a && isspace((unsigned char)b[-1]))
+			b--;
+		if ((size_t)(b - a) == nl && !memcmp(a, name, nl)) {
+			v = eq + 1;
+			if (g->define_used)
+				g->define_used[i] = true;
+		}
+	}
+	return v ? v : getenv(name);
+}
+
+static int handler_expanded(struct parse *p, const char *name,
+                            const char *value);
+
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
 	struct parse *p = user;
-	struct ir_graph *g = p->g;
 	(void)section; /* ours is exact; inih truncates long section names */
+	if (p->sec == SEC_BAD || !strstr(value, "${"))
+		return handler_expanded(p, name, value);
+	char err[256], *v;
+	if (ir_expand(value, param_lookup, p->g, &v, err, sizeof err)) {
+		struct ir_graph *g = p->g;
+		ir_diag(g, p->line, "%s", err);
+		g->quiet_line = ir_xrealloc(g->quiet_line, (g->nquiet + 1) *
+		                            sizeof *g->quiet_line);
+		g->quiet_line[g->nquiet++] = p->line;
+		return handler_expanded(p, name, value); /* as written */
+	}
+	char *t = ir_trim(v);
+	int rc = handler_expanded(p, name, t);
+	free(v);
+	return rc;
+}
+
+static int handler_expanded(struct parse *p, const char *name,
+                            const char *value)
+{
+	struct ir_graph *g = p->g;
 	switch (p->sec) {
 	case SEC_NONE:
 		if (!p->outside_seen)
@@ -246,27 +307,28 @@ static int handler(void *user, const char *section, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait};
-		for (size_t i = 0; i < 6; i++)
+		                      &g->gcapacity, &g->gwait, &g->gstall};
+		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
-		unknown_key(p, name, "[graph]", graph_keys, 6);
+		unknown_key(p, name, "[graph]", graph_keys, NGRAPH_KEYS);
 		break;
 	}
 	case SEC_KERNEL: {
 		struct ir_kernel *kn = &g->kernel[p->idx];
 		struct ir_key *k[] = {&kn->library, &kn->function, &kn->process,
-		                      &kn->args, &kn->signature, &kn->in, &kn->out};
-		for (size_t i = 0; i < 7; i++)
+		                      &kn->args, &kn->signature, &kn->in, &kn->out,
+		                      &kn->replicas, &kn->split, &kn->order};
+		for (size_t i = 0; i < NKERNEL_KEYS; i++)
 			if (strcmp(name, kernel_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
 		char where[64];
 		snprintf(where, sizeof where, "[kernel:%s]", kn->name);
-		unknown_key(p, name, where, kernel_keys, 7);
+		unknown_key(p, name, where, kernel_keys, NKERNEL_KEYS);
 		break;
 	}
 	case SEC_PROCESS: {
@@ -375,6 +437,7 @@ static void section_header(struct parse *p, const char *line)
 				g->kernel[n].name = ir_strdup(name);
 				g->kernel[n].line = p->line;
 				g->kernel[n].lib = SIZE_MAX;
+				g->kernel[n].rep = -1;
 				g->nkernel++;
 				p->sec = SEC_KERNEL;
 				p->idx = n;
@@ -465,6 +528,14 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 		g->dir = slash ? ir_strndup(file, (size_t)(slash - file + 1))
 		               : ir_strdup("");
 	}
+	if (!g->topdir) {
+		char *abs = realpath(*g->dir ? g->dir : ".", NULL);
+		if (!abs) {
+			size_t n = strlen(g->dir);
+			abs = n > 1 ? ir_strndup(g->dir, n - 1) : ir_strdup(n ? "/" : ".");
+		}
+		g->topdir = abs;
+	}
 	struct parse p = {.g = g, .text = text, .len = len};
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0)
@@ -482,7 +553,7 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait};
+	                      &g->gcapacity, &g->gwait, &g->gstall};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -493,13 +564,25 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		char *keybuf = ir_strndup(d, (size_t)(eq - d));
 		char *key = ir_trim(keybuf);
 		size_t j;
-		for (j = 0; j < 6 && strcmp(key, graph_keys[j]); j++)
+		for (j = 0; j < NGRAPH_KEYS && strcmp(key, graph_keys[j]); j++)
 			;
-		if (j == 6) {
-			const char *hint = ir_suggest(key, graph_keys, 6);
-			ir_diag(g, 0, "unknown [graph] key '%s'%s%s%s (keys: name, buffer, "
-			        "shm, sem, capacity, wait)", key, hint ? "; did you mean '"
-			        : "", hint ? hint : "", hint ? "'?" : "");
+		if (j == NGRAPH_KEYS) {
+			/* not a [graph] key: a parameter, which the topology must use */
+			const char *hint = ir_suggest(key, graph_keys, NGRAPH_KEYS);
+			if (!ir_param_name_ok(key, strlen(key)))
+				ir_diag(g, 0, "'%s' is neither a [graph] key nor a parameter "
+				        "name (letters, digits and '_')", key);
+			else if (!strcmp(key, "TOPDIR"))
+				ir_diag(g, 0, "TOPDIR is the topology's folder; it cannot be "
+				        "set with -D");
+			else if ((!g->define_used || !g->define_used[i]) && hint)
+				ir_diag(g, 0, "unknown [graph] key '%s'; did you mean '%s'? "
+				        "(nor does the topology use a parameter ${%s})", key,
+				        hint, key);
+			else if (!g->define_used || !g->define_used[i])
+				ir_diag(g, 0, "'%s' is neither a [graph] key (name, buffer, "
+				        "shm, sem, capacity, wait, stall_timeout) nor a "
+				        "parameter the topology uses (as ${%s})", key, key);
 		} else {
 			char *tmp = ir_strdup(eq + 1);
 			free(k[j]->val);
@@ -516,6 +599,12 @@ int ir_load_mem(struct ir_graph *g, const char *file, const char *text,
 {
 	g->max_diag = o->max_diags;
 	g->threads = o->threads;
+	g->defines = o->defines;
+	g->ndefines = o->ndefines;
+	free(g->define_used);
+	g->define_used = o->ndefines ? ir_xrealloc(NULL, o->ndefines) : NULL;
+	if (o->ndefines)
+		memset(g->define_used, 0, o->ndefines);
 	ir_parse(g, file, text, len);
 	apply_defines(g, o);
 	return ir_check(g, o);
@@ -524,7 +613,21 @@ int ir_load_mem(struct ir_graph *g, const char *file, const char *text,
 int ir_load_file(struct ir_graph *g, const char *path,
                  const struct ir_load_opts *o)
 {
-	FILE *f = fopen(path, "rb");
+	/* "-": standard input; relative paths and ${TOPDIR} are then the
+	 * working folder */
+	bool in = strcmp(path, "-") == 0;
+	FILE *f = in ? stdin : fopen(path, "rb");
+	if (in) {
+		char *cwd = getcwd(NULL, 0);
+		if (cwd) {
+			size_t n = strlen(cwd);
+			g->dir = ir_xrealloc(NULL, n + 2);
+			memcpy(g->dir, cwd, n);
+			strcpy(g->dir + n, n && cwd[n - 1] == '/' ? "" : "/");
+			g->topdir = cwd;
+		}
+		path = "<stdin>";
+	}
 	if (!f) {
 		fprintf(stderr, "ipcrun: cannot read %s: %s\n", path, strerror(errno));
 		return -1;
@@ -541,7 +644,8 @@ int ir_load_file(struct ir_graph *g, const char *path,
 		if (n == 0)
 			break;
 		if (len > (16u << 20)) {
-			fclose(f);
+			if (!in)
+				fclose(f);
 			free(text);
 			fprintf(stderr, "ipcrun: %s: larger than 16 MiB; is it a "
 			        "topology?\n", path);
@@ -549,7 +653,8 @@ int ir_load_file(struct ir_graph *g, const char *path,
 		}
 	}
 	bool err = ferror(f);
-	fclose(f);
+	if (!in)
+		fclose(f);
 	if (err) {
 		free(text);
 		fprintf(stderr, "ipcrun: cannot read %s\n", path);
@@ -572,8 +677,9 @@ void ir_graph_free(struct ir_graph *g)
 		struct ir_kernel *k = &g->kernel[i];
 		free(k->name);
 		struct ir_key *keys[] = {&k->library, &k->function, &k->process,
-		                         &k->args, &k->signature, &k->in, &k->out};
-		for (size_t j = 0; j < 7; j++)
+		                         &k->args, &k->signature, &k->in, &k->out,
+		                         &k->replicas, &k->split, &k->order};
+		for (size_t j = 0; j < sizeof keys / sizeof keys[0]; j++)
 			free_key(keys[j]);
 		for (size_t j = 0; j < k->narg; j++)
 			free(k->arg[j].s);
@@ -601,8 +707,8 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait};
-	for (size_t j = 0; j < 6; j++)
+	                       &g->gcapacity, &g->gwait, &g->gstall};
+	for (size_t j = 0; j < sizeof gk / sizeof gk[0]; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {
 		free(g->diag[i].file);
@@ -612,5 +718,8 @@ void ir_graph_free(struct ir_graph *g)
 	free(g->name);
 	free(g->file);
 	free(g->dir);
+	free(g->topdir);
+	free(g->define_used);
+	free(g->quiet_line);
 	memset(g, 0, sizeof *g);
 }

@@ -13,6 +13,7 @@ static void usage(FILE *f)
 {
 	fputs(
 "usage: ipcrun [options] topology.ini\n"
+"       ipcrun [options] -       (the topology from standard input)\n"
 "       ipcrun --gc\n"
 "       ipcrun --list LIBRARY [KERNEL]\n"
 "       ipcrun status [--json] [RUN]   running graphs of this user, or one\n"
@@ -36,7 +37,9 @@ static void usage(FILE *f)
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
-"                   wait); may be repeated\n"
+"                   wait, stall_timeout), or set the parameter ${key} the\n"
+"                   topology uses (else taken from the environment); may be\n"
+"                   repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
 "  --list LIBRARY [KERNEL]\n"
@@ -52,11 +55,14 @@ static void usage(FILE *f)
 "  0    every kernel returned 0\n"
 "  1    a kernel failed (returned non-zero, crashed or was killed; each is\n"
 "       named with its process and code or signal), or the run could not\n"
-"       start (no memory for the buffer, fork failed)\n"
+"       start (no memory for the buffer, fork failed), or the graph stalled:\n"
+"       every kernel waited on a channel and nothing moved for stall_timeout\n"
 "  2    bad command line or topology (every error is printed as\n"
 "       file:line: error: ..., and nothing is started)\n"
 "  130  stopped by SIGINT (Ctrl-C) and drained cleanly; 143 for SIGTERM,\n"
-"       129 for SIGHUP. A second signal kills every kernel (same code).\n"
+"       129 for SIGHUP. A second signal kills every kernel (same code), and\n"
+"       so does ipcrun when nothing moves for 2 s after the first while\n"
+"       every kernel waits on a channel, or for 10 s.\n"
 "\n"
 "environment:\n"
 "  IPC_KERNEL_PATH   folders (':'-separated) searched for a bare library name\n"
@@ -169,7 +175,8 @@ int main(int argc, char **argv)
 		ir_diags_print(&g, stderr);
 		if (g.ndiag)
 			fprintf(stderr, "ipcrun: %zu error%s in %s; nothing was started\n",
-			        g.ndiag, g.ndiag == 1 ? "" : "s", argv[optind]);
+			        g.ndiag, g.ndiag == 1 ? "" : "s",
+			        g.file ? g.file : argv[optind]);
 		code = IR_EXIT_USAGE;
 	} else if (check || dot) {
 		if (check)

@@ -106,6 +106,34 @@ static void print_kernel(const struct ir_graph *g, const struct ir_kernel *k,
 		        g->conn[k->port[i].conn].id);
 }
 
+/* One line per replicated kernel: what `replicas` expanded into. */
+static void print_replicas(const struct ir_graph *g, FILE *f)
+{
+	for (size_t i = 0; i < g->nkernel; i++) {
+		const struct ir_kernel *k = &g->kernel[i];
+		if (k->rep != 0)
+			continue;
+		size_t len = strlen(k->name) - 1; /* "NAME#" */
+		size_t n = 0;
+		bool merged = false;
+		for (size_t j = 0; j < g->nkernel; j++) {
+			const char *o = g->kernel[j].name;
+			if (strncmp(o, k->name, len) != 0)
+				continue;
+			n += g->kernel[j].rep >= 0;
+			merged |= strcmp(o + len, "merge") == 0;
+		}
+		int b = (int)len - 1;
+		fprintf(f, "  replicas of %.*s (line %d): %.*s#0..%.*s#%zu, split %s "
+		        "by %.*s#split", b, k->name, k->replicas.line, b, k->name, b,
+		        k->name, n - 1, k->split.val ? k->split.val : "rr", b, k->name);
+		if (merged)
+			fprintf(f, ", merged by %.*s#merge (order %s)", b, k->name,
+			        k->seq ? "keep" : "any");
+		fputc('\n', f);
+	}
+}
+
 void ir_print_check(const struct ir_graph *g, FILE *f)
 {
 	char size[32];
@@ -117,6 +145,7 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 	        g->nproc, g->nproc == 1 ? "" : "es", g->nkernel,
 	        g->nkernel == 1 ? "" : "s", g->nconn, g->nconn == 1 ? "" : "s",
 	        g->threads ? " (--threads)" : "");
+	print_replicas(g, f);
 	for (size_t p = 0; p < g->nproc; p++) {
 		fprintf(f, "  process %s: %zu thread%s", g->proc[p].name,
 		        g->proc[p].nkernel, g->proc[p].nkernel == 1 ? "" : "s");

@@ -163,7 +163,10 @@ static void describe(const struct ir_run *r, size_t k, char *out, size_t len)
 		break;
 	}
 	case IR_K_LOST:
-		if (pr->killed && r->interrupts >= 2)
+		if (pr->killed && r->escalated)
+			snprintf(out, len, "kernel '%s' (process '%s') killed: the "
+			         "graph was not draining", gk->name, pn);
+		else if (pr->killed && r->interrupts >= 2)
 			snprintf(out, len, "kernel '%s' (process '%s') killed on the "
 			         "second interrupt", gk->name, pn);
 		else if (pr->killed)

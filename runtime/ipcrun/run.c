@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -42,6 +43,8 @@
  * themselves before they are killed. */
 #define STOP_GRACE_MS 500
 #define PROGRESS_MS 500
+/* The watchdog looks at the channels this often. */
+#define WATCH_TICK_MS 200
 
 uint64_t ir_now_ns(void)
 {
@@ -266,6 +269,156 @@ static void reap(struct ir_run *r)
 	}
 }
 
+
+/* ---- the watchdog ----
+ * Every WATCH_TICK_MS: the total of records sent and received over every
+ * channel. When it has not changed for stall_timeout while every kernel that
+ * has not returned waits on a channel (the kernel API says which, in
+ * r->watch), the graph can never move again: say who waits on what, name the
+ * likely fix, and stop it (exit 1). After a first Ctrl-C, a graph that moves
+ * nothing for IR_DRAIN_STALL_MS while every kernel waits on a channel (or
+ * for IR_DRAIN_IDLE_MS whatever they do) is not draining: kill it, and say
+ * so. */
+
+static struct ipc_channel_info *channel_infos(struct ir_run *r, size_t *n)
+{
+	size_t cap = r->g->nconn + 8;
+	struct ipc_channel_info *ci = ir_xrealloc(NULL, cap * sizeof *ci);
+	*n = ipc_channel_list(r->buf, ci, cap);
+	if (*n > cap)
+		*n = cap;
+	return ci;
+}
+
+static const struct ipc_channel_info *info_of(const struct ipc_channel_info *ci,
+                                              size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ci[i].id == id)
+			return &ci[i];
+	return NULL;
+}
+
+/* The port kernel k waits on, or NULL when it runs or returned. */
+static const struct ir_port *waits_on(const struct ir_run *r, size_t k)
+{
+	uint32_t w = ipc__load_acquire(&r->watch[k]);
+	if (w == 0 || w == IR_WATCH_DONE || w > r->g->kernel[k].nport)
+		return NULL;
+	return &r->g->kernel[k].port[w - 1];
+}
+
+static bool all_waiting(const struct ir_run *r)
+{
+	size_t live = 0;
+	for (size_t k = 0; k < r->g->nkernel; k++) {
+		if (r->krt[k].state != IR_K_PENDING ||
+		    ipc__load_acquire(&r->watch[k]) == IR_WATCH_DONE)
+			continue;
+		if (!waits_on(r, k))
+			return false;
+		live++;
+	}
+	return live > 0;
+}
+
+static void report_stall(struct ir_run *r, const struct ipc_channel_info *ci,
+                         size_t n)
+{
+	const struct ir_graph *g = r->g;
+	if (r->prog_shown)
+		fputs("\r\033[K", stderr);
+	r->prog_shown = false;
+	fprintf(stderr, "ipcrun: the graph is stalled: no channel moved for %.1f s "
+	        "and every running kernel waits on a channel:\n",
+	        (double)g->stall_ms / 1000);
+	const struct ir_conn *fix = NULL, *because = NULL;
+	for (size_t k = 0; k < g->nkernel; k++) {
+		const struct ir_port *p = waits_on(r, k);
+		if (!p)
+			continue;
+		const struct ir_conn *c = &g->conn[p->conn];
+		const struct ipc_channel_info *i = info_of(ci, n, c->id);
+		uint64_t q = i ? i->pending : 0;
+		fprintf(stderr, "ipcrun:   kernel '%s' (process '%s') waits to %s "
+		        "'%s': channel %llu '%s.%s -> %s.%s' (line %d) is %s (%llu of "
+		        "%u)\n", g->kernel[k].name, g->proc[g->kernel[k].proc].name,
+		        p->out ? "send on" : "receive from", p->name,
+		        (unsigned long long)c->id, c->fk, c->fp, c->tk, c->tp, c->line,
+		        p->out ? "full" : "empty", (unsigned long long)q, c->capacity);
+		if (p->out || fix)
+			continue;
+		/* k waits on an empty input while another of its inputs is full:
+		 * that full channel needs room for what the other branch holds */
+		for (size_t j = 0; j < g->kernel[k].nport && !fix; j++) {
+			const struct ir_port *o = &g->kernel[k].port[j];
+			const struct ir_conn *oc = &g->conn[o->conn];
+			const struct ipc_channel_info *oi = info_of(ci, n, oc->id);
+			if (!o->out && o != p && oi && oi->pending >= oc->capacity) {
+				fix = oc;
+				because = c;
+			}
+		}
+	}
+	if (fix)
+		fprintf(stderr, "ipcrun: likely fix: '%s.%s -> %s.%s' (line %d) is "
+		        "full while '%s' waits on '%s.%s -> %s.%s', which '%s' does "
+		        "not feed yet (it holds its records back): give the full one "
+		        "room for all of them, e.g. 'connect = %s.%s -> %s.%s "
+		        "capacity=N' with N larger than %u\n", fix->fk, fix->fp,
+		        fix->tk, fix->tp, fix->line, fix->tk, because->fk, because->fp,
+		        because->tk, because->tp, because->fk, fix->fk, fix->fp,
+		        fix->tk, fix->tp, fix->capacity);
+	else
+		fprintf(stderr, "ipcrun: likely fix: a kernel holds records back "
+		        "that another waits for; raise 'capacity=' on the full "
+		        "connections above (or [graph] capacity)\n");
+	fprintf(stderr, "ipcrun: stopping the graph (stall_timeout = %.1f s; 0 "
+	        "turns the watchdog off)\n", (double)g->stall_ms / 1000);
+}
+
+static void watch_tick(struct ir_run *r)
+{
+	if (!r->t_go || !r->watch || r->killed || !r->buf)
+		return;
+	size_t n;
+	struct ipc_channel_info *ci = channel_infos(r, &n);
+	uint64_t moved = 0, now = ir_now_ns();
+	for (size_t i = 0; i < n; i++)
+		moved += ci[i].sent + ci[i].received;
+	if (moved != r->moved || !r->moved_at) {
+		r->moved = moved;
+		r->moved_at = now;
+	}
+	uint64_t idle_ms = (now - r->moved_at) / 1000000u;
+	bool waiting = all_waiting(r);
+	if (r->stop_signal && !r->kill_at &&
+	    now - r->stop_at >= IR_DRAIN_STALL_MS * 1000000ull &&
+	    (idle_ms >= IR_DRAIN_IDLE_MS || (idle_ms >= IR_DRAIN_STALL_MS &&
+	                                     waiting))) {
+		if (r->prog_shown)
+			fputs("\r\033[K", stderr);
+		r->prog_shown = false;
+		fprintf(stderr, "ipcrun: the graph is not draining (no channel moved "
+		        "for %.1f s after %s%s): killing it\n", (double)(waiting &&
+		        idle_ms < IR_DRAIN_IDLE_MS ? IR_DRAIN_STALL_MS :
+		        IR_DRAIN_IDLE_MS) / 1000, strsignal(r->stop_signal), waiting ?
+		        ", every kernel waiting on a channel" : "");
+		r->killed = true;
+		r->escalated = true;
+		kill_all(r);
+	} else if (!r->stopping && !r->stalled && r->g->stall_ms &&
+	           idle_ms >= r->g->stall_ms && waiting) {
+		r->stalled = true;
+		report_stall(r, ci, n);
+		r->failed = true;
+		request_stop(r);
+		/* nobody can drain a stalled graph: kill what does not stop */
+		r->kill_at = now + STOP_GRACE_MS * 1000000ull;
+	}
+	free(ci);
+}
+
 static void on_signal(struct ir_run *r, int sig)
 {
 	if (sig == SIGCHLD) {
@@ -275,6 +428,7 @@ static void on_signal(struct ir_run *r, int sig)
 	r->interrupts++;
 	if (r->interrupts == 1) {
 		r->stop_signal = sig;
+		r->stop_at = ir_now_ns();
 		if (r->prog_shown)
 			fputs("\r\033[K", stderr);
 		r->prog_shown = false;
@@ -318,6 +472,7 @@ static void supervise(struct ir_run *r, int sfd)
 	size_t np = r->g->nproc;
 	struct pollfd *pf = ir_xrealloc(NULL, (np + 4) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
+	uint64_t next_watch = ir_now_ns() + WATCH_TICK_MS * 1000000ull;
 	while (!all_done(r)) {
 		if (!r->t_go && !r->stopping) {
 			if (setup_failed(r)) {
@@ -350,6 +505,15 @@ static void supervise(struct ir_run *r, int sfd)
 		int st = ir_status_timeout(r, now);
 		if (st >= 0 && (timeout < 0 || st < timeout))
 			timeout = st;
+		if (r->watch && r->t_go && !r->killed) {
+			if (now >= next_watch) {
+				watch_tick(r);
+				next_watch = now + WATCH_TICK_MS * 1000000ull;
+			}
+			int t = (int)((next_watch - now) / 1000000u) + 1;
+			if (timeout < 0 || t < timeout)
+				timeout = t;
+		}
 		nfds_t n = 0;
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (size_t p = 0; p < np; p++)
@@ -515,7 +679,7 @@ static bool restart(struct ir_run *r, size_t p)
 
 static int exit_code(const struct ir_run *r)
 {
-	if (r->interrupts >= 2)
+	if (r->interrupts >= 2 || r->escalated)
 		return 128 + r->stop_signal;
 	bool failed = r->failed;
 	for (size_t k = 0; k < r->g->nkernel; k++)
@@ -546,6 +710,10 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		r.krt[k].pst = ir_xrealloc(NULL, n * sizeof *r.krt[k].pst);
 		memset(r.krt[k].pst, 0, n * sizeof *r.krt[k].pst);
 	}
+	/* shared with the kernel processes, which inherit it across fork */
+	void *w = mmap(NULL, g->nkernel * sizeof *r.watch, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	r.watch = w == MAP_FAILED ? NULL : w;
 	r.prt = ir_xrealloc(NULL, g->nproc * sizeof *r.prt);
 	for (size_t p = 0; p < g->nproc; p++)
 		r.prt[p] = (struct ir_proc_rt){.pid = -1, .ctrl = -1, .status = -1};
@@ -633,6 +801,8 @@ out_mask:
 	for (size_t p = 0; p < g->nproc; p++)
 		free(r.prt[p].rtimes);
 	free(r.prt);
+	if (r.watch)
+		munmap(r.watch, g->nkernel * sizeof *r.watch);
 	free(r.prog_sent);
 	return code;
 }

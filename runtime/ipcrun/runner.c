@@ -353,6 +353,10 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
+		if (gk->seq) /* what an ordered replica still holds back */
+			ipc__kernel_seq_flush(&kt->k);
+		if (kt->k.waiting) /* not waiting any more: the watchdog skips it */
+			ipc__store_release(kt->k.waiting, IR_WATCH_DONE);
 		/* A port that ended because its peer died or failed (aborted
 		 * input, -EPIPE output) makes this kernel's failure a consequence.
 		 * A failure of its own is told now, before its outputs are
@@ -454,6 +458,7 @@ static void build_kernels(struct runner *rn)
 		kt->kidx = i;
 		kt->k.name = gk->name;
 		kt->k.stop = &rn->stop;
+		kt->k.waiting = rn->r->watch ? &rn->r->watch[i] : NULL;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
 		/* the ports live in the run's counters segment (status.h), so
@@ -471,7 +476,8 @@ static void build_kernels(struct runner *rn)
 			struct ipc__port_stats st = kt->k.port[j].st;
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
-				.out = gk->port[j].out, .capacity = c->capacity, .st = st};
+				.out = gk->port[j].out, .capacity = c->capacity, .st = st,
+				.seq = gk->seq};
 		}
 	}
 }

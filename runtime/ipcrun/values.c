@@ -141,6 +141,23 @@ int ir_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int ir_parse_duration_ms(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -1;
+	double v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -1;
+	double scale = !strcmp(end, "ms") ? 1 : (!*end || !strcmp(end, "s")) ?
+	               1000 : !strcmp(end, "m") ? 60000 : -1;
+	if (scale < 0 || v * scale > 86400000.0)
+		return -1;
+	*out = (uint64_t)(v * scale + 0.5);
+	return 0;
+}
+
 static int parse_signed(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
 	const char *p = s;
@@ -552,4 +569,99 @@ const char *ir_suggest(const char *word, const char *const *cand, size_t n)
 		}
 	}
 	return best;
+}
+
+/* ---- parameters: ${NAME}, ${NAME:-default}, $${ ---- */
+
+static bool param_char(char c, bool first)
+{
+	return c == '_' || isalpha((unsigned char)c) ||
+	       (!first && isdigit((unsigned char)c));
+}
+
+bool ir_param_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!param_char(s[i], i == 0))
+			return false;
+	return true;
+}
+
+int ir_expand(const char *in, ir_param_lookup look, void *ctx, char **out,
+              char *err, size_t errlen)
+{
+	size_t cap = strlen(in) + 64, len = 0;
+	char *o = ir_xrealloc(NULL, cap);
+	*out = NULL;
+	for (const char *p = in; *p;) {
+		const char *piece = p;
+		size_t plen = 1;
+		char *owned = NULL;
+		if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+			piece = "${";
+			plen = 2;
+			p += 3;
+		} else if (p[0] == '$' && p[1] == '{') {
+			const char *b = p + 2, *e = b;
+			while (*e && param_char(*e, e == b))
+				e++;
+			const char *def = NULL;
+			size_t dlen = 0;
+			const char *close;
+			if (e[0] == ':' && e[1] == '-') {
+				def = e + 2;
+				close = strchr(def, '}');
+				if (close)
+					dlen = (size_t)(close - def);
+			} else {
+				close = *e == '}' ? e : NULL;
+			}
+			if (!close || e == b) {
+				snprintf(err, errlen, "'%.40s' is not a parameter: write "
+				         "${NAME} or ${NAME:-default}, NAME of letters, digits "
+				         "and '_' ($${ for a literal ${)", p);
+				free(o);
+				return -1;
+			}
+			char name[72];
+			size_t nl = (size_t)(e - b);
+			if (nl >= sizeof name) {
+				snprintf(err, errlen, "parameter name '%.40s...' is longer "
+				         "than 64 characters", b);
+				free(o);
+				return -1;
+			}
+			memcpy(name, b, nl);
+			name[nl] = 0;
+			const char *v = look(ctx, name);
+			if (!v && def) {
+				owned = ir_strndup(def, dlen);
+				v = owned;
+			}
+			if (!v) {
+				snprintf(err, errlen, "parameter ${%s} is not set; give it "
+				         "with -D %s=VALUE or in the environment, or write "
+				         "${%s:-DEFAULT}", name, name, name);
+				free(o);
+				return -1;
+			}
+			piece = v;
+			plen = strlen(v);
+			p = close + 1;
+		} else {
+			p++;
+		}
+		if (len + plen + 1 > cap) {
+			cap = 2 * (len + plen + 1);
+			o = ir_xrealloc(o, cap);
+		}
+		memcpy(o + len, piece, plen);
+		len += plen;
+		free(owned);
+	}
+	o[len] = 0;
+	*out = o;
+	return 0;
 }

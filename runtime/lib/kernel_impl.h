@@ -36,6 +36,7 @@ struct ipc_port {
 	uint32_t capacity;    /* channel capacity, for the high-water mark */
 	uint32_t sample;      /* sends since the queue length was sampled */
 	struct ipc__port_stats st;
+	bool seq;             /* records carry a sequence header (seq.h) */
 };
 
 struct ipc_kernel {
@@ -47,7 +48,22 @@ struct ipc_kernel {
 	size_t nin, nout;
 	const ipc_a32 *stop;  /* non-zero: the graph is being stopped */
 	size_t rr;            /* next input ipc_recv_any tries first */
+	/* ordered replicas (seq.h): the input being processed and the output
+	 * held back until it is known whether it is that input's last */
+	uint64_t seq_cur;
+	int seq_state;        /* 0 none yet, 1 processing seq_cur, 2 input
+	                         ended, 3 seq_cur finished */
+	void *seq_held;       /* user pointer of the held record */
+	struct ipc_port *seq_held_port;
+	/* NULL, or where the kernel says which port it waits on (index + 1,
+	 * 0 while it runs): ipcrun's watchdog reads it from another process */
+	ipc_a32 *waiting;
 };
+
+/* Send what an ordered replica holds back, marked as the last output of
+ * its current input (kernel.c). ipcrun calls it when the kernel returns. */
+__attribute__((visibility("default")))
+void ipc__kernel_seq_flush(struct ipc_kernel *k);
 
 /* Order of port names used for ipc_port_at: digit runs compare as numbers
  * (leading zeros ignored, then the longer run is larger). Returns <0, 0 or

@@ -314,6 +314,13 @@ l="demo --threads --stats"
 kx_run "$l" "$OUT" "$ERR" -- "$KX_IPCRUN" --threads --stats config/demo.ini &&
 	kx_expect_rc "$l" 0 "$ERR" && check_wordcount "$l" "$OUT" 2000 10
 
+# replicated.ini: demo.ini's word count with one replicated counter section
+# (replicas = 4 behind a hash split): the same exact counts.
+CHECKED+=(replicated)
+l="replicated"
+kx_run "$l" "$OUT" "$ERR" -- "$KX_IPCRUN" config/replicated.ini &&
+	kx_expect_rc "$l" 0 "$ERR" && check_wordcount "$l" "$OUT" 2000 10
+
 # pipeline.ini: grep across three processes, lines in order.
 CHECKED+=(pipeline)
 kx_run pipeline "$OUT" "$ERR" -- "$KX_IPCRUN" config/pipeline.ini &&

@@ -237,6 +237,144 @@ static void test_loader_defines_override(void **state)
 	ir_graph_free(&g);
 }
 
+static const char *lookup_ab(void *ctx, const char *name)
+{
+	(void)ctx;
+	return !strcmp(name, "A") ? "1" : !strcmp(name, "B") ? "" : NULL;
+}
+
+static void test_loader_params_expand(void **state)
+{
+	(void)state;
+	char err[256], *out;
+	assert_int_equal(ir_expand("x${A}y${B}z", lookup_ab, NULL, &out, err,
+	                           sizeof err), 0);
+	assert_string_equal(out, "x1yz");
+	free(out);
+	assert_int_equal(ir_expand("${C:-d e}/${A:-9}", lookup_ab, NULL, &out,
+	                           err, sizeof err), 0);
+	assert_string_equal(out, "d e/1");
+	free(out);
+	assert_int_equal(ir_expand("$${A} $x", lookup_ab, NULL, &out, err,
+	                           sizeof err), 0);
+	assert_string_equal(out, "${A} $x");
+	free(out);
+	assert_int_not_equal(ir_expand("${C}", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+	assert_non_null(strstr(err, "${C} is not set"));
+	assert_int_not_equal(ir_expand("${A", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+	assert_int_not_equal(ir_expand("${1x}", lookup_ab, NULL, &out, err,
+	                               sizeof err), 0);
+}
+
+static void test_loader_params_from_defines(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	const char *text = "[graph]\ncapacity = ${CAP}\nname = ${NM:-dflt}\n"
+	                   "[kernel:a]\nlibrary = ${TOPDIR}/x.so\nfunction = f\n"
+	                   "args = u64:${UNSET_PARAM_12}\n";
+	char *defs[] = {"CAP=16", "wait=block"};
+	struct ir_load_opts o = {.load = false, .defines = defs, .ndefines = 2};
+	memset(&g, 0, sizeof g);
+	ir_load_mem(&g, "/tmp/t.ini", text, strlen(text), &o);
+	assert_true(has_diag(&g, 7, "${UNSET_PARAM_12} is not set"));
+	assert_int_equal(g.ndiag, 1); /* nothing more about that args line */
+	assert_int_equal(g.capacity, 16);
+	assert_string_equal(g.name, "dflt");
+	assert_string_equal(g.kernel[0].library.val, "/tmp/x.so");
+	assert_int_equal(g.wait, IPC_WAIT_BLOCK);
+	ir_graph_free(&g);
+}
+
+static void test_loader_liveness_cycles(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	/* a two-kernel cycle nothing feeds, and a self-loop */
+	load("[kernel:a]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[kernel:b]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[kernel:c]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+	     "[connections]\nconnect = a.out -> b.in0\nconnect = b.out -> a.in0\n"
+	     "connect = c.out -> c.in0\n", &g, NULL);
+	assert_true(has_diag(&g, 14, "kernels 'a', 'b' form a cycle that nothing "
+	                     "outside it feeds"));
+	assert_true(has_diag(&g, 16, "feeds kernel 'c' its own output"));
+	ir_graph_free(&g);
+	/* a cycle fed from outside (a feedback loop through a merge) is fine */
+	assert_int_equal(load("[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+	     "[kernel:m]\nlibrary = x\nfunction = m\nin = in*\nout = out\n"
+	     "[kernel:w]\nlibrary = x\nfunction = w\nin = in\nout = o*\n"
+	     "[kernel:z]\nlibrary = x\nfunction = z\nin = in\n"
+	     "[connections]\nconnect = s.out -> m.in0\nconnect = m.out -> w.in\n"
+	     "connect = w.o0 -> m.in1\nconnect = w.o1 -> z.in\n", &g, NULL), 0);
+	ir_graph_free(&g);
+}
+
+static size_t kernel_named(const struct ir_graph *g, const char *name)
+{
+	for (size_t i = 0; i < g->nkernel; i++)
+		if (strcmp(g->kernel[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static void test_loader_replicas_expand(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	const char *text =
+		"[process:p]\n"
+		"[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+		"[kernel:w]\nlibrary = x\nfunction = f\nsignature = i64(i64)\n"
+		"process = p\nreplicas = 3\nsplit = hash\norder = keep\n"
+		"[kernel:z]\nlibrary = x\nfunction = z\nin = in\n"
+		"[connections]\nconnect = s.out -> w.in0 capacity=8\n"
+		"connect = w.out -> z.in\n";
+	assert_int_equal(load(text, &g, NULL), 0);
+	/* s, z, w#0..2, w#split, w#merge */
+	assert_int_equal(g.nkernel, 7);
+	size_t w0 = kernel_named(&g, "w#0"), w2 = kernel_named(&g, "w#2");
+	size_t sp = kernel_named(&g, "w#split"), mg = kernel_named(&g, "w#merge");
+	assert_true(w0 != SIZE_MAX && w2 != SIZE_MAX && sp != SIZE_MAX &&
+	            mg != SIZE_MAX);
+	assert_int_equal(kernel_named(&g, "w"), SIZE_MAX);
+	assert_true(g.kernel[w2].seq && g.kernel[w2].func);
+	assert_int_equal(g.kernel[w2].rep, 2);
+	assert_string_equal(g.kernel[sp].function.val, "seq_split_hash");
+	assert_string_equal(g.kernel[mg].function.val, "merge_ordered");
+	assert_string_equal(g.proc[g.kernel[w2].proc].name, "p#2");
+	assert_string_equal(g.proc[g.kernel[sp].proc].name, "p");
+	/* 2 rewired + 3 in + 3 out + the route; capacities carried over */
+	assert_int_equal(g.nconn, 9);
+	for (size_t i = 0; i < g.nconn; i++)
+		if (!strcmp(g.conn[i].tk, "w#1")) {
+			assert_string_equal(g.conn[i].tp, "in0");
+			assert_int_equal(g.conn[i].capacity, 8);
+			assert_int_equal(g.conn[i].line, 19);
+		}
+	ir_graph_free(&g);
+
+	/* errors: the value, split, order, order without replicas */
+	load("[kernel:a]\nlibrary = x\nfunction = f\nreplicas = 0\n"
+	     "[kernel:b]\nlibrary = x\nfunction = f\nreplicas = 2\nsplit = x\n"
+	     "[kernel:c]\nlibrary = x\nfunction = f\norder = keep\n", &g, NULL);
+	assert_true(has_diag(&g, 4, "replicas '0' must be a number from 1 to 64"));
+	assert_true(has_diag(&g, 9, "split 'x' must be rr"));
+	assert_true(has_diag(&g, 13, "'order' applies to replicated kernels"));
+	ir_graph_free(&g);
+	/* two outputs */
+	load("[kernel:s]\nlibrary = x\nfunction = s\nout = out\n"
+	     "[kernel:w]\nlibrary = x\nfunction = f\nin = in\nout = a, b\n"
+	     "replicas = 2\n[kernel:z]\nlibrary = x\nfunction = z\nin = a, b\n"
+	     "[connections]\nconnect = s.out -> w.in\nconnect = w.a -> z.a\n"
+	     "connect = w.b -> z.b\n", &g, NULL);
+	assert_true(has_diag(&g, 10, "kernel 'w' has 2 outputs (connected at lines "
+	                     "17 and 18)"));
+	ir_graph_free(&g);
+}
+
 static void test_loader_fuzz_corpus_replays(void **state)
 {
 	(void)state;
@@ -278,6 +416,10 @@ int main(void)
 		cmocka_unit_test(test_loader_good_graph_resolves),
 		cmocka_unit_test(test_loader_errors_name_lines),
 		cmocka_unit_test(test_loader_graph_checks_ports),
+		cmocka_unit_test(test_loader_params_expand),
+		cmocka_unit_test(test_loader_params_from_defines),
+		cmocka_unit_test(test_loader_liveness_cycles),
+		cmocka_unit_test(test_loader_replicas_expand),
 		cmocka_unit_test(test_loader_defines_override),
 		cmocka_unit_test(test_loader_fuzz_corpus_replays),
 	};
