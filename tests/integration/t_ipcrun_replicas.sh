@@ -111,7 +111,7 @@ check_clean "$H" "replicated.ini"
 run_ipcrun die -D FN=t_die_at -D ARGS=700 -D ORDER=keep "$INI/replicas_actor.ini"
 check "a replica killed: exit 1" test "$RC" -eq 1
 check "a replica killed: named with its index and process" \
-	grep -Eq "^ipcrun: kernel 'w#1' \(process 'work#1', pid [0-9]+\) killed by signal 9" "$E"
+	grep -Eq "^ipcrun: kernel 'w#1' \(process 'work#1', pid [0-9]+\) died: killed by signal 9" "$E"
 check_clean "$H" "a replica killed"
 
 # two inputs cannot be replicated
