@@ -6,11 +6,13 @@
 # the pipeline benchmark, the loader's fuzz target, and `make run`.
 
 IPCRUN       := $(BUILD)/bin/ipcrun
-IPCRUN_SRC   := $(wildcard runtime/ipcrun/*.c)
+# frame.c and net_*.c belong to the bridge helpers (mk/net.mk), not to ipcrun
+IPCRUN_SRC   := $(filter-out runtime/ipcrun/frame.c runtime/ipcrun/net_%.c,\
+                  $(wildcard runtime/ipcrun/*.c))
 IPCRUN_OBJ   := $(IPCRUN_SRC:%.c=$(BUILD)/%.o)
 IPCRUN_LIBS  := -linih -lffi -ldl
 # the loader without the runtime: what the unit test and the fuzzer link
-IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c)
+IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c hosts.c)
 IPCRUN_LOADER_OBJ := $(IPCRUN_LOADER_SRC:%.c=$(BUILD)/%.o)
 
 TESTKERNELS_SRC := $(wildcard tests/integration/kernels/*.c)

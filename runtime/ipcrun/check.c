@@ -146,8 +146,10 @@ static void check_processes(struct ir_graph *g)
 /* --threads: every kernel in one process, "main". */
 static void collapse_processes(struct ir_graph *g)
 {
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free(g->proc[i].host.val);
+	}
 	g->nproc = 0;
 	add_proc(g, "main");
 	g->proc[0].nkernel = g->nkernel;
@@ -528,6 +530,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 			check_args(g, k);
 	}
 	check_connections(g);
+	ir_hosts_check(g);
 	if (g->ndiag)
 		return -1;
 	/* auto: spinning pays only while every kernel can have a core; with
@@ -537,7 +540,9 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		g->wait = cpus > 0 && g->nkernel > (size_t)cpus ? IPC_WAIT_BLOCK : IPC_WAIT_HYBRID;
 	}
-	if (g->threads)
+	if (g->threads && g->nhost > 1)
+		ir_hosts_collapse(g);
+	else if (g->threads)
 		collapse_processes(g);
 	build_ports(g);
 	return 0;

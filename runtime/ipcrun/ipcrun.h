@@ -41,6 +41,9 @@
 #define IR_MAX_PARAMS 8      /* function kernel parameters */
 #define IR_CAPACITY_MAX (1u << 20)
 #define IR_LINE_MAX 199      /* inih's INI_MAX_LINE (200) less its NUL */
+#define IR_MAX_HOSTS 64      /* [graph] hosts */
+#define IR_WINDOW_DEFAULT 4  /* frames in flight per bridged edge */
+#define IR_WINDOW_MAX 64
 
 /* Exit codes, documented in ipcrun --help and config/README.md. */
 #define IR_EXIT_OK 0
@@ -118,6 +121,8 @@ struct ir_process {
 	char *name;
 	int line;       /* 0: the implicit "main" */
 	size_t nkernel;
+	struct ir_key host; /* host = NAME (hosts.c) */
+	size_t hidx;        /* resolved: index in g->host; 0 without hosts */
 };
 
 struct ir_conn {
@@ -127,6 +132,8 @@ struct ir_conn {
 	enum ipc_wait_mode wait; /* resolved: the graph's unless given */
 	size_t from, to;         /* kernel indexes */
 	uint64_t id;             /* channel id in the buffer */
+	uint32_t window;         /* window=N: frames in flight when bridged; 0: default */
+	bool bridged;            /* resolved: its ends are on different hosts */
 };
 
 struct ir_lib {
@@ -148,6 +155,9 @@ struct ir_graph {
 	uint32_t capacity;
 	enum ipc_wait_mode wait;
 	bool threads;            /* --threads: every kernel in one process */
+	struct ir_key ghosts;    /* [graph] hosts = a, b, ... (hosts.c) */
+	char **host;             /* resolved host names, in rank order */
+	size_t nhost;            /* 0: no hosts key (one host) */
 
 	struct ir_kernel *kernel;
 	size_t nkernel;
@@ -219,6 +229,12 @@ void *ir_xrealloc(void *p, size_t n);
 int ir_libs_resolve(struct ir_graph *g);
 void ir_libs_close(struct ir_graph *g);
 const char *ir_exe_dir(void);
+
+/* hosts.c: [graph] hosts, host = on processes, bridged edges */
+void ir_hosts_check(struct ir_graph *g);
+void ir_hosts_collapse(struct ir_graph *g);
+void ir_hosts_free(struct ir_graph *g);
+const char *ir_proc_host(const struct ir_graph *g, size_t proc);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);

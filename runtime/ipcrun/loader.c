@@ -38,7 +38,8 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait"};
+                                         "capacity", "wait", "hosts"};
+#define NGRAPH_KEYS (sizeof graph_keys / sizeof *graph_keys)
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out"};
 
@@ -183,9 +184,20 @@ static void parse_connect(struct parse *p, const char *value)
 				ir_diag(g, p->line, "wait '%s' must be spin, block or hybrid", w);
 				ok = false;
 			}
+		} else if (strncmp(opt, "window=", 7) == 0) {
+			if (c.window) {
+				ir_diag(g, p->line, "window is given twice");
+				ok = false;
+			} else if (ir_parse_uint(opt + 7, IR_WINDOW_MAX, &v) || v == 0) {
+				ir_diag(g, p->line, "window '%s' must be a number of frames "
+				        "from 1 to %d", opt + 7, IR_WINDOW_MAX);
+				ok = false;
+			} else {
+				c.window = (uint32_t)v;
+			}
 		} else {
 			ir_diag(g, p->line, "unknown connection option '%s' (options: "
-			        "capacity=N, wait=spin|block|hybrid)", opt);
+			        "capacity=N, wait=spin|block|hybrid, window=N)", opt);
 			ok = false;
 		}
 	}
@@ -219,13 +231,13 @@ static int handler(void *user, const char *section, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait};
-		for (size_t i = 0; i < 6; i++)
+		                      &g->gcapacity, &g->gwait, &g->ghosts};
+		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
-		unknown_key(p, name, "[graph]", graph_keys, 6);
+		unknown_key(p, name, "[graph]", graph_keys, NGRAPH_KEYS);
 		break;
 	}
 	case SEC_KERNEL: {
@@ -243,9 +255,14 @@ static int handler(void *user, const char *section, const char *name,
 		break;
 	}
 	case SEC_PROCESS:
-		ir_diag(g, p->line, "unknown key '%s': a [process:%s] section takes no "
-		        "keys; put 'process = %s' in each of its [kernel:...] sections",
-		        name, g->proc[p->idx].name, g->proc[p->idx].name);
+		if (strcmp(name, "host") == 0) {
+			set_key(p, &g->proc[p->idx].host, name, value);
+			break;
+		}
+		ir_diag(g, p->line, "unknown key '%s' in [process:%s] (keys: host); "
+		        "to place a kernel in it, put 'process = %s' in its "
+		        "[kernel:...] section", name, g->proc[p->idx].name,
+		        g->proc[p->idx].name);
 		break;
 	case SEC_CONN:
 		if (strcmp(name, "connect") == 0) {
@@ -432,7 +449,7 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait};
+	                      &g->gcapacity, &g->gwait, &g->ghosts};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -443,12 +460,12 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		char *keybuf = ir_strndup(d, (size_t)(eq - d));
 		char *key = ir_trim(keybuf);
 		size_t j;
-		for (j = 0; j < 6 && strcmp(key, graph_keys[j]); j++)
+		for (j = 0; j < NGRAPH_KEYS && strcmp(key, graph_keys[j]); j++)
 			;
-		if (j == 6) {
-			const char *hint = ir_suggest(key, graph_keys, 6);
+		if (j == NGRAPH_KEYS) {
+			const char *hint = ir_suggest(key, graph_keys, NGRAPH_KEYS);
 			ir_diag(g, 0, "unknown [graph] key '%s'%s%s%s (keys: name, buffer, "
-			        "shm, sem, capacity, wait)", key, hint ? "; did you mean '"
+			        "shm, sem, capacity, wait, hosts)", key, hint ? "; did you mean '"
 			        : "", hint ? hint : "", hint ? "'?" : "");
 		} else {
 			char *tmp = ir_strdup(eq + 1);
@@ -534,9 +551,12 @@ void ir_graph_free(struct ir_graph *g)
 		free(k->port);
 	}
 	free(g->kernel);
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free_key(&g->proc[i].host);
+	}
 	free(g->proc);
+	ir_hosts_free(g);
 	for (size_t i = 0; i < g->nconn; i++) {
 		free(g->conn[i].fk);
 		free(g->conn[i].fp);
@@ -547,8 +567,8 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait};
-	for (size_t j = 0; j < 6; j++)
+	                       &g->gcapacity, &g->gwait, &g->ghosts};
+	for (size_t j = 0; j < NGRAPH_KEYS; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {
 		free(g->diag[i].file);
