@@ -92,3 +92,54 @@ rm -f $(DESTDIR)$(PREFIX)/bin/ipcrun
 endef
 INSTALL_EXTRA   += $(IPCRUN_INSTALL_CMDS)
 UNINSTALL_EXTRA += $(IPCRUN_UNINSTALL_CMDS)
+
+# The MPI bridge (runtime/ipcrun/net_mpi.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
+# a helper ipcrun execs under mpirun/srun. Built only where mpicc exists, so
+# that ipcrun itself never needs MPI; `make test` installs Open MPI first.
+MPICC        ?= $(shell command -v mpicc 2>/dev/null)
+IPCRUN_NET   := $(BUILD)/bin/ipcrun-net
+FRAME_OBJ    := $(BUILD)/runtime/ipcrun/frame.o
+TEST_FRAME   := $(BUILD)/tests/unit/test_frame
+FUZZ_FRAME   := $(BUILD)/fuzz/fuzz_frame
+UNIT_TESTS   += $(TEST_FRAME)
+ifneq ($(MPICC),)
+ALL_TARGETS      += $(IPCRUN_NET)
+INTEGRATION_DEPS += $(IPCRUN_NET)
+endif
+
+$(BUILD)/mpi/%.o: %.c
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(IPCRUN_NET): $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(FRAME_OBJ) $(LIBIPC_SO)
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) -o $@ $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(FRAME_OBJ) \
+	  -L$(BUILD)/lib -lipc -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+
+$(TEST_FRAME): $(BUILD)/tests/unit/test_frame.o $(FRAME_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -lcmocka $(ALL_LDFLAGS)
+
+$(FUZZ_FRAME): tests/fuzz/fuzz_frame.c runtime/ipcrun/frame.c runtime/ipcrun/frame.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_frame.c runtime/ipcrun/frame.c
+
+fuzz-frame: $(FUZZ_FRAME)
+	@mkdir -p $(BUILD)/fuzz/corpus-frame
+	$(FUZZ_FRAME) -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 \
+	  $(BUILD)/fuzz/corpus-frame tests/fuzz/corpus-frame
+fuzz: fuzz-frame
+.PHONY: fuzz-frame
+
+define IPCRUN_NET_INSTALL_CMDS
+
+if [ -x $(IPCRUN_NET) ]; then install -m 755 $(IPCRUN_NET) $(DESTDIR)$(PREFIX)/bin/ipcrun-net; fi
+
+endef
+define IPCRUN_NET_UNINSTALL_CMDS
+
+rm -f $(DESTDIR)$(PREFIX)/bin/ipcrun-net
+
+endef
+INSTALL_EXTRA   += $(IPCRUN_NET_INSTALL_CMDS)
+UNINSTALL_EXTRA += $(IPCRUN_NET_UNINSTALL_CMDS)

@@ -257,6 +257,7 @@ struct ir_kernel_rt {
 	uint64_t cpu_ns;
 	struct ipc__port_stats *pst; /* per port, as ir_kernel.port */
 	bool setup_failed;
+	bool remote;                 /* runs on another host (net.c) */
 };
 
 struct ir_proc_rt {
@@ -267,7 +268,20 @@ struct ir_proc_rt {
 	size_t len;
 	bool ready, closed, reaped, setup_failed;
 	bool killed;       /* SIGKILLed by ipcrun */
+	bool remote;       /* placed on another host: not started here (net.c) */
 	int wstatus;
+};
+
+/* net.c: this host's bridge process (ipcrun-net) under an MPI launcher */
+struct ir_net_rt {
+	bool on;           /* hosts, a launcher, and this is rank `rank` */
+	int rank;
+	pid_t pid;
+	int ctrl, status;  /* pipes to and from the bridge */
+	char buf[1024];
+	size_t len;
+	bool ready, told, reaped, said, peer_stop;
+	int verdict;       /* start barrier: 0 waiting, 1 go, -1 a host cannot */
 };
 
 struct ir_run_opts {
@@ -295,6 +309,7 @@ struct ir_run {
 	uint64_t prog_t;
 	bool prog_shown;
 	char record[4096];               /* the run's record (gc.c) */
+	struct ir_net_rt net;            /* net.c */
 };
 
 /* run.c */
@@ -304,6 +319,20 @@ uint64_t ir_now_ns(void);
 /* runner.c: never returns */
 void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 	__attribute__((noreturn));
+
+/* net.c */
+int ir_net_launcher(int *rank, int *size);
+int ir_net_check(const struct ir_graph *g, bool loaded);
+void ir_net_setup(struct ir_run *r);
+const char *ir_net_host(const struct ir_run *r);
+int ir_net_spawn(struct ir_run *r, int sfd);
+int ir_net_gate(struct ir_run *r, bool bad, bool ready);
+void ir_net_stop(struct ir_run *r);
+void ir_net_read(struct ir_run *r);
+bool ir_net_reap(struct ir_run *r, pid_t pid, int ws);
+bool ir_net_done(const struct ir_run *r);
+void ir_net_kill(struct ir_run *r);
+int ir_net_exit(const struct ir_run *r, int code);
 
 /* call.c */
 int ir_call_actor(const struct ir_kernel *gk, struct ipc_kernel *k);

@@ -138,13 +138,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ipcrun: %zu error%s in %s; nothing was started\n",
 			        g.ndiag, g.ndiag == 1 ? "" : "s", argv[optind]);
 		code = IR_EXIT_USAGE;
+		if (!check && !dot)
+			ir_net_check(&g, false); /* the other hosts wait for this one */
 	} else if (check || dot) {
 		if (check)
 			ir_print_check(&g, stdout);
 		if (dot)
 			ir_print_dot(&g, stdout);
 		code = IR_EXIT_OK;
-	} else {
+	} else if ((code = ir_net_check(&g, true)) == 0) {
 		ro.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
 		fflush(stdout);
 		code = ir_run(&g, &ro);

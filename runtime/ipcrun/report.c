@@ -117,6 +117,8 @@ void ir_report_stats(const struct ir_run *r, FILE *f)
 	for (size_t k = 0; k < g->nkernel; k++) {
 		const struct ir_kernel_rt *kr = &r->krt[k];
 		char res[32];
+		if (kr->remote)
+			continue;
 		switch (kr->state) {
 		case IR_K_RETURNED: snprintf(res, sizeof res, "%d", kr->rc); break;
 		case IR_K_CRASHED: snprintf(res, sizeof res, "signal %d", kr->signo); break;
@@ -136,9 +138,15 @@ int ir_report_failures(const struct ir_run *r, FILE *f)
 		const struct ir_kernel_rt *kr = &r->krt[k];
 		const struct ir_kernel *gk = &g->kernel[k];
 		const struct ir_proc_rt *pr = &r->prt[gk->proc];
-		const char *pn = g->proc[gk->proc].name;
-		if (kr->setup_failed)
-			continue; /* reported when it happened */
+		/* across hosts, every line also names the host: "(process 'p',
+		 * host 'h', pid N)" */
+		char pl[2 * IR_NAME_MAX + 16];
+		const char *host = ir_proc_host(g, gk->proc);
+		snprintf(pl, sizeof pl, "%s%s%s", g->proc[gk->proc].name,
+		         host ? "', host '" : "", host ? host : "");
+		const char *pn = pl;
+		if (kr->setup_failed || kr->remote)
+			continue; /* reported when it happened, or by its host */
 		switch (kr->state) {
 		case IR_K_RETURNED:
 			if (kr->rc == 0)

@@ -80,6 +80,7 @@ static void request_stop(struct ir_run *r)
 		return;
 	r->stopping = true;
 	send_ctrl(r, r->t_go ? 'S' : 'Q');
+	ir_net_stop(r);
 }
 
 /* One line from process p's status pipe. */
@@ -219,6 +220,11 @@ static void reap(struct ir_run *r)
 		pid_t pid = waitpid(-1, &ws, WNOHANG);
 		if (pid <= 0)
 			return;
+		if (ir_net_reap(r, pid, ws)) {
+			if (r->failed)
+				request_stop(r);
+			continue;
+		}
 		for (size_t p = 0; p < r->g->nproc; p++)
 			if (r->prt[p].pid == pid && !r->prt[p].reaped)
 				on_exit_status(r, p, ws);
@@ -244,6 +250,7 @@ static void on_signal(struct ir_run *r, int sig)
 		fprintf(stderr, "ipcrun: %s again: killing the graph\n", strsignal(sig));
 		r->killed = true;
 		kill_all(r);
+		ir_net_kill(r);
 	}
 }
 
@@ -252,7 +259,7 @@ static bool all_done(const struct ir_run *r)
 	for (size_t p = 0; p < r->g->nproc; p++)
 		if (!r->prt[p].reaped)
 			return false;
-	return true;
+	return ir_net_done(r);
 }
 
 static bool all_ready(const struct ir_run *r)
@@ -266,7 +273,8 @@ static bool all_ready(const struct ir_run *r)
 static bool setup_failed(const struct ir_run *r)
 {
 	for (size_t p = 0; p < r->g->nproc; p++)
-		if (r->prt[p].setup_failed || (r->prt[p].reaped && !r->t_go))
+		if (r->prt[p].setup_failed ||
+		    (r->prt[p].reaped && !r->t_go && !r->prt[p].remote))
 			return true;
 	return false;
 }
@@ -274,15 +282,16 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 1) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 2) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	while (!all_done(r)) {
 		if (!r->t_go && !r->stopping) {
-			if (setup_failed(r)) {
+			int gate = ir_net_gate(r, setup_failed(r), all_ready(r));
+			if (gate < 0) {
 				r->failed = true;
 				request_stop(r);
 				r->kill_at = ir_now_ns() + 2000 * 1000000ull;
-			} else if (all_ready(r)) {
+			} else if (gate > 0) {
 				r->t_go = ir_now_ns();
 				send_ctrl(r, 'G');
 			}
@@ -309,6 +318,7 @@ static void supervise(struct ir_run *r, int sfd)
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (size_t p = 0; p < np; p++)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = r->net.status, .events = POLLIN};
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pf[0].revents) {
@@ -319,6 +329,11 @@ static void supervise(struct ir_run *r, int sfd)
 		for (size_t p = 0; p < np; p++)
 			if (r->prt[p].status >= 0 && pf[p + 1].revents)
 				read_status(r, p);
+		if (r->net.status >= 0 && pf[np + 1].revents) {
+			ir_net_read(r);
+			if (r->net.peer_stop || r->failed)
+				request_stop(r);
+		}
 		reap(r); /* a SIGCHLD may have coalesced with an earlier one */
 	}
 	free(pf);
@@ -328,6 +343,8 @@ static int spawn(struct ir_run *r, int sfd)
 {
 	struct ir_graph *g = r->g;
 	for (size_t p = 0; p < g->nproc; p++) {
+		if (r->prt[p].reaped)
+			continue; /* on another host */
 		int ctrl[2], st[2];
 		if (pipe2(ctrl, O_CLOEXEC))
 			return -errno;
@@ -403,6 +420,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	r.prt = ir_xrealloc(NULL, g->nproc * sizeof *r.prt);
 	for (size_t p = 0; p < g->nproc; p++)
 		r.prt[p] = (struct ir_proc_rt){.pid = -1, .ctrl = -1, .status = -1};
+	ir_net_setup(&r);
 
 	ir_gc_collect(false);
 
@@ -433,6 +451,8 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	}
 	ir_gc_record(&r); /* again, with the backend actually in use */
 	int rc = spawn(&r, sfd);
+	if (rc == 0)
+		rc = ir_net_spawn(&r, sfd);
 	if (rc < 0) {
 		fprintf(stderr, "ipcrun: cannot start the kernel processes: %s\n",
 		        strerror(-rc));
@@ -441,12 +461,15 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		for (size_t p = 0; p < g->nproc; p++)
 			if (r.prt[p].pid > 0)
 				waitpid(r.prt[p].pid, NULL, 0);
+		if (rc == -ENOENT)
+			r.net.verdict = -1; /* no bridge here: exit 2 */
 	} else {
 		if (r.o.verbose) {
 			fprintf(stderr, "ipcrun: run %s (pid %d)\n", r.handle, (int)r.parent);
 			for (size_t p = 0; p < g->nproc; p++)
-				fprintf(stderr, "ipcrun: process %s pid %d\n", g->proc[p].name,
-				        (int)r.prt[p].pid);
+				if (r.prt[p].pid > 0)
+					fprintf(stderr, "ipcrun: process %s pid %d\n",
+					        g->proc[p].name, (int)r.prt[p].pid);
 		}
 		supervise(&r, sfd);
 	}
@@ -460,13 +483,17 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		fprintf(stderr, "ipcrun: closing the buffer %s: %s\n", r.handle,
 		        ipc_strerror(crc));
 	ir_report_failures(&r, stderr);
-	code = exit_code(&r);
+	code = ir_net_exit(&r, exit_code(&r));
 	for (size_t p = 0; p < g->nproc; p++) {
 		if (r.prt[p].ctrl >= 0)
 			close(r.prt[p].ctrl);
 		if (r.prt[p].status >= 0)
 			close(r.prt[p].status);
 	}
+	if (r.net.ctrl >= 0)
+		close(r.net.ctrl);
+	if (r.net.status >= 0)
+		close(r.net.status);
 out_record:
 	ir_gc_forget(&r);
 out_sfd:
