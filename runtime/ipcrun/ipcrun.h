@@ -280,7 +280,8 @@ struct ir_net_rt {
 	int ctrl, status;  /* pipes to and from the bridge */
 	char buf[1024];
 	size_t len;
-	bool ready, told, reaped, said, peer_stop;
+	bool ready, told, reaped, said, peer_stop, final_told;
+	uint8_t told_by[IR_MAX_HOSTS / 8]; /* hosts whose stop was reported */
 	int verdict;       /* start barrier: 0 waiting, 1 go, -1 a host cannot */
 };
 
@@ -330,6 +331,7 @@ int ir_net_gate(struct ir_run *r, bool bad, bool ready);
 void ir_net_stop(struct ir_run *r);
 void ir_net_read(struct ir_run *r);
 bool ir_net_reap(struct ir_run *r, pid_t pid, int ws);
+void ir_net_final(struct ir_run *r, bool local_done);
 bool ir_net_done(const struct ir_run *r);
 void ir_net_kill(struct ir_run *r);
 int ir_net_exit(const struct ir_run *r, int code);

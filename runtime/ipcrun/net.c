@@ -109,7 +109,7 @@ int ir_net_check(const struct ir_graph *g, bool loaded)
 		return 0;
 	/* this host cannot even load the topology: the others wait for it in
 	 * the start barrier, so join it with a "no" */
-	char why[240] = "bad topology (its errors are on that host's stderr)";
+	char why[480] = "bad topology (its errors are on that host's stderr)";
 	if (g->ndiag)
 		snprintf(why, sizeof why, "%s:%d: %s", g->file, g->diag[0].line,
 		         g->diag[0].msg);
@@ -315,10 +315,14 @@ static void net_line(struct ir_run *r, char *line)
 		if (sscanf(line, "S %d %d", &failed, &from) == 2) {
 			if (failed)
 				r->failed = true;
-			if (from >= 0 && (size_t)from < r->g->nhost)
+			bool seen = from >= 0 && (size_t)from < r->g->nhost &&
+			            (n->told_by[from / 8] & (1u << (from % 8)));
+			if (from >= 0 && (size_t)from < r->g->nhost && !seen)
 				fprintf(stderr, "ipcrun: host '%s': stopping the graph: host "
 				        "'%s' (rank %d) %s\n", me, r->g->host[from], from,
 				        failed ? "had a kernel fail" : "asked");
+			if (from >= 0 && (size_t)from < r->g->nhost)
+				n->told_by[from / 8] |= (uint8_t)(1u << (from % 8));
 			n->peer_stop = true;
 		}
 		break;
@@ -387,6 +391,20 @@ bool ir_net_reap(struct ir_run *r, pid_t pid, int ws)
 			        WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
 	}
 	return true;
+}
+
+void ir_net_final(struct ir_run *r, bool local_done)
+{
+	struct ir_net_rt *n = &r->net;
+	if (!n->on || !local_done || n->final_told || n->verdict <= 0)
+		return;
+	n->final_told = true;
+	bool failed = r->failed;
+	for (size_t k = 0; k < r->g->nkernel; k++)
+		if (!r->krt[k].remote &&
+		    (r->krt[k].state != IR_K_RETURNED || r->krt[k].rc != 0))
+			failed = true;
+	to_net(n, failed ? "Z1" : "Z0");
 }
 
 bool ir_net_done(const struct ir_run *r)

@@ -109,6 +109,7 @@ static uint64_t max_record;
 static uint64_t *last_seen, next_hello;
 static uint64_t timeout_ns;
 static bool stop_sent;
+static int final_failed = -1; /* ipcrun's "Z0"/"Z1": this host's outcome */
 static uint8_t hello_in[IR_FRAME_HDR];
 static MPI_Request hello_req = MPI_REQUEST_NULL;
 static struct ctl_slot *hello_out;
@@ -490,8 +491,14 @@ static bool hosts_step(void)
 	}
 	char c;
 	ssize_t r;
+	static bool z;
 	while ((r = read(ctrl_fd, &c, 1)) == 1) {
-		if ((c == 'S' || c == 'X') && !stop_sent) {
+		if (z) {
+			final_failed = c == '1';
+			z = false;
+		} else if (c == 'Z') {
+			z = true;
+		} else if ((c == 'S' || c == 'X') && !stop_sent) {
 			stop_sent = true;
 			broadcast(IR_FRAME_STOP, c == 'X' ? IR_FRAME_FAILED : 0);
 		}
@@ -517,7 +524,7 @@ struct verdict {
 	uint32_t magic;     /* 0x1c9e7001 in the sender's byte order */
 	uint8_t ok;
 	uint8_t sizes[7];   /* short int long long-long pointer float double */
-	char why[240];
+	char why[480];
 };
 
 static void my_verdict(struct verdict *v, bool ok, const char *why)
@@ -572,7 +579,7 @@ static bool barrier(bool ok, const char *why)
 			continue;
 		if (!msg[0])
 			snprintf(msg, sizeof msg, "host '%s' (rank %d): %.*s", host[p], p,
-			         200, what);
+			         300, what);
 		if (p == rank)
 			fprintf(stderr, "ipcrun: host '%s' (rank %d) cannot start: %s; "
 			        "nothing was started on any host\n", host[p], p, what);
@@ -659,14 +666,10 @@ static void cancel(MPI_Request *r)
 	MPI_Wait(r, MPI_STATUS_IGNORE);
 }
 
-/* After every edge is done: wait for the other hosts without blocking in
- * MPI, still answering HELLO and watching for silence, then finalize. */
-static void finish(void)
+static void idle_until(MPI_Request *r, bool (*done)(MPI_Request *))
 {
-	MPI_Request r;
-	MPI_Ibarrier(MPI_COMM_WORLD, &r);
 	uint64_t sleep_ns = 1000;
-	while (!test(&r)) {
+	while (!done(r)) {
 		if (hosts_step())
 			sleep_ns = 1000;
 		struct timespec ts = {0, (long)sleep_ns};
@@ -674,6 +677,31 @@ static void finish(void)
 		if (sleep_ns < SLEEP_MAX_NS)
 			sleep_ns *= 2;
 	}
+}
+
+static bool have_final(MPI_Request *r)
+{
+	(void)r;
+	return final_failed >= 0;
+}
+
+/* After every edge is done: wait for this host's outcome from ipcrun (every
+ * local kernel ended), agree on one exit status with every host, without
+ * blocking in MPI, still answering HELLO and watching for silence; then
+ * finalize. */
+static void finish(void)
+{
+	MPI_Request r = MPI_REQUEST_NULL;
+	idle_until(&r, have_final);
+	int *all = calloc((size_t)nranks, sizeof *all);
+	if (!all)
+		fatal("out of memory");
+	MPI_Iallgather(&final_failed, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD, &r);
+	idle_until(&r, test);
+	for (int p = 0; p < nranks; p++)
+		if (p != rank && all[p])
+			say("S 1 %d", p);
+	free(all);
 	cancel(&hello_req);
 	for (size_t i = 0; i < (size_t)nranks * CTL_SLOTS; i++)
 		MPI_Wait(&hello_out[i].req, MPI_STATUS_IGNORE);
@@ -806,7 +834,7 @@ int main(int argc, char **argv)
 	}
 	say("R");
 	/* this host's verdict from ipcrun: B ready, F<text>\n not */
-	char c = 0, why[240] = "";
+	char c = 0, why[480] = "";
 	while (read(ctrl_fd, &c, 1) < 0 && errno == EINTR)
 		;
 	if (c == 'F') {

@@ -134,6 +134,8 @@ int ir_report_failures(const struct ir_run *r, FILE *f)
 {
 	const struct ir_graph *g = r->g;
 	int n = 0;
+	if (r->net.verdict < 0)
+		return 0; /* a host could not start: no kernel ran anywhere */
 	for (size_t k = 0; k < g->nkernel; k++) {
 		const struct ir_kernel_rt *kr = &r->krt[k];
 		const struct ir_kernel *gk = &g->kernel[k];

@@ -254,12 +254,17 @@ static void on_signal(struct ir_run *r, int sig)
 	}
 }
 
-static bool all_done(const struct ir_run *r)
+static bool procs_done(const struct ir_run *r)
 {
 	for (size_t p = 0; p < r->g->nproc; p++)
 		if (!r->prt[p].reaped)
 			return false;
-	return ir_net_done(r);
+	return true;
+}
+
+static bool all_done(const struct ir_run *r)
+{
+	return procs_done(r) && ir_net_done(r);
 }
 
 static bool all_ready(const struct ir_run *r)
@@ -285,6 +290,7 @@ static void supervise(struct ir_run *r, int sfd)
 	struct pollfd *pf = ir_xrealloc(NULL, (np + 2) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	while (!all_done(r)) {
+		ir_net_final(r, procs_done(r));
 		if (!r->t_go && !r->stopping) {
 			int gate = ir_net_gate(r, setup_failed(r), all_ready(r));
 			if (gate < 0) {

@@ -393,3 +393,66 @@ void f_show(int64_t x)
 {
 	printf("show %" PRId64 "\n", x);
 }
+
+/* Across hosts (t_hosts.sh): a sink that leaves after n records, so that
+ * its producer on another host sees -EPIPE. */
+int t_take(struct ipc_kernel *k, uint64_t n);
+int t_take(struct ipc_kernel *k, uint64_t n)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t len;
+	uint64_t count = 0;
+	while (count < n && ipc_recv(in, &r, &len) == 0) {
+		count++;
+		ipc_release(in, r);
+	}
+	printf("took %" PRIu64 " records\n", count);
+	fflush(stdout);
+	return 0;
+}
+
+/* A source and a slow sink that keep their counts in a file (every 256
+ * records and at the end), so that a test reads how far the source ran
+ * ahead of the sink (t_hosts.sh: back-pressure across hosts). */
+int t_seq_log(struct ipc_kernel *k, uint64_t n, const char *file);
+int t_seq_log(struct ipc_kernel *k, uint64_t n, const char *file)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	char text[32];
+	uint64_t i;
+	for (i = 0; i < n && !ipc_stopping(k); i++) {
+		if (send_copy(out, &i, sizeof i))
+			break;
+		if (i % 256 == 0) {
+			snprintf(text, sizeof text, "%" PRIu64 "\n", i + 1);
+			write_file(file, text);
+		}
+	}
+	snprintf(text, sizeof text, "%" PRIu64 "\n", i);
+	write_file(file, text);
+	return 0;
+}
+
+int t_slow_sink_log(struct ipc_kernel *k, uint64_t delay_us, const char *file);
+int t_slow_sink_log(struct ipc_kernel *k, uint64_t delay_us, const char *file)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	int rc;
+	uint64_t count = 0;
+	char text[32];
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		count++;
+		ipc_release(in, r);
+		if (count % 256 == 0) {
+			snprintf(text, sizeof text, "%" PRIu64 "\n", count);
+			write_file(file, text);
+		}
+		usleep((useconds_t)delay_us);
+	}
+	printf("slow sink: %" PRIu64 " records\n", count);
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
+}
