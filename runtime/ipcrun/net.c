@@ -210,9 +210,9 @@ int ir_net_spawn(struct ir_run *r, int sfd)
 			continue;
 		bool tx = hf == (size_t)n->rank;
 		char spec[256];
-		snprintf(spec, sizeof spec, "%c:%zu:%llu:%zu:%u:%s.%s->%s.%s",
+		snprintf(spec, sizeof spec, "%c:%zu:%llu:%zu:%u:%u:%s.%s->%s.%s",
 		         tx ? 't' : 'r', i, (unsigned long long)c->id, tx ? ht : hf,
-		         c->window, c->fk, c->fp, c->tk, c->tp);
+		         c->window, c->capacity, c->fk, c->fp, c->tk, c->tp);
 		argv[argc++] = ir_strdup(spec);
 	}
 	argv[argc] = NULL;

@@ -8,7 +8,7 @@
  *   ipcrun-net fail RANK HOSTS MESSAGE
  *
  * HOSTS is the host names in rank order, comma-separated; EDGE is
- * "t|r:INDEX:CHANNEL:PEER:WINDOW:NAME" for a bridged edge whose local end
+ * "t|r:INDEX:CHANNEL:PEER:WINDOW:CAPACITY:NAME" for a bridged edge whose local end
  * this host's net takes: t (tx) consumes local channel CHANNEL and sends to
  * rank PEER, r (rx) receives from PEER and produces into CHANNEL. INDEX is
  * the connection's index in the topology, the same on every host.
@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@
 #define HELLO_NS 1000000000ull
 #define SPIN_NS 50000ull
 #define SLEEP_MAX_NS 1000000ull
+#define HOSTS_NS 5000000ull
 #define CTL_SLOTS 8
 
 enum { E_OPEN, E_FINAL, E_DONE };
@@ -76,6 +78,7 @@ struct edge {
 	uint64_t chan;
 	int peer;
 	uint32_t window;
+	uint32_t capacity;    /* of the local channel, as the topology says */
 	const char *name;
 	int state;
 	uint64_t seq;         /* next record number */
@@ -613,15 +616,16 @@ static char **split_hosts(char *s, int *n)
 static int parse_edge(const char *spec, struct edge *e)
 {
 	char kind;
-	unsigned idx, peer, window;
+	unsigned idx, peer, window, capacity;
 	unsigned long long chan;
 	int off = 0;
-	if (sscanf(spec, "%c:%u:%llu:%u:%u:%n", &kind, &idx, &chan, &peer, &window,
-	           &off) != 5 || (kind != 't' && kind != 'r') || !off ||
+	if (sscanf(spec, "%c:%u:%llu:%u:%u:%u:%n", &kind, &idx, &chan, &peer,
+	           &window, &capacity, &off) != 6 || (kind != 't' && kind != 'r') ||
+	    !off || !capacity ||
 	    window == 0 || window > 1024 || (int)peer >= nranks || (int)peer == rank)
 		return -1;
 	*e = (struct edge){.tx = kind, .idx = idx, .chan = chan, .peer = (int)peer,
-	                   .window = window, .name = spec + off,
+	                   .window = window, .capacity = capacity, .name = spec + off,
 	                   .back_req = MPI_REQUEST_NULL};
 	e->buf = calloc(window, sizeof *e->buf);
 	e->req = calloc(window, sizeof *e->req);
@@ -711,6 +715,37 @@ static void finish(void)
 	MPI_Finalize();
 }
 
+/* A transfer under way on edge e (not just a receive posted in advance). */
+static bool in_flight(struct edge *e)
+{
+	if (e->tx == 'r')
+		return e->big_posted && !e->big_done;
+	for (uint32_t s = 0; s < e->window; s++)
+		if (!test(&e->req[s]) || !test(&e->breq[s]))
+			return true;
+	return false;
+}
+
+/* Fully idle: sleep in the local channel of one tx edge (in turn) for up
+ * to 1 ms, so that a record sent into it wakes the bridge at once (the
+ * futex of the channel) rather than at the next poll. Returns false when
+ * there is no such edge (the caller sleeps instead). */
+static bool idle_wait(size_t *turn)
+{
+	for (size_t k = 0; k < nedge; k++) {
+		struct edge *e = &edges[(*turn + k) % nedge];
+		if (e->tx != 't' || e->state != E_OPEN || e->held || e->consumer_gone ||
+		    e->nframes - e->credited >= e->window)
+			continue;
+		*turn = (*turn + k + 1) % nedge;
+		void *rec = NULL;
+		if (ipc_record_recv_wait(tls, e->chan, &rec, 1) == 0)
+			e->held = rec;
+		return true;
+	}
+	return false;
+}
+
 static int run_bridge(void)
 {
 	for (size_t i = 0; i < nedge; i++) {
@@ -728,12 +763,23 @@ static int run_bridge(void)
 	for (int p = 0; p < nranks; p++)
 		last_seen[p] = t;
 	next_hello = t + HELLO_NS;
+	size_t turn = 0;
+	uint64_t next_hosts = 0;
 	for (;;) {
-		bool progress = hosts_step(), open = false;
+		/* stop, hello and silence between hosts need no sub-millisecond
+		 * care: looked at every HOSTS_NS, so that an idle wake-up costs
+		 * one MPI_Test per edge and nothing more */
+		bool progress = false, open = false, busy = false;
+		uint64_t now = now_ns();
+		if (now >= next_hosts) {
+			progress = hosts_step();
+			next_hosts = now + HOSTS_NS;
+		}
 		for (size_t i = 0; i < nedge; i++) {
 			struct edge *e = &edges[i];
 			progress |= e->tx == 't' ? tx_step(e) : rx_step(e);
 			open |= e->state != E_DONE;
+			busy |= in_flight(e);
 		}
 		if (!open)
 			break;
@@ -742,7 +788,13 @@ static int run_bridge(void)
 			sleep_ns = 1000;
 			continue;
 		}
-		if (now_ns() - idle_since < SPIN_NS)
+		if (busy || now_ns() - idle_since < SPIN_NS) {
+			/* MPI moves bytes only inside MPI calls: while a transfer is
+			 * under way, poll again at once (yielding the core) */
+			sched_yield();
+			continue;
+		}
+		if (sleep_ns >= SLEEP_MAX_NS && idle_wait(&turn))
 			continue;
 		struct timespec ts = {0, (long)sleep_ns};
 		nanosleep(&ts, NULL);
@@ -821,8 +873,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < nedge; i++) {
-		int rc = ipc_channel_add(tls, edges[i].chan, edges[i].tx == 't' ?
-		                         IPC_CONSUMER : IPC_PRODUCER);
+		/* the bridge's ends sleep at once when they wait (idle_wait):
+		 * it never spins in libipc */
+		struct ipc_channel_opts co = {.capacity = edges[i].capacity,
+		                              .wait = IPC_WAIT_BLOCK};
+		int rc = ipc_channel_add_opts(tls, edges[i].chan, edges[i].tx == 't' ?
+		                              IPC_CONSUMER : IPC_PRODUCER, &co);
 		if (rc < 0) {
 			say("F cannot attach edge %s: %s", edges[i].name, ipc_strerror(rc));
 			return 1;
