@@ -225,6 +225,7 @@ int ir_net_spawn(struct ir_run *r, int sfd)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGINT, SIG_IGN); /* ipcrun decides, as for kernels */
+		signal(SIGUSR1, SIG_IGN);
 		signal(SIGPIPE, SIG_DFL);
 		execv(net_exe(), argv);
 		fprintf(stderr, "ipcrun: cannot start %s: %s\n", net_exe(),

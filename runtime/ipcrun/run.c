@@ -436,6 +436,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1); /* mpirun forwards it: stop and drain */
 	sigaddset(&set, SIGCHLD);
 	signal(SIGINT, SIG_DFL); /* a background job inherits SIG_IGN */
 	signal(SIGPIPE, SIG_IGN); /* a control pipe of a dead process */

@@ -288,6 +288,7 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		_exit(IR_EXIT_FAILED);
 	status_fd = status;
 	signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group: ipcrun decides */
+	signal(SIGUSR1, SIG_IGN); /* so does mpirun's SIGUSR1 */
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);

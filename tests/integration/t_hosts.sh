@@ -224,6 +224,36 @@ check "library missing on worker: nothing started, no kernel reported" \
 	test ! -s "$T/nolib.out" -a -z "$(grep "^ipcrun: kernel " "$E")"
 hosts_clean "library missing" 1
 
+# ---- SIGUSR1 to mpirun (forwarded to every rank): drain, one status ----
+pidfile=$T/drain.pid
+sed "s|@PIDFILE@|$pidfile|" "$HI/drain.ini" >"$T/drain.ini"
+timeout -k 5 $LIMIT "${MPI[@]}" -n 2 "$IPCRUN" -v --no-progress "$T/drain.ini" \
+	>"$T/drain.out" 2>"$T/drain.err" &
+MP=$!
+if wait_for 20000 test -s "$pidfile"; then
+	sleep 0.3
+	kill -USR1 "$(pgrep -P "$MP" mpirun)"
+	wait "$MP"
+	RC=$?
+	E=$T/drain.err
+	HS=$(sed -n 's/^ipcrun: run \(ipcrun\.[0-9]*\.[0-9a-f]*\) .*/\1/p' "$E")
+	sent=$(sed -n 's/^sent \([0-9]*\) records$/\1/p' "$T/drain.out")
+	check "SIGUSR1: every rank stopped and drained, exit 138 (128 + SIGUSR1)" test "$RC" -eq 138
+	check "SIGUSR1: the sink on head counted every record sent ($sent)" \
+		grep -qx "count=$sent sum=$(( sent * (sent - 1) / 2 ))" "$T/drain.out"
+	hosts_clean "SIGUSR1"
+else
+	not_ok "SIGUSR1: the source never ran"; kill "$MP"; wait "$MP"
+fi
+
+# ---- hosts whose byte order differs are refused at start ----
+mpi_run abi -x IPCRUN_NET_TEST_ABI=1 -- "$HI/eof.ini"
+check "foreign byte order on worker: exit 2" test "$RC" -eq 2
+check "foreign byte order on worker: refused, named" \
+	grep -q "^ipcrun: host 'head' (rank 0): host 'worker' (rank 1) cannot start: its byte order differs" "$E"
+check "foreign byte order: nothing ran" test ! -s "$T/abi.out"
+hosts_clean "foreign byte order"
+
 # ---- the job size must be the number of hosts ----
 timeout -k 5 $LIMIT "${MPI[@]}" -n 3 "$IPCRUN" --no-progress "$HI/eof.ini" \
 	>"$T/three.out" 2>"$T/three.err"
@@ -267,7 +297,35 @@ else
 	check "netns: nothing left in either host's /dev/shm" \
 		test ! -s "$T/left_a" -a ! -s "$T/left_b"
 	[ "$RC" -eq 0 ] || sed 's/^/      /' "$T/netns.err" | head -20
-	rm -f config/.h_netns.ini
+	# a partition: the link goes down under a running graph; the bridges
+	# notice the silence (2 s here) and abort; mpirun itself may hang on
+	# the unreachable daemon (Open MPI 4.1), which the timeout ends
+	pidfile=$T/part.pid
+	sed "s|@PIDFILE@|$pidfile|" "$HI/endless.ini" >"config/.h_part.ini"
+	timeout -k 2 20 ip netns exec "$NA" unshare --mount --uts --propagation private \
+		sh -c 'mount -t tmpfs tmpfs /dev/shm && hostname host-a && exec "$@"' \
+		sh mpirun --host 10.77.0.1,10.77.0.2 -n 2 --bind-to none \
+		--mca plm_rsh_agent "$PWD/tests/integration/netns-agent.sh" \
+		--mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 \
+		--mca oob_tcp_if_include 10.77.0.0/24 --mca mpi_yield_when_idle 1 \
+		-x IPC_KERNEL_PATH -x IPCRUN_STATE_DIR -x PATH -x IPCRUN_NET_TIMEOUT_MS=2000 \
+		"$PWD/$IPCRUN" --no-progress config/.h_part.ini >"$T/part.out" 2>"$T/part.err" &
+	MP=$!
+	if wait_for 20000 test -s "$pidfile"; then
+		t0=$(now_ms)
+		ip -n "$NA" link set "$VA" down
+		wait_for 10000 grep -q "silent for" "$T/part.err"
+		ms=$(( $(now_ms) - t0 ))
+		check "partition: a bridge reports the silent host within 5 s ($ms ms)" \
+			grep -qE "^ipcrun: host '(head|worker)' \(rank [01]\): host '(head|worker)' \(rank [01]\) silent for [0-9.]+ s; aborting the job$" "$T/part.err"
+		check "partition: detected within 5 s" test "$ms" -lt 5000
+	else
+		not_ok "partition: the graph never ran"; sed 's/^/      /' "$T/part.err" | head
+	fi
+	wait "$MP"
+	# what the timeout left in the namespaces is ours: end it by pid
+	for p in $(ip netns pids "$NA") $(ip netns pids "$NB"); do kill -9 "$p" 2>/dev/null; done
+	rm -f config/.h_netns.ini config/.h_part.ini
 	netns_down
 	check "netns: namespaces removed" test -z "$(ip netns list | grep -E "^($NA|$NB)( |$)")"
 fi
