@@ -540,6 +540,8 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		g->wait = cpus > 0 && g->nkernel > (size_t)cpus ? IPC_WAIT_BLOCK : IPC_WAIT_HYBRID;
 	}
+	if (o->host && ir_hosts_localize(g, o->host))
+		return -1;
 	if (g->threads && g->nhost > 1)
 		ir_hosts_collapse(g);
 	else if (g->threads)

@@ -27,7 +27,22 @@ static void parse_hosts(struct ir_graph *g)
 	bool empty = true;
 	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		char *name = ir_trim(t);
+		char *at = strchr(name, '@');
 		empty = false;
+		if (at) {
+			/* name@address:port, for ipcrun --host (ZeroMQ bridges) */
+			*at++ = 0;
+			char *colon = strrchr(at, ':');
+			char *end = NULL;
+			unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+			if (!colon || colon == at || !end || *end || port == 0 ||
+			    port > 65535 - IR_MAX_CONNS || strlen(at) > 200) {
+				ir_diag(g, k->line, "'%s@%s' is not NAME@ADDRESS:PORT (the port "
+				        "of its first edge, 1 to %d), e.g. worker@10.0.0.2:7100",
+				        name, at, 65535 - IR_MAX_CONNS);
+				continue;
+			}
+		}
 		if (!ir_name_ok(name)) {
 			ir_diag(g, k->line, "'%s' is not a valid host name (a letter or "
 			        "'_', then letters, digits, '_' or '-'; at most %d); hosts "
@@ -45,6 +60,9 @@ static void parse_hosts(struct ir_graph *g)
 			break;
 		}
 		g->host = ir_xrealloc(g->host, (g->nhost + 1) * sizeof *g->host);
+		g->host_addr = ir_xrealloc(g->host_addr,
+		                           (g->nhost + 1) * sizeof *g->host_addr);
+		g->host_addr[g->nhost] = at ? ir_strdup(at) : NULL;
 		g->host[g->nhost++] = ir_strdup(name);
 	}
 	if (empty)
@@ -91,6 +109,8 @@ void ir_hosts_check(struct ir_graph *g)
 {
 	if (g->ghosts.val)
 		parse_hosts(g);
+	if (g->gcurve.val)
+		g->curve = ir_strdup(g->gcurve.val);
 	place_processes(g);
 	for (size_t i = 0; i < g->nconn; i++) {
 		struct ir_conn *c = &g->conn[i];
@@ -152,9 +172,106 @@ const char *ir_proc_host(const struct ir_graph *g, size_t proc)
 
 void ir_hosts_free(struct ir_graph *g)
 {
-	for (size_t i = 0; i < g->nhost; i++)
+	for (size_t i = 0; i < g->nhost; i++) {
 		free(g->host[i]);
+		free(g->host_addr[i]);
+	}
 	free(g->host);
+	free(g->host_addr);
+	free(g->curve);
+	g->curve = NULL;
 	g->host = NULL;
+	g->host_addr = NULL;
 	g->nhost = 0;
+}
+
+/*
+ * ipcrun --host NAME (the ZeroMQ engine): this ipcrun runs only host NAME's
+ * part; every bridged edge with an end here gets a bridge kernel of
+ * libipcnet.so in a process "@net" of this host in place of its remote end:
+ * zmq_tx where this host produces (it connects to the consumer's host),
+ * zmq_rx where it consumes (it binds ADDRESS:PORT+edge of this host).
+ * Called after every check passed, before the ports are built.
+ */
+static void add_value(struct ir_kernel *k, enum ir_type t, const char *s,
+                      uint64_t u)
+{
+	struct ir_value *v = &k->arg[k->narg++];
+	*v = (struct ir_value){.type = t};
+	if (t == IR_STR)
+		v->s = ir_strdup(s);
+	else
+		v->v.u = u;
+}
+
+int ir_hosts_localize(struct ir_graph *g, const char *me)
+{
+	size_t h = find_host(g, me);
+	if (!g->nhost || h == SIZE_MAX) {
+		ir_diag(g, -1, "--host %s: %s", me, g->nhost ? "no such host in "
+		        "[graph] hosts" : "the graph has no [graph] hosts");
+		return -1;
+	}
+	g->me = h;
+	g->by_host = true;
+	size_t net = SIZE_MAX;
+	for (size_t i = 0; i < g->nconn; i++) {
+		struct ir_conn *c = &g->conn[i];
+		size_t hf = g->proc[g->kernel[c->from].proc].hidx;
+		size_t ht = g->proc[g->kernel[c->to].proc].hidx;
+		if (!c->bridged || (hf != h && ht != h))
+			continue;
+		bool tx = hf == h;
+		size_t peer = tx ? ht : hf, rxhost = ht;
+		if (!g->host_addr[rxhost] || !g->host_addr[peer]) {
+			ir_diag(g, g->ghosts.line, "--host needs an address for host '%s': "
+			        "write hosts = ..., %s@ADDRESS:PORT, ...",
+			        g->host_addr[rxhost] ? g->host[peer] : g->host[rxhost],
+			        g->host_addr[rxhost] ? g->host[peer] : g->host[rxhost]);
+			return -1;
+		}
+		if (net == SIZE_MAX) {
+			g->proc = ir_xrealloc(g->proc, (g->nproc + 1) * sizeof *g->proc);
+			g->proc[g->nproc] = (struct ir_process){.name = ir_strdup("@net"),
+			                                        .hidx = h};
+			net = g->nproc++;
+		}
+		/* endpoint: the consumer host's address, port + edge index */
+		char ep[300], name[32];
+		const char *a = g->host_addr[rxhost];
+		const char *colon = strrchr(a, ':');
+		unsigned long port = strtoul(colon + 1, NULL, 10) + i;
+		snprintf(ep, sizeof ep, "tcp://%.*s:%lu", (int)(colon - a), a, port);
+		snprintf(name, sizeof name, "@%s%zu", tx ? "tx" : "rx", i);
+		g->kernel = ir_xrealloc(g->kernel, (g->nkernel + 1) * sizeof *g->kernel);
+		struct ir_kernel *k = &g->kernel[g->nkernel];
+		memset(k, 0, sizeof *k);
+		k->name = ir_strdup(name);
+		k->library.val = ir_strdup("libipcnet.so");
+		k->function.val = ir_strdup(tx ? "zmq_tx" : "zmq_rx");
+		k->proc = net;
+		k->lib = SIZE_MAX;
+		add_value(k, IR_STR, ep, 0);
+		add_value(k, IR_U64, NULL, i);
+		add_value(k, IR_U64, NULL, c->window);
+		add_value(k, IR_STR, g->curve ? g->curve : "", 0);
+		add_value(k, IR_STR, g->host[h], 0);
+		add_value(k, IR_STR, g->host[peer], 0);
+		g->proc[net].nkernel++;
+		size_t kn = g->nkernel++;
+		if (tx) {
+			c->to = kn;
+			free(c->tk);
+			free(c->tp);
+			c->tk = ir_strdup(name);
+			c->tp = ir_strdup("in");
+		} else {
+			c->from = kn;
+			free(c->fk);
+			free(c->fp);
+			c->fk = ir_strdup(name);
+			c->fp = ir_strdup("out");
+		}
+	}
+	return ir_libs_resolve(g);
 }

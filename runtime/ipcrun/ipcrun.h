@@ -157,7 +157,12 @@ struct ir_graph {
 	bool threads;            /* --threads: every kernel in one process */
 	struct ir_key ghosts;    /* [graph] hosts = a, b, ... (hosts.c) */
 	char **host;             /* resolved host names, in rank order */
+	char **host_addr;        /* per host: "address:port" or NULL (--host) */
 	size_t nhost;            /* 0: no hosts key (one host) */
+	struct ir_key gcurve;    /* [graph] curve = DIR: CURVE keys (--host) */
+	char *curve;
+	bool by_host;            /* --host: only host `me` runs here */
+	size_t me;
 
 	struct ir_kernel *kernel;
 	size_t nkernel;
@@ -179,6 +184,7 @@ struct ir_load_opts {
 	char *const *defines;       /* -D key=value, in order */
 	size_t ndefines;
 	size_t max_diags;           /* stop collecting after this many; 0: 50 */
+	const char *host;           /* --host NAME: run only that host's part */
 };
 
 /* loader.c */
@@ -234,6 +240,7 @@ const char *ir_exe_dir(void);
 void ir_hosts_check(struct ir_graph *g);
 void ir_hosts_collapse(struct ir_graph *g);
 void ir_hosts_free(struct ir_graph *g);
+int ir_hosts_localize(struct ir_graph *g, const char *me);
 const char *ir_proc_host(const struct ir_graph *g, size_t proc);
 
 /* print.c */

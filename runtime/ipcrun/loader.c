@@ -38,7 +38,7 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait", "hosts"};
+                                         "capacity", "wait", "hosts", "curve"};
 #define NGRAPH_KEYS (sizeof graph_keys / sizeof *graph_keys)
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out"};
@@ -231,7 +231,7 @@ static int handler(void *user, const char *section, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait, &g->ghosts};
+		                      &g->gcapacity, &g->gwait, &g->ghosts, &g->gcurve};
 		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
@@ -449,7 +449,7 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait, &g->ghosts};
+	                      &g->gcapacity, &g->gwait, &g->ghosts, &g->gcurve};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -465,7 +465,7 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		if (j == NGRAPH_KEYS) {
 			const char *hint = ir_suggest(key, graph_keys, NGRAPH_KEYS);
 			ir_diag(g, 0, "unknown [graph] key '%s'%s%s%s (keys: name, buffer, "
-			        "shm, sem, capacity, wait, hosts)", key, hint ? "; did you mean '"
+			        "shm, sem, capacity, wait, hosts, curve)", key, hint ? "; did you mean '"
 			        : "", hint ? hint : "", hint ? "'?" : "");
 		} else {
 			char *tmp = ir_strdup(eq + 1);
@@ -567,7 +567,7 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait, &g->ghosts};
+	                       &g->gcapacity, &g->gwait, &g->ghosts, &g->gcurve};
 	for (size_t j = 0; j < NGRAPH_KEYS; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {

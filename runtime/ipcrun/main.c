@@ -31,6 +31,9 @@ static void usage(FILE *f)
 "  --no-progress    no live line\n"
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
+"  --host NAME      run only host NAME's part of a graph with [graph] hosts =\n"
+"                   NAME@ADDRESS:PORT, ...; its edges to other hosts go over\n"
+"                   ZeroMQ (libipcnet.so); start each host's part yourself\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
 "                   wait); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
@@ -62,7 +65,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_CHECK = 256, OPT_DOT, OPT_STATS, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_THREADS, OPT_GC, OPT_VERSION,
+	OPT_THREADS, OPT_GC, OPT_VERSION, OPT_HOST,
 };
 
 int main(int argc, char **argv)
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"host", required_argument, NULL, OPT_HOST},
 		{NULL, 0, NULL, 0},
 	};
 	bool check = false, dot = false, gc = false;
@@ -99,6 +103,7 @@ int main(int argc, char **argv)
 		case OPT_GC: gc = true; break;
 		case 'v': ro.verbose = true; break;
 		case 'D': defines[lo.ndefines++] = optarg; break;
+		case OPT_HOST: lo.host = optarg; break;
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,
 			       IPC_VERSION_MINOR);
@@ -147,7 +152,7 @@ int main(int argc, char **argv)
 		if (dot)
 			ir_print_dot(&g, stdout);
 		code = IR_EXIT_OK;
-	} else if ((code = ir_net_check(&g, true)) == 0) {
+	} else if ((code = lo.host ? 0 : ir_net_check(&g, true)) == 0) {
 		ro.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
 		fflush(stdout);
 		code = ir_run(&g, &ro);

@@ -137,6 +137,18 @@ void ir_net_setup(struct ir_run *r)
 	struct ir_net_rt *n = &r->net;
 	*n = (struct ir_net_rt){.pid = -1, .ctrl = -1, .status = -1};
 	int rank, size;
+	if (g->by_host) {
+		/* ipcrun --host: the other hosts' parts are started by hand */
+		for (size_t p = 0; p < g->nproc; p++)
+			if (g->proc[p].hidx != g->me)
+				r->prt[p].ready = r->prt[p].reaped = r->prt[p].remote = true;
+		for (size_t k = 0; k < g->nkernel; k++)
+			if (g->proc[g->kernel[k].proc].hidx != g->me) {
+				r->krt[k].remote = true;
+				r->krt[k].state = IR_K_RETURNED;
+			}
+		return;
+	}
 	if (g->nhost < 2 || !ir_net_launcher(&rank, &size) ||
 	    (size_t)size != g->nhost)
 		return;
