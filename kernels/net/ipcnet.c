@@ -20,9 +20,12 @@
  * CURVE: with a curve_dir, each host has DIR/NAME.key (secret) and
  * DIR/NAME.pub (public), Z85 text as `ipcnet-keygen` writes them; zmq_rx is
  * the CURVE server, zmq_tx the client that must know the server's public
- * key. Without it, plain TCP: for loopback or trusted links only.
+ * key, and zmq_rx's ZAP handler admits only the client whose public key is
+ * DIR/PEER.pub: both hosts are authenticated, the link encrypted. Without
+ * it, plain TCP: for loopback or trusted links only.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,10 @@ struct link {
 	void *ctx, *sock, *mon;
 	int accepted;
 	bool connected, lost;
+	void *zap;             /* the ZAP handler's socket (CURVE server) */
+	pthread_t zap_thread;
+	bool zap_started;
+	uint8_t client_key[32]; /* the one client public key admitted */
 };
 
 static int read_key(const char *dir, const char *name, const char *ext,
@@ -73,6 +80,53 @@ static int read_key(const char *dir, const char *name, const char *ext,
 		return -1;
 	}
 	return 0;
+}
+
+/* ZAP (RFC 27): admit the CURVE client whose key is the peer host's, and
+ * nobody else. Ends when the context is terminated. */
+static void *zap_main(void *arg)
+{
+	struct link *l = arg;
+	for (;;) {
+		zmq_msg_t part[7];
+		int n = 0, more = 1;
+		while (more) {
+			zmq_msg_t m;
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, l->zap, 0) < 0) {
+				zmq_msg_close(&m);
+				for (int i = 0; i < n; i++)
+					zmq_msg_close(&part[i]);
+				zmq_close(l->zap);
+				return NULL; /* ETERM */
+			}
+			more = zmq_msg_more(&m);
+			if (n < 7)
+				part[n++] = m;
+			else
+				zmq_msg_close(&m);
+		}
+		bool ok = n == 7 && zmq_msg_size(&part[5]) == 5 &&
+		          !memcmp(zmq_msg_data(&part[5]), "CURVE", 5) &&
+		          zmq_msg_size(&part[6]) == 32 &&
+		          !memcmp(zmq_msg_data(&part[6]), l->client_key, 32);
+		if (!ok)
+			fprintf(stderr, "%s: refused a client that is not host '%s' "
+			        "(its CURVE key is not %s.pub) on edge %u\n", l->name,
+			        l->peer, l->peer, l->edge);
+		zmq_send(l->zap, "1.0", 3, ZMQ_SNDMORE);
+		if (n >= 2)
+			zmq_send(l->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]),
+			         ZMQ_SNDMORE);
+		else
+			zmq_send(l->zap, "", 0, ZMQ_SNDMORE);
+		zmq_send(l->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+		zmq_send(l->zap, ok ? "OK" : "unknown key", ok ? 2 : 11, ZMQ_SNDMORE);
+		zmq_send(l->zap, "", 0, ZMQ_SNDMORE);
+		zmq_send(l->zap, "", 0, 0);
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&part[i]);
+	}
 }
 
 static int open_link(struct link *l, const char *endpoint, const char *curve,
@@ -96,7 +150,20 @@ static int open_link(struct link *l, const char *endpoint, const char *curve,
 		zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
 		if (server) {
 			int one = 1;
+			char client[41];
+			if (read_key(curve, l->peer, "pub", client) ||
+			    !zmq_z85_decode(l->client_key, client))
+				return -1;
+			l->zap = zmq_socket(l->ctx, ZMQ_REP);
+			if (!l->zap || zmq_bind(l->zap, "inproc://zeromq.zap.01"))
+				return -1;
+			if (pthread_create(&l->zap_thread, NULL, zap_main, l)) {
+				zmq_close(l->zap);
+				return -1;
+			}
+			l->zap_started = true;
 			zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+			zmq_setsockopt(l->sock, ZMQ_ZAP_DOMAIN, "ipcnet", 6);
 		} else {
 			if (read_key(curve, l->peer, "pub", srv))
 				return -1;
@@ -121,6 +188,8 @@ static int open_link(struct link *l, const char *endpoint, const char *curve,
 
 static void close_link(struct link *l)
 {
+	if (l->zap && !l->zap_started)
+		zmq_close(l->zap);
 	if (l->sock)
 		zmq_socket_monitor(l->sock, NULL, 0);
 	if (l->mon)
@@ -128,7 +197,9 @@ static void close_link(struct link *l)
 	if (l->sock)
 		zmq_close(l->sock);
 	if (l->ctx)
-		zmq_ctx_term(l->ctx);
+		zmq_ctx_term(l->ctx); /* ends the ZAP handler, which closes its socket */
+	if (l->zap_started)
+		pthread_join(l->zap_thread, NULL);
 }
 
 /* Read the monitor's events; false when the edge must end (a disconnect

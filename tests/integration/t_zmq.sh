@@ -57,22 +57,24 @@ sed -i "s|^\[graph\]|[graph]\ncurve = $T/keys|" config/.z_curve.ini
 two_hosts curve config/.z_curve.ini
 check "zmq CURVE: both hosts exit 0, same output" \
 	test "$RCH" -eq 0 -a "$RCW" -eq 0 -a "$(cmp "$T/ref.out" "$T/curve.h.out" && echo same)" = same
-# a worker with the wrong keys: the handshake fails, nothing crosses
-"$BUILD/bin/ipcnet-keygen" "$T/keys" worker
-cp "$T/keys/worker.key" "$T/worker.key.new"
-"$BUILD/bin/ipcnet-keygen" "$T/keys" worker   # head's copy of worker.pub is stale now
-cp "$T/worker.key.new" "$T/keys/worker.key"
+# an impostor: a worker whose key pair is not the one head knows as
+# worker.pub (each host reads its own key folder, -D curve=...)
+mkdir -p "$T/kh" "$T/kw"
+cp "$T/keys/head.key" "$T/keys/head.pub" "$T/keys/worker.pub" "$T/kh/"
+"$BUILD/bin/ipcnet-keygen" "$T/kw" worker
+cp "$T/keys/head.pub" "$T/kw/"
 addr config/hosts.ini config/.z_bad.ini
-sed -i "s|^\[graph\]|[graph]\ncurve = $T/keys|" config/.z_bad.ini
-timeout -k 5 8 "$IPCRUN" --no-progress --host worker config/.z_bad.ini \
+timeout -k 5 8 "$IPCRUN" --no-progress --host worker -D curve="$T/kw" config/.z_bad.ini \
 	>/dev/null 2>"$T/bad.w.err" &
 wp=$!
-timeout -k 5 8 "$IPCRUN" --no-progress --host head config/.z_bad.ini \
+timeout -k 5 8 "$IPCRUN" --no-progress --host head -D curve="$T/kh" config/.z_bad.ini \
 	>"$T/bad.h.out" 2>"$T/bad.h.err"
 RCH=$?
 wait "$wp"
-check "zmq CURVE: a host with the wrong key gets nothing through" \
+check "zmq CURVE: an impostor worker gets nothing through" \
 	test "$RCH" -ne 0 -a ! -s "$T/bad.h.out"
+check "zmq CURVE: head's ZAP handler refuses it by name" \
+	grep -q "refused a client that is not host 'worker' (its CURVE key is not worker.pub) on edge 1" "$T/bad.h.err"
 
 # the worker killed mid-run
 pidfile=$T/z.pid
