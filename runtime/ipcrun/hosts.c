@@ -119,7 +119,9 @@ void ir_hosts_check(struct ir_graph *g)
 		size_t pf = g->kernel[c->from].proc, pt = g->kernel[c->to].proc;
 		if (pf >= g->nproc || pt >= g->nproc)
 			continue;
-		c->bridged = g->proc[pf].hidx != g->proc[pt].hidx;
+		c->hfrom = g->proc[pf].hidx;
+		c->hto = g->proc[pt].hidx;
+		c->bridged = c->hfrom != c->hto;
 		if (c->window && !c->bridged)
 			ir_diag(g, c->line, "window= applies to an edge between hosts; "
 			        "%s.%s -> %s.%s stays on one host: remove it (capacity=N "

@@ -134,6 +134,7 @@ struct ir_conn {
 	uint64_t id;             /* channel id in the buffer */
 	uint32_t window;         /* window=N: frames in flight when bridged; 0: default */
 	bool bridged;            /* resolved: its ends are on different hosts */
+	size_t hfrom, hto;       /* resolved: the hosts of its ends */
 };
 
 struct ir_lib {

@@ -2,7 +2,7 @@
  * This host's part of a graph across hosts, supervisor side (no MPI here).
  *
  * Under an MPI launcher (mpirun, srun: OMPI_COMM_WORLD_RANK/SIZE,
- * PMI_RANK/PMI_SIZE, SLURM_PROCID/SLURM_NTASKS) with `[graph] hosts`, rank r
+ * PMI_RANK/PMI_SIZE, SLURM_PROCID/SLURM_STEP_NUM_TASKS) with `[graph] hosts`, rank r
  * runs the processes placed on hosts[r] and one more child, the bridge
  * ipcrun-net (net_mpi.c), which carries every bridged edge with a local end
  * here. The job size must equal the number of hosts (else exit 2 before
@@ -52,7 +52,8 @@ int ir_net_launcher(int *rank, int *size)
 		{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
 		{"PMI_RANK", "PMI_SIZE"},
 		{"PMIX_RANK", "OMPI_COMM_WORLD_SIZE"},
-		{"SLURM_PROCID", "SLURM_NTASKS"},
+		/* an srun step (a batch script's own shell has no step size) */
+		{"SLURM_PROCID", "SLURM_STEP_NUM_TASKS"},
 	};
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
 		int r = 0, s = 0;
@@ -90,8 +91,10 @@ static const char *net_exe(void)
 int ir_net_check(const struct ir_graph *g, bool loaded)
 {
 	int rank, size;
-	if (!ir_net_launcher(&rank, &size) || size == 1)
+	if (!ir_net_launcher(&rank, &size))
 		return 0;
+	if (size == 1 && (!loaded || g->nhost < 2))
+		return 0; /* one rank of a one-host graph: as without mpirun */
 	if (loaded && !g->nhost) {
 		fprintf(stderr, "ipcrun: rank %d of %d: %s has no hosts, so every rank "
 		        "would run the whole graph; add 'hosts = NAME, ...' (%d names, "

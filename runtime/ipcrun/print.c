@@ -145,9 +145,9 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 		        g->proc[g->kernel[c->from].proc].name,
 		        g->proc[g->kernel[c->to].proc].name);
 		if (c->bridged)
-			fprintf(f, " bridged %s -> %s window %" PRIu32,
-			        ir_proc_host(g, g->kernel[c->from].proc),
-			        ir_proc_host(g, g->kernel[c->to].proc), c->window);
+			fprintf(f, " bridged %s -> %s window %" PRIu32 "%s",
+			        g->host[c->hfrom], g->host[c->hto], c->window,
+			        g->by_host ? " (ZeroMQ)" : "");
 		fputc('\n', f);
 	}
 }

@@ -70,6 +70,17 @@ two_host() {
 
 norm() { sed -E 's/ in [0-9.]+ s: [0-9.]+[kMG]?\/s$//' "$1" | LC_ALL=C sort; }
 
+# ---- --check and --dot: one cluster per host, bridged edges marked ----
+"$IPCRUN" --check config/hosts.ini >"$T/check.out" 2>&1
+check "--check: one section per host, in rank order" \
+	test "$(grep -E '^  host ' "$T/check.out" | cut -d: -f1)" = "$(printf '  host head (rank 0)\n  host worker (rank 1)')"
+check "--check: bridged edges say between which hosts" \
+	grep -q "^    1: read.out -> grep.in .* bridged head -> worker window 8$" "$T/check.out"
+"$IPCRUN" --dot config/hosts.ini >"$T/dot.out" 2>&1
+check "--dot: a cluster per host, bridged edges dashed" \
+	test "$(grep -c 'subgraph "cluster_host_' "$T/dot.out")" -eq 2 -a \
+	     "$(grep -c 'bridged, window [0-9]*)", style=dashed' "$T/dot.out")" -eq 2
+
 # ---- the config topologies, two-host variants vs the reference run ----
 for spec in "pipeline filter" "copy reader" "large copy" "fanout f1" \
             "function sq1" "demo count1 count3"; do
