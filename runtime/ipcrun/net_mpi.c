@@ -117,6 +117,19 @@ static uint8_t hello_in[IR_FRAME_HDR];
 static MPI_Request hello_req = MPI_REQUEST_NULL;
 static struct ctl_slot *hello_out;
 
+#ifdef __SANITIZE_ADDRESS__
+/* `make check`: Open MPI 4.1 leaves what it allocated in MPI_Init (hwloc
+ * topology, MCA components it unloads before LeakSanitizer looks, so that
+ * their frames are "unknown module" and cannot be suppressed by name).
+ * Leak checking is off for this program only; every other ASan check stays
+ * on, and the frame codec it uses is leak-checked in test_frame. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
