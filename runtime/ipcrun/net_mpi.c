@@ -92,9 +92,13 @@ struct edge {
 	bool consumer_gone;   /* tx: CLOSED came; rx: -EPIPE locally */
 	uint8_t back[IR_FRAME_HDR];
 	MPI_Request back_req; /* tx: the pre-posted CREDIT/CLOSED receive */
-	/* rx: the frame being passed on */
-	bool active, big_posted, big_done, big_heap;
-	struct ir_frame_hdr h;
+	/* rx: frames taken (nrecv), BIG payloads posted (nposted), passed on
+	 * (nframes): nframes <= nposted <= nrecv <= nframes + window */
+	uint64_t nrecv, nposted;
+	bool final_recv;
+	struct ir_frame_hdr *hs; /* per slot: the checked header */
+	bool *heap;              /* per slot: payload in malloc'd memory */
+	bool active;             /* the oldest frame is being passed on */
 	struct ir_frame_iter it;
 	void *pend;           /* a record allocated, not yet sent */
 	bool closed_sent;
@@ -350,6 +354,64 @@ static bool rx_push(struct edge *e)
 	return true;
 }
 
+/* Frames that came, in order: check each whole and post the receive of a
+ * BIG frame's payload at once, straight into a record of our buffer, so
+ * that several large records are on the wire together (a rendezvous send
+ * waits for its receive). */
+static bool rx_arrive(struct edge *e)
+{
+	bool progress = false;
+	while (!e->final_recv && e->nrecv - e->nframes < e->window) {
+		size_t slot = e->nrecv % e->window;
+		MPI_Status st;
+		int done = 0;
+		MPI_Test(&e->req[slot], &done, &st);
+		if (!done)
+			break;
+		last_seen[e->peer] = now_ns();
+		int n = 0;
+		MPI_Get_count(&st, MPI_BYTE, &n);
+		struct ir_frame_hdr *h = &e->hs[slot];
+		const char *why = NULL;
+		if (ir_frame_parse(e->buf[slot], (size_t)n, nidx, max_record, h, &why))
+			fatal("bad frame from host '%s' on edge %s: %s", host[e->peer],
+			      e->name, why);
+		if (h->type != IR_FRAME_DATA || h->edge != e->idx)
+			fatal("frame of another kind or edge from host '%s' on edge %s",
+			      host[e->peer], e->name);
+		if (h->seq != e->seq)
+			fatal("sequence gap from host '%s' on edge %s: record %llu "
+			      "expected, %llu came", host[e->peer], e->name,
+			      (unsigned long long)e->seq, (unsigned long long)h->seq);
+		e->seq += h->count;
+		e->final_recv = (h->flags & (IR_FRAME_EOF | IR_FRAME_ABORT)) != 0;
+		e->nrecv++;
+		progress = true;
+	}
+	while (e->nposted < e->nrecv) {
+		size_t slot = e->nposted % e->window;
+		const struct ir_frame_hdr *h = &e->hs[slot];
+		if (h->flags & IR_FRAME_BIG) {
+			/* a consumer that left still takes the message, once */
+			void *rec = NULL;
+			e->heap[slot] = e->consumer_gone;
+			if (e->consumer_gone)
+				rec = malloc(h->big);
+			else if (!(rec = ipc_record_alloc(tls, h->big, e->chan)))
+				break; /* ENOMEM: the buffer is full for now; later */
+			if (!rec)
+				fatal("out of memory for a %llu-byte record",
+				      (unsigned long long)h->big);
+			e->big[slot] = rec;
+			MPI_Irecv(rec, (int)h->big, MPI_BYTE, e->peer, TAG_PAYLOAD(e->idx),
+			          MPI_COMM_WORLD, &e->breq[slot]);
+		}
+		e->nposted++;
+		progress = true;
+	}
+	return progress;
+}
+
 static bool rx_step(struct edge *e)
 {
 	bool progress = false;
@@ -362,71 +424,34 @@ static bool rx_step(struct edge *e)
 	}
 	if (e->state == E_DONE)
 		return progress;
+	progress |= rx_arrive(e);
+	if (e->nposted == e->nframes)
+		return progress;
+	/* the oldest frame: pass its records on */
 	size_t slot = e->nframes % e->window;
+	const struct ir_frame_hdr *h = &e->hs[slot];
 	if (!e->active) {
-		MPI_Status st;
-		int done = 0;
-		MPI_Test(&e->req[slot], &done, &st);
-		if (!done)
-			return progress;
-		last_seen[e->peer] = now_ns();
-		int n = 0;
-		MPI_Get_count(&st, MPI_BYTE, &n);
-		const char *why = NULL;
-		if (ir_frame_parse(e->buf[slot], (size_t)n, nidx, max_record, &e->h, &why))
-			fatal("bad frame from host '%s' on edge %s: %s", host[e->peer],
-			      e->name, why);
-		if (e->h.type != IR_FRAME_DATA || e->h.edge != e->idx)
-			fatal("frame of another kind or edge from host '%s' on edge %s",
-			      host[e->peer], e->name);
-		if (e->h.seq != e->seq)
-			fatal("sequence gap from host '%s' on edge %s: record %llu "
-			      "expected, %llu came", host[e->peer], e->name,
-			      (unsigned long long)e->seq, (unsigned long long)e->h.seq);
 		ir_frame_iter_init(&e->it, e->buf[slot]);
 		e->active = true;
-		e->big_posted = e->big_done = false;
-		progress = true;
 	}
 	if (e->pend && !rx_push(e))
 		return progress;
-	if (e->h.flags & IR_FRAME_BIG) {
-		if (!e->big_posted) {
-			/* the payload goes straight into a record of our buffer;
-			 * a consumer that left still takes the message, once */
-			void *rec = NULL;
-			if (e->consumer_gone) {
-				rec = malloc(e->h.big);
-				e->big_heap = true;
-			} else {
-				rec = ipc_record_alloc(tls, e->h.big, e->chan);
-				e->big_heap = false;
-				if (!rec)
-					return progress; /* ENOMEM: full for now; later */
-			}
-			if (!rec)
-				fatal("out of memory for a %llu-byte record",
-				      (unsigned long long)e->h.big);
-			e->big[0] = rec;
-			MPI_Irecv(rec, (int)e->h.big, MPI_BYTE, e->peer,
-			          TAG_PAYLOAD(e->idx), MPI_COMM_WORLD, &e->breq[0]);
-			e->big_posted = true;
-		}
-		if (!e->big_done) {
-			if (!test(&e->breq[0]))
+	if (h->flags & IR_FRAME_BIG) {
+		if (e->big[slot]) {
+			if (!test(&e->breq[slot]))
 				return progress;
-			e->big_done = true;
+			void *rec = e->big[slot];
+			e->big[slot] = NULL;
 			progress = true;
-			if (e->big_heap) {
-				free(e->big[0]);
+			if (e->heap[slot]) {
+				free(rec);
+			} else if (e->consumer_gone) {
+				ipc_record_free(tls, rec);
 			} else {
-				e->pend = e->big[0];
-				if (!rx_push(e)) {
-					e->big[0] = NULL;
+				e->pend = rec;
+				if (!rx_push(e))
 					return progress;
-				}
 			}
-			e->big[0] = NULL;
 		}
 	} else {
 		const uint8_t *p;
@@ -451,12 +476,11 @@ static bool rx_step(struct edge *e)
 	/* every record of the frame is passed on: credit it */
 	if (!rx_credit(e))
 		return progress;
-	e->seq += e->h.count;
 	e->nframes++;
 	e->active = false;
-	if (e->h.flags & (IR_FRAME_EOF | IR_FRAME_ABORT)) {
+	if (h->flags & (IR_FRAME_EOF | IR_FRAME_ABORT)) {
 		if (!e->consumer_gone) {
-			if (e->h.flags & IR_FRAME_ABORT)
+			if (h->flags & IR_FRAME_ABORT)
 				ipc_channel_abort(tls, e->chan);
 			else
 				ipc_channel_close(tls, e->chan);
@@ -644,7 +668,9 @@ static int parse_edge(const char *spec, struct edge *e)
 	e->req = calloc(window, sizeof *e->req);
 	e->breq = calloc(window, sizeof *e->breq);
 	e->big = calloc(window, sizeof *e->big);
-	if (!e->buf || !e->req || !e->breq || !e->big)
+	e->hs = calloc(window, sizeof *e->hs);
+	e->heap = calloc(window, sizeof *e->heap);
+	if (!e->buf || !e->req || !e->breq || !e->big || !e->hs || !e->heap)
 		return -1;
 	for (unsigned i = 0; i < window; i++) {
 		e->buf[i] = malloc(BATCH);
@@ -731,8 +757,12 @@ static void finish(void)
 /* A transfer under way on edge e (not just a receive posted in advance). */
 static bool in_flight(struct edge *e)
 {
-	if (e->tx == 'r')
-		return e->big_posted && !e->big_done;
+	if (e->tx == 'r') {
+		for (uint64_t f = e->nframes; f < e->nposted; f++)
+			if (!test(&e->breq[f % e->window]))
+				return true;
+		return false;
+	}
 	for (uint32_t s = 0; s < e->window; s++)
 		if (!test(&e->req[s]) || !test(&e->breq[s]))
 			return true;
