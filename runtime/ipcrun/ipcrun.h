@@ -12,6 +12,10 @@
  *   call.c     libffi calls of actor kernels and the function-kernel driver
  *   report.c   --stats, --progress and the failure report
  *   gc.c       the record of runs, and --gc
+ *   hosts.c    [graph] hosts, host =, bridged edges; --host (ZeroMQ bridges)
+ *   net.c      under mpirun/srun: this rank's part and its bridge process
+ *   frame.c    the bridge's wire format (pure; also in ipcrun-net, libipcnet)
+ *   net_mpi.c  ipcrun-net, the MPI bridge (a program of its own, mpicc)
  *   main.c     the command line
  *
  * Names: ir_<module>_<verb> across files, file-local static otherwise.
