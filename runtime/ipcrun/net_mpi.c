@@ -769,12 +769,22 @@ static bool in_flight(struct edge *e)
 	return false;
 }
 
-/* Fully idle: sleep in the local channel of one tx edge (in turn) for up
- * to 1 ms, so that a record sent into it wakes the bridge at once (the
- * futex of the channel) rather than at the next poll. Returns false when
- * there is no such edge (the caller sleeps instead). */
+/* Fully idle: sleep in the local channel of one tx edge (in turn), so
+ * that a record sent into it wakes the bridge at once (the futex of the
+ * channel) rather than at the next poll: 1 ms while this host also has
+ * edges coming in (only polling MPI finds their frames), 10 ms when it
+ * only sends (nothing else is urgent: credits matter once the window is
+ * full, and then this is not called). Returns false when there is no such
+ * edge (the caller sleeps instead). */
 static bool idle_wait(size_t *turn)
 {
+	static int ms = -1;
+	if (ms < 0) {
+		ms = 10;
+		for (size_t i = 0; i < nedge; i++)
+			if (edges[i].tx == 'r')
+				ms = 1;
+	}
 	for (size_t k = 0; k < nedge; k++) {
 		struct edge *e = &edges[(*turn + k) % nedge];
 		if (e->tx != 't' || e->state != E_OPEN || e->held || e->consumer_gone ||
@@ -782,7 +792,7 @@ static bool idle_wait(size_t *turn)
 			continue;
 		*turn = (*turn + k + 1) % nedge;
 		void *rec = NULL;
-		if (ipc_record_recv_wait(tls, e->chan, &rec, 1) == 0)
+		if (ipc_record_recv_wait(tls, e->chan, &rec, ms) == 0)
 			e->held = rec;
 		return true;
 	}
