@@ -93,7 +93,7 @@ endef
 INSTALL_EXTRA   += $(IPCRUN_INSTALL_CMDS)
 UNINSTALL_EXTRA += $(IPCRUN_UNINSTALL_CMDS)
 
-# The MPI bridge (runtime/ipcrun/net_mpi.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
+# The MPI bridge (runtime/ipcrun/net_mpi.c, net_edge.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
 # a helper ipcrun execs under mpirun/srun. Built only where mpicc exists, so
 # that ipcrun itself never needs MPI; `make test` installs Open MPI first.
 MPICC        ?= $(shell command -v mpicc 2>/dev/null)
@@ -111,9 +111,10 @@ $(BUILD)/mpi/%.o: %.c
 	@mkdir -p $(dir $@)
 	OMPI_CC=$(CC) $(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(IPCRUN_NET): $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(FRAME_OBJ) $(LIBIPC_SO)
+IPCRUN_NET_OBJ := $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(BUILD)/mpi/runtime/ipcrun/net_edge.o
+$(IPCRUN_NET): $(IPCRUN_NET_OBJ) $(FRAME_OBJ) $(LIBIPC_SO)
 	@mkdir -p $(dir $@)
-	OMPI_CC=$(CC) $(MPICC) -o $@ $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(FRAME_OBJ) \
+	OMPI_CC=$(CC) $(MPICC) -o $@ $(IPCRUN_NET_OBJ) $(FRAME_OBJ) \
 	  -L$(BUILD)/lib -lipc -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
 
 $(TEST_FRAME): $(BUILD)/tests/unit/test_frame.o $(FRAME_OBJ)

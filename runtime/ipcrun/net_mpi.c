@@ -23,12 +23,15 @@
  *
  * The start barrier is one MPI_Allgather of every host's verdict and ABI
  * (byte order, type sizes): all go together, or all exit 2 naming the host.
- * Then one thread loops over every bridged edge without ever blocking inside
- * MPI: non-blocking ipc_record_recv / ipc_record_send on the local channels,
- * MPI_Isend / pre-posted MPI_Irecv tested with MPI_Test, spinning ~50 us
- * after the last progress and then sleeping with a doubling back-off up to
- * 1 ms (an idle edge costs well under 1 % of a core; a blocked MPI_Recv
- * would take all of one).
+ * Then one thread loops over every bridged edge (net_edge.c) without ever
+ * blocking inside MPI: non-blocking ipc_record_recv / ipc_record_send on the
+ * local channels, MPI_Isend / pre-posted MPI_Irecv tested with MPI_Test.
+ * While bytes move it polls again at once (MPI progresses only inside MPI
+ * calls); after ~50 us without progress it sleeps with a doubling back-off
+ * up to 1 ms, and a host with nothing but outgoing edges sleeps in a local
+ * channel's futex instead, 10 ms at a time, woken by the next record
+ * (measured: an idle bridge ~1-2 % of a core on a loaded 2-vCPU machine; a
+ * blocked MPI_Recv would take all of one).
  *
  * Per edge, at most WINDOW frames are in flight: rx credits a frame only
  * after every record of it went into the local channel, so a slow consumer
@@ -42,78 +45,20 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ipc/buffer.h>
 
-#include "frame.h"
+#include "net_mpi.h"
 
-#define BATCH (64u * 1024)      /* bytes of a DATA frame */
-#define BIG_MIN (32u * 1024)    /* records this large go alone, zero-copy */
-#define TAG_CTRL 1              /* STOP, HELLO */
-#define TAG_BASE 16
-#define TAG_DATA(e) (TAG_BASE + 4 * (e))
-#define TAG_PAYLOAD(e) (TAG_BASE + 4 * (e) + 1)
-#define TAG_BACK(e) (TAG_BASE + 4 * (e) + 2) /* CREDIT, CLOSED */
-#define HELLO_NS 1000000000ull
-#define SPIN_NS 50000ull
-#define SLEEP_MAX_NS 1000000ull
-#define HOSTS_NS 5000000ull
-#define CTL_SLOTS 8
-
-enum { E_OPEN, E_FINAL, E_DONE };
-
-struct ctl_slot {
-	uint8_t buf[IR_FRAME_HDR];
-	MPI_Request req;
-};
-
-struct edge {
-	char tx;              /* 't' or 'r' */
-	uint32_t idx;
-	uint64_t chan;
-	int peer;
-	uint32_t window;
-	uint32_t capacity;    /* of the local channel, as the topology says */
-	const char *name;
-	int state;
-	uint64_t seq;         /* next record number */
-	uint8_t **buf;        /* window frame buffers */
-	MPI_Request *req;     /* tx: DATA sends; rx: pre-posted receives */
-	MPI_Request *breq;    /* tx: BIG payload sends */
-	void **big;           /* tx: the record a BIG send reads; rx: target */
-	uint64_t nframes;     /* frames sent (tx) or taken (rx) */
-	uint64_t credited;    /* tx: frames credited */
-	void *held;           /* tx: a record taken that did not fit */
-	bool consumer_gone;   /* tx: CLOSED came; rx: -EPIPE locally */
-	uint8_t back[IR_FRAME_HDR];
-	MPI_Request back_req; /* tx: the pre-posted CREDIT/CLOSED receive */
-	/* rx: frames taken (nrecv), BIG payloads posted (nposted), passed on
-	 * (nframes): nframes <= nposted <= nrecv <= nframes + window */
-	uint64_t nrecv, nposted;
-	bool final_recv;
-	struct ir_frame_hdr *hs; /* per slot: the checked header */
-	bool *heap;              /* per slot: payload in malloc'd memory */
-	bool active;             /* the oldest frame is being passed on */
-	struct ir_frame_iter it;
-	void *pend;           /* a record allocated, not yet sent */
-	bool closed_sent;
-	struct ctl_slot ctl[CTL_SLOTS];
-};
+struct ir_bridge ir_br;
 
 static int status_fd = -1, ctrl_fd = -1;
-static int rank, nranks;
-static char **host;
-static struct edge *edges;
-static size_t nedge;
-static uint32_t nidx; /* edges of the topology, for frame checks */
-static struct ipc_tls *tls;
-static uint64_t max_record;
-static uint64_t *last_seen, next_hello;
+static uint64_t next_hello;
 static uint64_t timeout_ns;
 static bool stop_sent;
 static int final_failed = -1; /* ipcrun's "Z0"/"Z1": this host's outcome */
@@ -134,7 +79,7 @@ const char *__asan_default_options(void)
 }
 #endif
 
-static uint64_t now_ns(void)
+uint64_t ir_bridge_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -162,10 +107,7 @@ static void say(const char *fmt, ...)
 }
 
 /* A fault the job cannot survive: tell ipcrun and every host, then abort. */
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
-                                                       noreturn));
-
-static void fatal(const char *fmt, ...)
+void ir_bridge_fatal(const char *fmt, ...)
 {
 	char buf[400];
 	va_list ap;
@@ -173,13 +115,13 @@ static void fatal(const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "ipcrun: host '%s' (rank %d): %s; aborting the job\n",
-	        host[rank], rank, buf);
+	        ir_br.host[ir_br.rank], ir_br.rank, buf);
 	say("E %s", buf);
 	MPI_Abort(MPI_COMM_WORLD, 1);
 	_exit(1);
 }
 
-static bool test(MPI_Request *r)
+bool ir_bridge_test(MPI_Request *r)
 {
 	if (*r == MPI_REQUEST_NULL)
 		return true;
@@ -190,11 +132,11 @@ static bool test(MPI_Request *r)
 
 /* Send a 32-byte control frame from one of the edge's slots; false when
  * every slot is still busy (try again later). */
-static bool send_ctl(struct ctl_slot *slots, size_t n, int peer, int tag,
+bool ir_bridge_send_ctl(struct ctl_slot *slots, size_t n, int peer, int tag,
                      const struct ir_frame_hdr *h)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (!test(&slots[i].req))
+		if (!ir_bridge_test(&slots[i].req))
 			continue;
 		ir_frame_put_hdr(slots[i].buf, h);
 		MPI_Isend(slots[i].buf, IR_FRAME_HDR, MPI_BYTE, peer, tag,
@@ -204,303 +146,15 @@ static bool send_ctl(struct ctl_slot *slots, size_t n, int peer, int tag,
 	return false;
 }
 
-/* ---- tx: local channel -> frames ---- */
-
-static void tx_back(struct edge *e)
-{
-	if (e->back_req == MPI_REQUEST_NULL || !test(&e->back_req))
-		return;
-	last_seen[e->peer] = now_ns();
-	struct ir_frame_hdr h;
-	const char *why;
-	if (ir_frame_parse(e->back, IR_FRAME_HDR, nidx, max_record, &h, &why) ||
-	    h.edge != e->idx || (h.type != IR_FRAME_CREDIT && h.type != IR_FRAME_CLOSED))
-		fatal("bad frame from host '%s' on edge %s: %s", host[e->peer], e->name,
-		      why ? why : "not a credit");
-	if (h.type == IR_FRAME_CREDIT) {
-		if (h.count > e->nframes - e->credited)
-			fatal("host '%s' credited frames never sent on edge %s",
-			      host[e->peer], e->name);
-		e->credited += h.count;
-	} else if (!e->consumer_gone) {
-		/* the remote consumer left: so does ours, and the upstream
-		 * producer gets -EPIPE */
-		e->consumer_gone = true;
-		if (e->held) {
-			ipc_record_free(tls, e->held);
-			e->held = NULL;
-		}
-		ipc_channel_close(tls, e->chan);
-	}
-	if (e->state == E_FINAL && e->credited == e->nframes) {
-		e->state = E_DONE;
-		return;
-	}
-	MPI_Irecv(e->back, IR_FRAME_HDR, MPI_BYTE, e->peer, TAG_BACK(e->idx),
-	          MPI_COMM_WORLD, &e->back_req);
-}
-
-static bool tx_step(struct edge *e)
-{
-	bool progress = false;
-	uint64_t before = e->credited;
-	tx_back(e);
-	progress |= e->credited != before;
-	if (e->state != E_OPEN || e->nframes - e->credited >= e->window)
-		return progress;
-	size_t slot = e->nframes % e->window;
-	if (!test(&e->req[slot]) || !test(&e->breq[slot]))
-		return progress;
-	if (e->big[slot]) {
-		ipc_record_free(tls, e->big[slot]);
-		e->big[slot] = NULL;
-	}
-	struct ir_frame_writer w;
-	ir_frame_begin(&w, e->buf[slot], BATCH);
-	uint16_t flags = 0;
-	void *big = NULL;
-	for (;;) {
-		void *rec = e->held;
-		int rc = 0;
-		e->held = NULL;
-		if (!rec)
-			rc = e->consumer_gone ? IPC_TX_EOF : ipc_record_recv(tls, e->chan, &rec);
-		if (rc == IPC_TX_RETRY)
-			break;
-		if (rc == IPC_TX_EOF || rc == -ENOENT) {
-			flags = IR_FRAME_EOF;
-			break;
-		}
-		if (rc != 0) {
-			flags = IR_FRAME_ABORT;
-			break;
-		}
-		size_t n = ipc_record_size(rec);
-		if (n >= BIG_MIN) {
-			if (w.count == 0)
-				big = rec;
-			else
-				e->held = rec;
-			break;
-		}
-		if (!ir_frame_fits(&w, n)) {
-			e->held = rec;
-			break;
-		}
-		ir_frame_add(&w, rec, n);
-		ipc_record_free(tls, rec);
-	}
-	if (!big && w.count == 0 && !flags)
-		return progress;
-	size_t len;
-	if (big) {
-		struct ir_frame_hdr h = {
-			.version = IR_FRAME_VERSION, .type = IR_FRAME_DATA,
-			.flags = IR_FRAME_BIG, .edge = e->idx, .seq = e->seq, .count = 1,
-			.big = ipc_record_size(big)};
-		ir_frame_put_hdr(e->buf[slot], &h);
-		len = IR_FRAME_HDR;
-		e->seq++;
-	} else {
-		len = ir_frame_end(&w, e->idx, e->seq, flags);
-		e->seq += w.count;
-	}
-	MPI_Isend(e->buf[slot], (int)len, MPI_BYTE, e->peer, TAG_DATA(e->idx),
-	          MPI_COMM_WORLD, &e->req[slot]);
-	if (big) {
-		/* straight from the shared record: freed when the send is done */
-		e->big[slot] = big;
-		MPI_Isend(big, (int)ipc_record_size(big), MPI_BYTE, e->peer,
-		          TAG_PAYLOAD(e->idx), MPI_COMM_WORLD, &e->breq[slot]);
-	}
-	e->nframes++;
-	if (flags)
-		e->state = E_FINAL;
-	return true;
-}
-
-/* ---- rx: frames -> local channel ---- */
-
-static void rx_post(struct edge *e, size_t slot)
-{
-	MPI_Irecv(e->buf[slot], BATCH, MPI_BYTE, e->peer, TAG_DATA(e->idx),
-	          MPI_COMM_WORLD, &e->req[slot]);
-}
-
-static bool rx_credit(struct edge *e)
-{
-	struct ir_frame_hdr c = {.version = IR_FRAME_VERSION,
-	                         .type = IR_FRAME_CREDIT, .edge = e->idx, .count = 1};
-	return send_ctl(e->ctl, CTL_SLOTS, e->peer, TAG_BACK(e->idx), &c);
-}
-
-/* Pass one record on; false when the channel is full (try later). */
-static bool rx_push(struct edge *e)
-{
-	if (e->consumer_gone) {
-		ipc_record_free(tls, e->pend);
-		e->pend = NULL;
-		return true;
-	}
-	int rc = ipc_record_send(tls, e->chan, &e->pend);
-	if (rc == IPC_TX_RETRY)
-		return false;
-	if (rc != 0) {
-		/* -EPIPE: the local consumer left; tell tx, drop the rest */
-		ipc_record_free(tls, e->pend);
-		e->pend = NULL;
-		e->consumer_gone = true;
-	}
-	return true;
-}
-
-/* Frames that came, in order: check each whole and post the receive of a
- * BIG frame's payload at once, straight into a record of our buffer, so
- * that several large records are on the wire together (a rendezvous send
- * waits for its receive). */
-static bool rx_arrive(struct edge *e)
-{
-	bool progress = false;
-	while (!e->final_recv && e->nrecv - e->nframes < e->window) {
-		size_t slot = e->nrecv % e->window;
-		MPI_Status st;
-		int done = 0;
-		MPI_Test(&e->req[slot], &done, &st);
-		if (!done)
-			break;
-		last_seen[e->peer] = now_ns();
-		int n = 0;
-		MPI_Get_count(&st, MPI_BYTE, &n);
-		struct ir_frame_hdr *h = &e->hs[slot];
-		const char *why = NULL;
-		if (ir_frame_parse(e->buf[slot], (size_t)n, nidx, max_record, h, &why))
-			fatal("bad frame from host '%s' on edge %s: %s", host[e->peer],
-			      e->name, why);
-		if (h->type != IR_FRAME_DATA || h->edge != e->idx)
-			fatal("frame of another kind or edge from host '%s' on edge %s",
-			      host[e->peer], e->name);
-		if (h->seq != e->seq)
-			fatal("sequence gap from host '%s' on edge %s: record %llu "
-			      "expected, %llu came", host[e->peer], e->name,
-			      (unsigned long long)e->seq, (unsigned long long)h->seq);
-		e->seq += h->count;
-		e->final_recv = (h->flags & (IR_FRAME_EOF | IR_FRAME_ABORT)) != 0;
-		e->nrecv++;
-		progress = true;
-	}
-	while (e->nposted < e->nrecv) {
-		size_t slot = e->nposted % e->window;
-		const struct ir_frame_hdr *h = &e->hs[slot];
-		if (h->flags & IR_FRAME_BIG) {
-			/* a consumer that left still takes the message, once */
-			void *rec = NULL;
-			e->heap[slot] = e->consumer_gone;
-			if (e->consumer_gone)
-				rec = malloc(h->big);
-			else if (!(rec = ipc_record_alloc(tls, h->big, e->chan)))
-				break; /* ENOMEM: the buffer is full for now; later */
-			if (!rec)
-				fatal("out of memory for a %llu-byte record",
-				      (unsigned long long)h->big);
-			e->big[slot] = rec;
-			MPI_Irecv(rec, (int)h->big, MPI_BYTE, e->peer, TAG_PAYLOAD(e->idx),
-			          MPI_COMM_WORLD, &e->breq[slot]);
-		}
-		e->nposted++;
-		progress = true;
-	}
-	return progress;
-}
-
-static bool rx_step(struct edge *e)
-{
-	bool progress = false;
-	if (e->consumer_gone && !e->closed_sent) {
-		struct ir_frame_hdr c = {.version = IR_FRAME_VERSION,
-		                         .type = IR_FRAME_CLOSED, .edge = e->idx};
-		if (send_ctl(e->ctl, CTL_SLOTS, e->peer, TAG_BACK(e->idx), &c))
-			e->closed_sent = true;
-		progress = true;
-	}
-	if (e->state == E_DONE)
-		return progress;
-	progress |= rx_arrive(e);
-	if (e->nposted == e->nframes)
-		return progress;
-	/* the oldest frame: pass its records on */
-	size_t slot = e->nframes % e->window;
-	const struct ir_frame_hdr *h = &e->hs[slot];
-	if (!e->active) {
-		ir_frame_iter_init(&e->it, e->buf[slot]);
-		e->active = true;
-	}
-	if (e->pend && !rx_push(e))
-		return progress;
-	if (h->flags & IR_FRAME_BIG) {
-		if (e->big[slot]) {
-			if (!test(&e->breq[slot]))
-				return progress;
-			void *rec = e->big[slot];
-			e->big[slot] = NULL;
-			progress = true;
-			if (e->heap[slot]) {
-				free(rec);
-			} else if (e->consumer_gone) {
-				ipc_record_free(tls, rec);
-			} else {
-				e->pend = rec;
-				if (!rx_push(e))
-					return progress;
-			}
-		}
-	} else {
-		const uint8_t *p;
-		size_t n;
-		struct ir_frame_iter at = e->it;
-		while (ir_frame_next(&e->it, &p, &n)) {
-			progress = true;
-			if (e->consumer_gone)
-				continue;
-			void *rec = ipc_record_alloc(tls, n, e->chan);
-			if (!rec) {
-				e->it = at; /* the buffer is full for now: again, later */
-				return progress;
-			}
-			at = e->it;
-			memcpy(rec, p, n);
-			e->pend = rec;
-			if (!rx_push(e))
-				return progress;
-		}
-	}
-	/* every record of the frame is passed on: credit it */
-	if (!rx_credit(e))
-		return progress;
-	e->nframes++;
-	e->active = false;
-	if (h->flags & (IR_FRAME_EOF | IR_FRAME_ABORT)) {
-		if (!e->consumer_gone) {
-			if (h->flags & IR_FRAME_ABORT)
-				ipc_channel_abort(tls, e->chan);
-			else
-				ipc_channel_close(tls, e->chan);
-		}
-		e->state = E_DONE;
-	} else {
-		rx_post(e, slot);
-	}
-	return true;
-}
-
 /* ---- hosts: STOP and HELLO ---- */
 
 static void broadcast(uint8_t type, uint16_t flags)
 {
 	struct ir_frame_hdr h = {.version = IR_FRAME_VERSION, .type = type,
 	                         .flags = flags};
-	for (int p = 0; p < nranks; p++)
-		if (p != rank)
-			send_ctl(&hello_out[(size_t)p * CTL_SLOTS], CTL_SLOTS, p, TAG_CTRL, &h);
+	for (int p = 0; p < ir_br.nranks; p++)
+		if (p != ir_br.rank)
+			ir_bridge_send_ctl(&hello_out[(size_t)p * CTL_SLOTS], CTL_SLOTS, p, TAG_CTRL, &h);
 }
 
 static bool hosts_step(void)
@@ -516,12 +170,12 @@ static bool hosts_step(void)
 		const char *why = NULL;
 		int n = 0;
 		MPI_Get_count(&st, MPI_BYTE, &n);
-		if (st.MPI_SOURCE < 0 || st.MPI_SOURCE >= nranks ||
-		    ir_frame_parse(hello_in, (size_t)n, nidx, max_record, &h, &why) ||
+		if (st.MPI_SOURCE < 0 || st.MPI_SOURCE >= ir_br.nranks ||
+		    ir_frame_parse(hello_in, (size_t)n, ir_br.nidx, ir_br.max_record, &h, &why) ||
 		    (h.type != IR_FRAME_STOP && h.type != IR_FRAME_HELLO))
-			fatal("bad control frame from rank %d: %s", st.MPI_SOURCE,
+			ir_bridge_fatal("bad control frame from rank %d: %s", st.MPI_SOURCE,
 			      why ? why : "not STOP or HELLO");
-		last_seen[st.MPI_SOURCE] = now_ns();
+		ir_br.last_seen[st.MPI_SOURCE] = ir_bridge_now_ns();
 		if (h.type == IR_FRAME_STOP && !stop_sent) {
 			stop_sent = true;
 			say("S %d %d", (h.flags & IR_FRAME_FAILED) != 0, st.MPI_SOURCE);
@@ -545,16 +199,16 @@ static bool hosts_step(void)
 		progress = true;
 	}
 	if (r == 0)
-		fatal("ipcrun is gone");
-	uint64_t now = now_ns();
+		ir_bridge_fatal("ipcrun is gone");
+	uint64_t now = ir_bridge_now_ns();
 	if (now >= next_hello) {
 		broadcast(IR_FRAME_HELLO, 0);
 		next_hello = now + HELLO_NS;
 	}
-	for (int p = 0; p < nranks; p++)
-		if (p != rank && now - last_seen[p] > timeout_ns)
-			fatal("host '%s' (rank %d) silent for %.1f s", host[p], p,
-			      (double)(now - last_seen[p]) / 1e9);
+	for (int p = 0; p < ir_br.nranks; p++)
+		if (p != ir_br.rank && now - ir_br.last_seen[p] > timeout_ns)
+			ir_bridge_fatal("host '%s' (rank %d) silent for %.1f s", ir_br.host[p], p,
+			      (double)(now - ir_br.last_seen[p]) / 1e9);
 	return progress;
 }
 
@@ -577,7 +231,7 @@ static void my_verdict(struct verdict *v, bool ok, const char *why)
 	                      sizeof(double)};
 	memcpy(v->sizes, s, sizeof s);
 	const char *env = getenv("IPCRUN_NET_TEST_ABI"); /* tests: a foreign host */
-	if (env && atoi(env) == rank)
+	if (env && atoi(env) == ir_br.rank)
 		v->magic = __builtin_bswap32(v->magic);
 	snprintf(v->why, sizeof v->why, "%s", why ? why : "");
 }
@@ -585,7 +239,7 @@ static void my_verdict(struct verdict *v, bool ok, const char *why)
 /* true when every host may go. */
 static bool barrier(bool ok, const char *why)
 {
-	struct verdict mine, *all = calloc((size_t)nranks, sizeof *all);
+	struct verdict mine, *all = calloc((size_t)ir_br.nranks, sizeof *all);
 	if (!all)
 		return false;
 	my_verdict(&mine, ok, why);
@@ -593,7 +247,7 @@ static bool barrier(bool ok, const char *why)
 	MPI_Iallgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE,
 	               MPI_COMM_WORLD, &r);
 	uint64_t sleep_ns = 1000;
-	while (!test(&r)) {
+	while (!ir_bridge_test(&r)) {
 		struct timespec ts = {0, (long)sleep_ns};
 		nanosleep(&ts, NULL);
 		if (sleep_ns < SLEEP_MAX_NS)
@@ -601,7 +255,7 @@ static bool barrier(bool ok, const char *why)
 	}
 	bool go = true;
 	char msg[400] = "";
-	for (int p = 0; p < nranks; p++) {
+	for (int p = 0; p < ir_br.nranks; p++) {
 		const struct verdict *v = &all[p];
 		const char *what = NULL;
 		if (v->magic != 0x1c9e7001u)
@@ -615,18 +269,18 @@ static bool barrier(bool ok, const char *why)
 		if (!what)
 			continue;
 		go = false;
-		if (p == rank && v->ok)
+		if (p == ir_br.rank && v->ok)
 			continue;
 		if (!msg[0])
-			snprintf(msg, sizeof msg, "host '%s' (rank %d): %.*s", host[p], p,
+			snprintf(msg, sizeof msg, "host '%s' (rank %d): %.*s", ir_br.host[p], p,
 			         300, what);
-		if (p == rank)
+		if (p == ir_br.rank)
 			fprintf(stderr, "ipcrun: host '%s' (rank %d) cannot start: %s; "
-			        "nothing was started on any host\n", host[p], p, what);
+			        "nothing was started on any host\n", ir_br.host[p], p, what);
 		else
 			fprintf(stderr, "ipcrun: host '%s' (rank %d): host '%s' (rank %d) "
 			        "cannot start: %s; nothing was started on any host\n",
-			        host[rank], rank, host[p], p, what);
+			        ir_br.host[ir_br.rank], ir_br.rank, ir_br.host[p], p, what);
 	}
 	free(all);
 	if (!go)
@@ -659,7 +313,7 @@ static int parse_edge(const char *spec, struct edge *e)
 	if (sscanf(spec, "%c:%u:%llu:%u:%u:%u:%n", &kind, &idx, &chan, &peer,
 	           &window, &capacity, &off) != 6 || (kind != 't' && kind != 'r') ||
 	    !off || !capacity ||
-	    window == 0 || window > 1024 || (int)peer >= nranks || (int)peer == rank)
+	    window == 0 || window > 1024 || (int)peer >= ir_br.nranks || (int)peer == ir_br.rank)
 		return -1;
 	*e = (struct edge){.tx = kind, .idx = idx, .chan = chan, .peer = (int)peer,
 	                   .window = window, .capacity = capacity, .name = spec + off,
@@ -680,8 +334,8 @@ static int parse_edge(const char *spec, struct edge *e)
 	}
 	for (int i = 0; i < CTL_SLOTS; i++)
 		e->ctl[i].req = MPI_REQUEST_NULL;
-	if (idx + 1 > nidx)
-		nidx = idx + 1;
+	if (idx + 1 > ir_br.nidx)
+		ir_br.nidx = idx + 1;
 	return 0;
 }
 
@@ -693,9 +347,9 @@ static int init_mpi(int *argc, char ***argv)
 	int r, n;
 	MPI_Comm_rank(MPI_COMM_WORLD, &r);
 	MPI_Comm_size(MPI_COMM_WORLD, &n);
-	if (r != rank || n != nranks) {
+	if (r != ir_br.rank || n != ir_br.nranks) {
 		fprintf(stderr, "ipcrun-net: MPI says rank %d of %d, the launcher's "
-		        "environment said %d of %d\n", r, n, rank, nranks);
+		        "environment said %d of %d\n", r, n, ir_br.rank, ir_br.nranks);
 		MPI_Abort(MPI_COMM_WORLD, 2);
 	}
 	return 0;
@@ -736,85 +390,40 @@ static void finish(void)
 {
 	MPI_Request r = MPI_REQUEST_NULL;
 	idle_until(&r, have_final);
-	int *all = calloc((size_t)nranks, sizeof *all);
+	int *all = calloc((size_t)ir_br.nranks, sizeof *all);
 	if (!all)
-		fatal("out of memory");
+		ir_bridge_fatal("out of memory");
 	MPI_Iallgather(&final_failed, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD, &r);
-	idle_until(&r, test);
-	for (int p = 0; p < nranks; p++)
-		if (p != rank && all[p])
+	idle_until(&r, ir_bridge_test);
+	for (int p = 0; p < ir_br.nranks; p++)
+		if (p != ir_br.rank && all[p])
 			say("S 1 %d", p);
 	free(all);
 	cancel(&hello_req);
-	for (size_t i = 0; i < (size_t)nranks * CTL_SLOTS; i++)
+	for (size_t i = 0; i < (size_t)ir_br.nranks * CTL_SLOTS; i++)
 		MPI_Wait(&hello_out[i].req, MPI_STATUS_IGNORE);
-	for (size_t i = 0; i < nedge; i++)
+	for (size_t i = 0; i < ir_br.nedge; i++)
 		for (int j = 0; j < CTL_SLOTS; j++)
-			MPI_Wait(&edges[i].ctl[j].req, MPI_STATUS_IGNORE);
+			MPI_Wait(&ir_br.edges[i].ctl[j].req, MPI_STATUS_IGNORE);
 	MPI_Finalize();
-}
-
-/* A transfer under way on edge e (not just a receive posted in advance). */
-static bool in_flight(struct edge *e)
-{
-	if (e->tx == 'r') {
-		for (uint64_t f = e->nframes; f < e->nposted; f++)
-			if (!test(&e->breq[f % e->window]))
-				return true;
-		return false;
-	}
-	for (uint32_t s = 0; s < e->window; s++)
-		if (!test(&e->req[s]) || !test(&e->breq[s]))
-			return true;
-	return false;
-}
-
-/* Fully idle: sleep in the local channel of one tx edge (in turn), so
- * that a record sent into it wakes the bridge at once (the futex of the
- * channel) rather than at the next poll: 1 ms while this host also has
- * edges coming in (only polling MPI finds their frames), 10 ms when it
- * only sends (nothing else is urgent: credits matter once the window is
- * full, and then this is not called). Returns false when there is no such
- * edge (the caller sleeps instead). */
-static bool idle_wait(size_t *turn)
-{
-	static int ms = -1;
-	if (ms < 0) {
-		ms = 10;
-		for (size_t i = 0; i < nedge; i++)
-			if (edges[i].tx == 'r')
-				ms = 1;
-	}
-	for (size_t k = 0; k < nedge; k++) {
-		struct edge *e = &edges[(*turn + k) % nedge];
-		if (e->tx != 't' || e->state != E_OPEN || e->held || e->consumer_gone ||
-		    e->nframes - e->credited >= e->window)
-			continue;
-		*turn = (*turn + k + 1) % nedge;
-		void *rec = NULL;
-		if (ipc_record_recv_wait(tls, e->chan, &rec, ms) == 0)
-			e->held = rec;
-		return true;
-	}
-	return false;
 }
 
 static int run_bridge(void)
 {
-	for (size_t i = 0; i < nedge; i++) {
-		struct edge *e = &edges[i];
+	for (size_t i = 0; i < ir_br.nedge; i++) {
+		struct edge *e = &ir_br.edges[i];
 		if (e->tx == 't')
 			MPI_Irecv(e->back, IR_FRAME_HDR, MPI_BYTE, e->peer,
 			          TAG_BACK(e->idx), MPI_COMM_WORLD, &e->back_req);
 		else
 			for (uint32_t s = 0; s < e->window; s++)
-				rx_post(e, s);
+				ir_bridge_rx_post(e, s);
 	}
 	MPI_Irecv(hello_in, IR_FRAME_HDR, MPI_BYTE, MPI_ANY_SOURCE, TAG_CTRL,
 	          MPI_COMM_WORLD, &hello_req);
-	uint64_t t = now_ns(), idle_since = t, sleep_ns = 1000;
-	for (int p = 0; p < nranks; p++)
-		last_seen[p] = t;
+	uint64_t t = ir_bridge_now_ns(), idle_since = t, sleep_ns = 1000;
+	for (int p = 0; p < ir_br.nranks; p++)
+		ir_br.last_seen[p] = t;
 	next_hello = t + HELLO_NS;
 	size_t turn = 0;
 	uint64_t next_hosts = 0;
@@ -823,31 +432,31 @@ static int run_bridge(void)
 		 * care: looked at every HOSTS_NS, so that an idle wake-up costs
 		 * one MPI_Test per edge and nothing more */
 		bool progress = false, open = false, busy = false;
-		uint64_t now = now_ns();
+		uint64_t now = ir_bridge_now_ns();
 		if (now >= next_hosts) {
 			progress = hosts_step();
 			next_hosts = now + HOSTS_NS;
 		}
-		for (size_t i = 0; i < nedge; i++) {
-			struct edge *e = &edges[i];
-			progress |= e->tx == 't' ? tx_step(e) : rx_step(e);
+		for (size_t i = 0; i < ir_br.nedge; i++) {
+			struct edge *e = &ir_br.edges[i];
+			progress |= e->tx == 't' ? ir_bridge_tx_step(e) : ir_bridge_rx_step(e);
 			open |= e->state != E_DONE;
-			busy |= in_flight(e);
+			busy |= ir_bridge_in_flight(e);
 		}
 		if (!open)
 			break;
 		if (progress) {
-			idle_since = now_ns();
+			idle_since = ir_bridge_now_ns();
 			sleep_ns = 1000;
 			continue;
 		}
-		if (busy || now_ns() - idle_since < SPIN_NS) {
+		if (busy || ir_bridge_now_ns() - idle_since < SPIN_NS) {
 			/* MPI moves bytes only inside MPI calls: while a transfer is
 			 * under way, poll again at once (yielding the core) */
 			sched_yield();
 			continue;
 		}
-		if (sleep_ns >= SLEEP_MAX_NS && idle_wait(&turn))
+		if (sleep_ns >= SLEEP_MAX_NS && ir_bridge_idle_wait(&turn))
 			continue;
 		struct timespec ts = {0, (long)sleep_ns};
 		nanosleep(&ts, NULL);
@@ -855,17 +464,17 @@ static int run_bridge(void)
 			sleep_ns *= 2;
 	}
 	/* the last sends: BIG payloads still read their records */
-	for (size_t i = 0; i < nedge; i++) {
-		struct edge *e = &edges[i];
+	for (size_t i = 0; i < ir_br.nedge; i++) {
+		struct edge *e = &ir_br.edges[i];
 		for (uint32_t s = 0; e->tx == 't' && s < e->window; s++) {
-			while (!test(&e->req[s]) || !test(&e->breq[s]))
+			while (!ir_bridge_test(&e->req[s]) || !ir_bridge_test(&e->breq[s]))
 				hosts_step();
 			if (e->big[s])
-				ipc_record_free(tls, e->big[s]);
+				ipc_record_free(ir_br.tls, e->big[s]);
 			e->big[s] = NULL;
 		}
 		if (e->held)
-			ipc_record_free(tls, e->held);
+			ipc_record_free(ir_br.tls, e->held);
 		e->held = NULL;
 	}
 	return 0;
@@ -874,9 +483,9 @@ static int run_bridge(void)
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "fail") == 0) {
-		rank = atoi(argv[2]);
-		host = split_hosts(argv[3], &nranks);
-		if (rank < 0 || rank >= nranks || init_mpi(&argc, &argv))
+		ir_br.rank = atoi(argv[2]);
+		ir_br.host = split_hosts(argv[3], &ir_br.nranks);
+		if (ir_br.rank < 0 || ir_br.rank >= ir_br.nranks || init_mpi(&argc, &argv))
 			return 2;
 		barrier(false, argv[4]);
 		MPI_Finalize();
@@ -892,23 +501,23 @@ int main(int argc, char **argv)
 	                             .sem = (enum ipc_sem_kind)atoi(argv[4])};
 	ctrl_fd = atoi(argv[5]);
 	status_fd = atoi(argv[6]);
-	rank = atoi(argv[7]);
-	host = split_hosts(argv[8], &nranks);
+	ir_br.rank = atoi(argv[7]);
+	ir_br.host = split_hosts(argv[8], &ir_br.nranks);
 	timeout_ns = strtoull(argv[9], NULL, 10) * 1000000ull;
-	if (rank < 0 || rank >= nranks || !timeout_ns) {
+	if (ir_br.rank < 0 || ir_br.rank >= ir_br.nranks || !timeout_ns) {
 		say("F bad arguments");
 		return 2;
 	}
-	nedge = (size_t)(argc - 10);
-	edges = calloc(nedge + 1, sizeof *edges);
-	last_seen = calloc((size_t)nranks, sizeof *last_seen);
-	hello_out = calloc((size_t)nranks * CTL_SLOTS, sizeof *hello_out);
-	if (!edges || !last_seen || !hello_out)
+	ir_br.nedge = (size_t)(argc - 10);
+	ir_br.edges = calloc(ir_br.nedge + 1, sizeof *ir_br.edges);
+	ir_br.last_seen = calloc((size_t)ir_br.nranks, sizeof *ir_br.last_seen);
+	hello_out = calloc((size_t)ir_br.nranks * CTL_SLOTS, sizeof *hello_out);
+	if (!ir_br.edges || !ir_br.last_seen || !hello_out)
 		return 1;
-	for (size_t i = 0; i < (size_t)nranks * CTL_SLOTS; i++)
+	for (size_t i = 0; i < (size_t)ir_br.nranks * CTL_SLOTS; i++)
 		hello_out[i].req = MPI_REQUEST_NULL;
-	for (size_t i = 0; i < nedge; i++)
-		if (parse_edge(argv[10 + i], &edges[i])) {
+	for (size_t i = 0; i < ir_br.nedge; i++)
+		if (parse_edge(argv[10 + i], &ir_br.edges[i])) {
 			say("F bad edge '%s'", argv[10 + i]);
 			return 2;
 		}
@@ -919,21 +528,21 @@ int main(int argc, char **argv)
 	}
 	struct ipc_buffer_stats bs;
 	ipc_buffer_stats(b, &bs);
-	max_record = bs.size / 4;
-	tls = ipc_tls_open(b, -1);
-	if (!tls) {
+	ir_br.max_record = bs.size / 4;
+	ir_br.tls = ipc_tls_open(b, -1);
+	if (!ir_br.tls) {
 		say("F cannot open a thread slot: %s", strerror(errno));
 		return 1;
 	}
-	for (size_t i = 0; i < nedge; i++) {
+	for (size_t i = 0; i < ir_br.nedge; i++) {
 		/* the bridge's ends sleep at once when they wait (idle_wait):
 		 * it never spins in libipc */
-		struct ipc_channel_opts co = {.capacity = edges[i].capacity,
+		struct ipc_channel_opts co = {.capacity = ir_br.edges[i].capacity,
 		                              .wait = IPC_WAIT_BLOCK};
-		int rc = ipc_channel_add_opts(tls, edges[i].chan, edges[i].tx == 't' ?
+		int rc = ipc_channel_add_opts(ir_br.tls, ir_br.edges[i].chan, ir_br.edges[i].tx == 't' ?
 		                              IPC_CONSUMER : IPC_PRODUCER, &co);
 		if (rc < 0) {
-			say("F cannot attach edge %s: %s", edges[i].name, ipc_strerror(rc));
+			say("F cannot attach edge %s: %s", ir_br.edges[i].name, ipc_strerror(rc));
 			return 1;
 		}
 	}
@@ -960,7 +569,7 @@ int main(int argc, char **argv)
 	say("G");
 	fcntl(ctrl_fd, F_SETFL, O_NONBLOCK);
 	run_bridge();
-	ipc_tls_close(tls);
+	ipc_tls_close(ir_br.tls);
 	ipc_buffer_close(b, false);
 	finish();
 	return 0;
