@@ -521,6 +521,8 @@ int main(int argc, char **argv)
 			say("F bad edge '%s'", argv[10 + i]);
 			return 2;
 		}
+	const char *spoil = getenv("IPCRUN_NET_TEST_CORRUPT");
+	ir_br.corrupt = spoil && *spoil && atoi(spoil) == ir_br.rank;
 	struct ipc_buffer *b = ipc_buffer_open(handle, &bo);
 	if (!b) {
 		say("F cannot open the buffer %s: %s", handle, strerror(errno));

@@ -80,6 +80,8 @@ struct ir_bridge {
 	struct ipc_tls *tls;
 	uint64_t max_record;   /* a quarter of this host's buffer */
 	uint64_t *last_seen;   /* per rank: when something last came */
+	bool corrupt;          /* tests (IPCRUN_NET_TEST_CORRUPT=rank): spoil
+	                          the first DATA frame this host sends */
 };
 extern struct ir_bridge ir_br;
 

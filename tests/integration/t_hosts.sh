@@ -265,6 +265,14 @@ check "foreign byte order on worker: refused, named" \
 check "foreign byte order: nothing ran" test ! -s "$T/abi.out"
 hosts_clean "foreign byte order"
 
+# ---- a malformed frame is a protocol error: named, the job aborted ----
+mpi_run spoil -x IPCRUN_NET_TEST_CORRUPT=0 -- "$HI/eof.ini"
+check "malformed frame: the job ends non-zero" test "$RC" -ne 0 -a "$RC" -ne 124
+check "malformed frame: worker names it and aborts the job" \
+	grep -q "^ipcrun: host 'worker' (rank 1): bad frame from host 'head' on edge src.out->mid.in: record larger than the receiving buffer takes; aborting the job$" "$E"
+"$IPCRUN" --gc >/dev/null 2>&1
+hosts_clean "malformed frame, after ipcrun --gc"
+
 # ---- the job size must be the number of hosts ----
 timeout -k 5 $LIMIT "${MPI[@]}" -n 3 "$IPCRUN" --no-progress "$HI/eof.ini" \
 	>"$T/three.out" 2>"$T/three.err"
