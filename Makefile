@@ -53,6 +53,7 @@ include mk/lib.mk
 -include mk/examples.mk
 -include mk/tests.mk
 -include mk/bench.mk
+-include mk/net.mk
 
 all: $(ALL_TARGETS)
 

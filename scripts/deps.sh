@@ -1,12 +1,15 @@
 #!/bin/sh
 # Install the Debian packages a target needs when they are missing.
-#   deps.sh test | run | valgrind
+#   deps.sh test | run | valgrind | mpi
 set -e
 case "$1" in
 run)      pkgs="libinih-dev libffi-dev pkg-config" ;;
 valgrind) pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config valgrind" ;;
+mpi)      pkgs="openmpi-bin libopenmpi-dev libzmq3-dev iproute2 util-linux" ;;
 *)        pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config jq tmux" ;;
 esac
+# test: also MPI and ZeroMQ, for the scale-out bridge (issue 13)
+[ "$1" = test ] && pkgs="$pkgs openmpi-bin libopenmpi-dev libzmq3-dev iproute2"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -153,8 +153,10 @@ static void check_processes(struct ir_graph *g)
 /* --threads: every kernel in one process, "main". */
 static void collapse_processes(struct ir_graph *g)
 {
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free(g->proc[i].host.val);
+	}
 	g->nproc = 0;
 	add_proc(g, "main");
 	g->proc[0].nkernel = g->nkernel;
@@ -651,6 +653,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 			check_args(g, k);
 	}
 	check_connections(g);
+	ir_hosts_check(g);
 	if (g->ndiag)
 		return -1;
 	check_liveness(g);
@@ -663,7 +666,11 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		g->wait = cpus > 0 && g->nkernel > (size_t)cpus ? IPC_WAIT_BLOCK : IPC_WAIT_HYBRID;
 	}
-	if (g->threads)
+	if (o->host && ir_hosts_localize(g, o->host))
+		return -1;
+	if (g->threads && g->nhost > 1)
+		ir_hosts_collapse(g);
+	else if (g->threads)
 		collapse_processes(g);
 	build_ports(g);
 	return 0;
