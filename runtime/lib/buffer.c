@@ -3,11 +3,14 @@
  * channel directory, dead-process reaping, garbage collection.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/sem.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,21 +72,19 @@ static bool handle_ok(const char *h)
 	return true;
 }
 
-/* "64M", "1G", "4096", "512k" -> bytes; 0 on a malformed value. */
-static uint64_t parse_size(const char *s)
+#define SIZE_MIN_BYTES (UINT64_C(64) << 10)
+#define SIZE_MAX_BYTES (((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK)
+
+/* IPC_BUFFER_SIZE ("64M", "1G", "4096", "512KiB"): 0 with the size, or
+ * -EINVAL with a message giving the accepted range. */
+static int env_size(const char *v, uint64_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (end == s)
+	if (ipc__parse_u64(v, true, SIZE_MIN_BYTES, SIZE_MAX_BYTES, out) == 0)
 		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B') end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	return *end ? 0 : v;
+	fprintf(stderr, "libipc: IPC_BUFFER_SIZE=%s: not a size from 64K to %lluG "
+	        "(a number of bytes, or with K, M, G or T)\n", v,
+	        (unsigned long long)(SIZE_MAX_BYTES >> 30));
+	return -EINVAL;
 }
 
 static int env_choice(const char *var, const char *a, int va, const char *b, int vb,
@@ -98,9 +99,80 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 	return -1;
 }
 
+static struct ipc__proc *procs(struct ipc_buffer *b);
+
+/* ---- liveness ------------------------------------------------------------ */
+
+bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc)
+{
+	return b->pidns != 0 && proc < b->hdr->max_procs && procs(b)[proc].pidns == b->pidns;
+}
+
+/* Slot p by its life word alone: 0 dead, 1 alive, 2 ask /proc (our own
+ * namespace). */
+static int life_verdict(const struct ipc__proc *p, uint64_t my_ns)
+{
+	uint32_t life = ipc__load_acquire(&((struct ipc__proc *)p)->life);
+	bool same = my_ns != 0 && p->pidns == my_ns;
+	if (life & FUTEX_OWNER_DIED)
+		return same ? 2 : 0;
+	if (life & FUTEX_TID_MASK)
+		return 1;
+	return same ? 2 : 1;
+}
+
+static bool slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint64_t my_ns)
+{
+	switch (life_verdict(p, my_ns)) {
+	case 0: return false;
+	case 1: return true;
+	default: return ipc__pid_alive(pid, start);
+	}
+}
+
+bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start)
+{
+	if (pid <= 0 || proc >= b->hdr->max_procs)
+		return false;
+	struct ipc__proc *p = &procs(b)[proc];
+	if (ipc__load_acquire(&p->pid) != pid || p->start != start)
+		return false; /* the slot changed hands: it closed or was reaped */
+	return slot_alive(p, pid, start, b->pidns);
+}
+
+bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start)
+{
+	struct ipc__proc *p = procs(b);
+	for (uint32_t i = 0; i < b->hdr->max_procs; i++)
+		if (ipc__load_acquire(&p[i].pid) == pid && p[i].start == start)
+			return slot_alive(&p[i], pid, start, b->pidns);
+	return false;
+}
+
+/* The lock's holder h is provably dead. In our own PID namespace (with our
+ * own /proc), its pid says; elsewhere, the life word of the slot that holds
+ * that pid in that namespace. A holder with no slot (it dies between taking
+ * the lock and taking a slot at open, or after giving its slot back at
+ * close) in another namespace cannot be judged: never taken over. */
+static bool holder_dead(void *ctx, uint64_t h)
+{
+	struct ipc_buffer *b = ctx;
+	pid_t pid = IPC__HOLDER_PID(h);
+	uint32_t ns = IPC__HOLDER_NS(h);
+	if (pid <= 0)
+		return false;
+	if (ns != 0 && b->pidns != 0 && ns == (uint32_t)b->pidns)
+		return !ipc__pid_alive(pid, 0);
+	struct ipc__proc *p = procs(b);
+	for (uint32_t i = 0; i < b->hdr->max_procs; i++)
+		if (ipc__load_acquire(&p[i].pid) == pid && (uint32_t)p[i].pidns == ns)
+			return life_verdict(&p[i], b->pidns) == 0;
+	return false;
+}
+
 int ipc__lock_buf(struct ipc_buffer *b)
 {
-	int rc = ipc__lock(&b->hdr->lock);
+	int rc = ipc__lock(&b->hdr->lock, IPC__HOLDER(b->pid, b->pidns), holder_dead, b);
 	if (rc <= 0)
 		return rc;
 	/* The previous holder died inside: the heap may be half-updated. */
@@ -137,6 +209,10 @@ static int proc_attach_locked(struct ipc_buffer *b)
 		if (ipc__load_relaxed(&p[i].pid) == 0) {
 			p[i].gen++;
 			p[i].start = b->start;
+			p[i].pidns = b->pidns;
+			/* No keeper yet: the last owner's FUTEX_OWNER_DIED must not
+			 * make us look dead (ipc__keeper_start sets it). */
+			ipc__store_relaxed(&p[i].life, 0);
 			ipc__store_release(&p[i].pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
@@ -181,8 +257,9 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	h->sem_kind = (uint32_t)sem;
 	h->creator_pid = (int32_t)b->pid;
 	h->creator_start = b->start;
+	h->creator_pidns = b->pidns;
 	snprintf(h->handle, sizeof(h->handle), "%s", b->handle);
-	err = ipc__lock_create(&h->lock, sem, b->handle);
+	err = ipc__lock_create(&h->lock, sem, b->shm.kind == IPC_SHM_MEMFD ? NULL : b->handle);
 	if (err)
 		return err;
 	set_views(b);
@@ -193,6 +270,71 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	ipc__store_release(&h->magic, IPC__MAGIC);
 	ipc__futex_wake(&h->state);
 	ipc__shm_ready(&b->shm);
+	return 0;
+}
+
+/* Every field of a published header, against the mapping's real size,
+ * before any is used: the layout is a function of data_size alone (plan()),
+ * so each offset must be exactly what plan() gives. -EPROTO for another
+ * layout version; -EBADMSG for anything else (another user's planted
+ * object, or memory overwritten by a bug); -EPERM for a System V semaphore
+ * set that is not ours. */
+static int header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
+                        enum ipc_shm_kind kind, size_t size)
+{
+	struct layout l;
+	const char *bad = NULL;
+
+	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h)) {
+		fprintf(stderr, "libipc: buffer '%s' has layout %u (header %u bytes), expected %u "
+		        "(%zu): made by another version of libipc\n", b->handle, h->version,
+		        h->hdr_size, IPC__LAYOUT, sizeof(*h));
+		return -EPROTO;
+	}
+	if (h->data_size < SIZE_MIN_BYTES || h->data_size > SIZE_MAX_BYTES ||
+	    h->data_size % IPC_BLOCK != 0) {
+		bad = "data size";
+	} else {
+		plan(&l, h->data_size);
+		if (h->map_size != size || l.map_size != size)
+			bad = "mapping size";
+		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
+		         h->tls_off != l.tls_off || h->dir_off != l.dir_off ||
+		         h->heap_off != l.heap_off)
+			bad = "region offsets";
+		else if (h->max_procs != MAX_PROCS || h->max_tls != MAX_TLS ||
+		         h->dir_cap != l.dir_cap || h->slab_blocks != l.slab_blocks)
+			bad = "table sizes";
+		else if (((const struct ipc__heap *)((const char *)h + h->heap_off))->nblocks !=
+		         l.nblocks)
+			bad = "heap size";
+		else if (h->shm_kind != (uint32_t)kind ||
+		         (h->sem_kind != IPC_SEM_POSIX && h->sem_kind != IPC_SEM_SYSV) ||
+		         h->lock.kind != h->sem_kind)
+			bad = "backends";
+		else if (h->def_capacity == 0 || h->def_capacity > (1u << 30) ||
+		         h->def_wait > IPC_WAIT_BLOCK)
+			bad = "channel defaults";
+		else if (ipc__load_relaxed(&((struct ipc__hdr *)h)->nprocs) > MAX_PROCS ||
+		         h->dir_live > h->dir_used || h->dir_used > h->dir_cap)
+			bad = "counts";
+		else if (memchr(h->handle, '\0', sizeof(h->handle)) == NULL)
+			bad = "handle";
+	}
+	if (bad) {
+		fprintf(stderr, "libipc: buffer '%s': its header is damaged (%s does not match a "
+		        "%zu-byte mapping): not attaching\n", b->handle, bad, size);
+		return -EBADMSG;
+	}
+	if (h->sem_kind == IPC_SEM_SYSV) {
+		struct semid_ds ds;
+		char what[64];
+		union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
+		if (semctl(h->lock.semid, 0, IPC_STAT, arg) != 0)
+			return errno == EINVAL || errno == EIDRM ? -EAGAIN : -errno;
+		snprintf(what, sizeof(what), "System V semaphore set id %d", h->lock.semid);
+		return ipc__sysv_check(&ds.sem_perm, b->handle, what);
+	}
 	return 0;
 }
 
@@ -226,22 +368,18 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 		int busy = ipc__shm_creator_busy(&b->shm);
 		if (busy == 0 && ipc__load_acquire(&h->magic) != IPC__MAGIC)
 			return -EOWNERDEAD;
-		if (busy < 0 && h->creator_pid > 0 &&
-		    !ipc__pid_alive(h->creator_pid, 0))
+		/* SysV: no creation lock; its creator's pid is judged only
+		 * in our own PID namespace (elsewhere it is waited for). */
+		if (busy < 0 && h->creator_pid > 0 && b->pidns != 0 &&
+		    h->creator_pidns == b->pidns && !ipc__pid_alive(h->creator_pid, 0))
 			return -EOWNERDEAD;
 		if (ipc__now_ms() > deadline)
 			goto timeout;
 		ipc__futex_wait(&h->state, IPC__ST_INIT, 10);
 	}
-	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h) || h->map_size != size ||
-	    h->data_off + h->data_size != h->map_size) {
-		fprintf(stderr, "libipc: buffer '%s' has layout %u (size %llu), expected %u: "
-		        "made by another version of libipc\n", b->handle, h->version,
-		        (unsigned long long)h->map_size, IPC__LAYOUT);
-		return -EPROTO;
-	}
-	if (strcmp(h->handle, b->handle) != 0)
-		return -EEXIST; /* SysV key collision with another handle */
+	err = header_check(b, h, kind, size);
+	if (err)
+		return err;
 	set_views(b);
 	err = ipc__lock_buf(b);
 	if (err)
@@ -283,11 +421,16 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		                    "block", IPC_WAIT_BLOCK, IPC_WAIT_HYBRID);
 	if (o.size == 0) {
 		const char *v = getenv("IPC_BUFFER_SIZE");
-		o.size = v ? parse_size(v) : IPC_BUFFER_SIZE_DEFAULT;
+		uint64_t size = IPC_BUFFER_SIZE_DEFAULT;
+		if (v && *v && env_size(v, &size)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		o.size = size;
 	}
 	if ((int)o.shm < 0 || o.shm > IPC_SHM_MEMFD || (int)o.sem < 0 || o.sem > IPC_SEM_SYSV ||
-	    (int)o.wait < 0 || o.wait > IPC_WAIT_BLOCK || o.size < (64u << 10) ||
-	    o.size > ((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK ||
+	    (int)o.wait < 0 || o.wait > IPC_WAIT_BLOCK || o.size < SIZE_MIN_BYTES ||
+	    o.size > SIZE_MAX_BYTES ||
 	    o.capacity > (1u << 30) || o.open_timeout_ms < 0) {
 		errno = EINVAL;
 		return NULL;
@@ -299,7 +442,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		return NULL;
 	snprintf(b->handle, sizeof(b->handle), "%s", handle);
 	b->pid = getpid();
-	b->start = ipc__proc_start(b->pid);
+	b->pidns = ipc__pidns_self();
+	b->start = b->pidns ? ipc__proc_start(b->pid) : 0;
 	pthread_mutex_init(&b->tls_mu, NULL);
 	plan(&l, o.size);
 
@@ -568,7 +712,8 @@ int ipc__reap_locked(struct ipc_buffer *b)
 
 	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
 		pid_t pid = ipc__load_relaxed(&p[i].pid);
-		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p[i].start))
+		if (pid == 0 || (pid == b->pid && i == b->proc) ||
+		    slot_alive(&p[i], pid, p[i].start, b->pidns))
 			continue;
 		reap_proc(b, i, pid);
 		ipc__store_release(&p[i].pid, 0);
@@ -590,63 +735,131 @@ int ipc_buffer_reap(struct ipc_buffer *b)
 	return n;
 }
 
+/* System V segments: how many attaches it has (every process that maps it,
+ * in any PID namespace), or -1. */
+static int sysv_nattch(const struct ipc__shm *s)
+{
+	struct shmid_ds ds;
+	if (s->shmid < 0 || shmctl(s->shmid, IPC_STAT, &ds) != 0)
+		return -1;
+	return (int)ds.shm_nattch;
+}
+
+/* The keyed semaphore set of handle, when no buffer of either memory kind
+ * exists to own it (memfd buffers never use the key): a creator that died
+ * between the two, or a destroy cut short. 1 removed, 0 none, -EBUSY a
+ * buffer of the handle exists (the set may be its own). */
+static int gc_orphan_sem(const char *handle)
+{
+	char name[IPC_HANDLE_MAX + 16];
+	struct semid_ds ds;
+	union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
+	int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
+	if (semid < 0)
+		return 0;
+	snprintf(name, sizeof(name), "/ipc.%s", handle);
+	int fd = shm_open(name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd >= 0 || errno != ENOENT) {
+		if (fd >= 0)
+			close(fd);
+		return -EBUSY;
+	}
+	if (shmget(ipc__sysv_key(handle, 0), 0, 0) >= 0 || errno != ENOENT)
+		return -EBUSY;
+	if (semctl(semid, 0, IPC_STAT, arg) != 0)
+		return 0;
+	if (ds.sem_perm.uid != geteuid() && ds.sem_perm.cuid != geteuid())
+		return -EPERM;
+	return semctl(semid, 0, IPC_RMID) == 0 ? 1 : -errno;
+}
+
 int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
 {
 	struct ipc__shm s;
-	int removed = 0;
+	int removed = 0, err;
 
 	if (!handle_ok(handle))
 		return -EINVAL;
 	if (kind == IPC_SHM_DEFAULT)
 		kind = IPC_SHM_POSIX;
-	if (kind == IPC_SHM_SYSV) { /* an orphaned semaphore set without its memory */
-		int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
-		if (semid >= 0 && shmget(ipc__sysv_key(handle, 0), 0, 0) < 0 && errno == ENOENT) {
-			semctl(semid, 0, IPC_RMID);
-			removed = 1;
-		}
+	if (kind < IPC_SHM_POSIX || kind > IPC_SHM_MEMFD)
+		return -EINVAL;
+	err = ipc__shm_open(&s, kind, handle);
+	if (err == -ENOENT || err == -EIDRM)
+		return kind == IPC_SHM_MEMFD ? 0 : gc_orphan_sem(handle);
+	if (err) {
+		ipc__shm_detach(&s);
+		return err; /* -EPERM: another user's, or not a buffer: untouched */
 	}
-	if (ipc__shm_open(&s, kind, handle) != 0)
-		return removed;
 	size_t size = ipc__shm_size(&s);
+	int nattch = sysv_nattch(&s); /* before we attach ourselves */
 	if (size < 4096 || ipc__shm_map(&s, size) != 0) {
-		if (ipc__shm_creator_busy(&s) == 0) { /* creator died before sizing it */
+		if (ipc__shm_creator_busy(&s) == 0 || (kind == IPC_SHM_SYSV && nattch == 0)) {
+			/* its creator died before sizing (POSIX) or attaching it */
 			ipc__shm_unlink(&s, handle);
 			removed = 1;
+		} else {
+			removed = -EBUSY;
 		}
 		ipc__shm_detach(&s);
 		return removed;
 	}
 	struct ipc__hdr *h = s.base;
-	bool ready = ipc__load_acquire(&h->magic) == IPC__MAGIC && h->version == IPC__LAYOUT &&
-	             h->map_size == size && h->procs_off + MAX_PROCS * sizeof(struct ipc__proc) <= size;
-	bool alive = false;
+	struct ipc_buffer tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	snprintf(tmp.handle, sizeof(tmp.handle), "%s", handle);
+	tmp.pidns = ipc__pidns_self();
+	bool ready = ipc__load_acquire(&h->magic) == IPC__MAGIC;
+	if (ready) {
+		err = header_check(&tmp, h, kind, size);
+		if (err == -EAGAIN) /* its semaphore set is gone already */
+			err = 0;
+		if (err) {
+			ipc__shm_detach(&s);
+			return err; /* not judged: not touched */
+		}
+	}
+	/* In use: any process attached (SysV counts every attach, in every PID
+	 * namespace), any process slot not provably dead (its life word, or
+	 * /proc in our own namespace), or a creator still at work. */
+	bool alive = kind == IPC_SHM_SYSV && nattch > 0;
 	if (ready) {
 		struct ipc__proc *p = (struct ipc__proc *)((char *)s.base + h->procs_off);
-		for (uint32_t i = 0; i < h->max_procs && i < MAX_PROCS; i++) {
+		for (uint32_t i = 0; i < MAX_PROCS; i++) {
 			pid_t pid = ipc__load_relaxed(&p[i].pid);
-			if (pid && ipc__pid_alive(pid, p[i].start))
+			if (pid && slot_alive(&p[i], pid, p[i].start, tmp.pidns))
 				alive = true;
 		}
 	} else {
-		alive = ipc__shm_creator_busy(&s) == 1 ||
-		        (h->creator_pid > 0 && ipc__pid_alive(h->creator_pid, 0));
+		int busy = ipc__shm_creator_busy(&s);
+		alive = alive || busy == 1 ||
+		        (busy < 0 && h->creator_pid > 0 &&
+		         !(tmp.pidns != 0 && h->creator_pidns == tmp.pidns &&
+		           !ipc__pid_alive(h->creator_pid, 0)));
 	}
-	if (!alive) {
-		if (ready && h->sem_kind == IPC_SEM_SYSV) {
-			ipc__lock_destroy(&h->lock);
-		} else if (!ready) {
-			/* A creator that died half-way may have made its semaphore
-			 * set (by key, or private with its id in the header). */
-			int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
-			if (semid >= 0)
-				semctl(semid, 0, IPC_RMID);
-			if (h->lock.kind == IPC_SEM_SYSV && h->lock.semid > 0)
-				semctl(h->lock.semid, 0, IPC_RMID);
-		}
-		if (!ready || !h->name_unlinked)
-			ipc__shm_unlink(&s, handle);
-		removed = 1;
+	if (alive) {
+		ipc__shm_detach(&s);
+		return -EBUSY;
+	}
+	if (ready && h->sem_kind == IPC_SEM_SYSV) {
+		if (h->lock.semid >= 0 && semctl(h->lock.semid, 0, IPC_RMID) == 0)
+			removed = 1;
+	} else if (!ready) {
+		/* A creator that died half-way may have made its semaphore set
+		 * (by key, or private with its id in the header). */
+		int semid = kind == IPC_SHM_MEMFD ? -1 : semget(ipc__sysv_key(handle, 1), 0, 0);
+		if (semid >= 0 && semctl(semid, 0, IPC_RMID) == 0)
+			removed = 1;
+		if (h->lock.kind == IPC_SEM_SYSV && h->lock.semid > 0 && h->lock.semid != semid &&
+		    semctl(h->lock.semid, 0, IPC_RMID) == 0)
+			removed = 1;
+	}
+	if (!ready || !h->name_unlinked) {
+		char name[IPC_HANDLE_MAX + 16];
+		snprintf(name, sizeof(name), "/ipc.%s", handle);
+		if (kind == IPC_SHM_POSIX ? shm_unlink(name) == 0
+		    : kind == IPC_SHM_SYSV ? shmctl(s.shmid, IPC_RMID, NULL) == 0 : false)
+			removed = 1;
 	}
 	ipc__shm_detach(&s);
 	return removed;

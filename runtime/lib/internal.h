@@ -72,17 +72,20 @@ struct ipc__hdr {
 	uint32_t slab_used;       /* blocks held by slabs (L) */
 	char handle[IPC_HANDLE_MAX + 1];
 	struct ipc__lock lock;
+	uint64_t creator_pidns;   /* the creator's PID namespace, 0 unknown */
 };
 _Static_assert(sizeof(struct ipc__hdr) <= 4096, "header fits its page");
 
 struct ipc__proc {
 	ipc_ai32 pid;             /* 0: free slot (L) */
 	uint32_t gen;
-	uint64_t start;           /* process start time */
+	uint64_t start;           /* process start time, when pidns is known */
 	ipc_a32 life;             /* its keeper's thread id, a robust futex: the
 	                             kernel marks it when the process dies (notice.c) */
 	ipc_a32 life_waiters;     /* who waits on life, and whether one is alone */
-	uint64_t pad2;
+	uint64_t pidns;           /* its PID namespace (ipc__pidns_self), 0 unknown:
+	                             pid and start are judged through /proc only by
+	                             a process of that same namespace */
 };
 _Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
 
@@ -230,7 +233,8 @@ struct ipc_buffer {
 	uint64_t rec_span;        /* map_size - data_off - sizeof(struct ipc__rec) */
 	pid_t pid;                /* the process that opened it */
 	uint32_t proc;            /* our process slot */
-	uint64_t start;
+	uint64_t start;           /* our start time (0 unless pidns is known) */
+	uint64_t pidns;           /* ipc__pidns_self() at open */
 	pthread_mutex_t tls_mu;   /* guards tls_list */
 	pthread_t keeper;         /* holds our slot's life word (notice.c) */
 	bool keeper_on;
@@ -393,6 +397,26 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen);
 int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
                      uint32_t seen, int64_t timeout_us);
 bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen);
+
+/* Liveness of the process in slot proc that had pid and start (a channel's
+ * peer, a lock holder, a segment's creator), never judged by pid numbers
+ * that could name another process:
+ *   the slot no longer holds that pid and start: gone (it closed, or was
+ *   reaped);
+ *   its life word marked FUTEX_OWNER_DIED by the kernel: dead, in any PID
+ *   namespace (in our own, /proc is asked too, so that a zombie's last
+ *   threads are gone first);
+ *   its life word holding its keeper's thread id: alive;
+ *   no keeper (IPC_DEATH_NOTICE=0, or between open and keeper start): /proc
+ *   when the process is in our PID namespace, else alive: what cannot be
+ *   proven dead is never reaped. */
+bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start);
+/* The same for pid and start whose slot is not known: the slot holding
+ * them, or gone when none does. */
+bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start);
+/* Whether ipc__proc_alive may ask /proc about slot proc (the process is in
+ * our PID namespace and /proc is that namespace's). */
+bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc);
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);

@@ -159,9 +159,18 @@ const char *ipc_buffer_handle(const struct ipc_buffer *b);
 enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b);
 enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b);
 
-/* Remove every OS object of a buffer whose processes are all dead (what a
- * crashed run leaves). Returns 1 if something was removed, 0 if there was
- * nothing or the buffer is still in use, or a negative errno. */
+/* Remove every OS object of a buffer whose processes are all provably dead
+ * (what a crashed run leaves), whichever PID namespaces they ran in: a
+ * process counts as dead when the kernel marked its robust-futex life word,
+ * or (in our own PID namespace only) when /proc says so; a System V segment
+ * still attached anywhere is in use. shm names the memory kind to look at;
+ * the handle's keyed System V semaphore set is removed only with its
+ * buffer, or when no buffer of the handle exists in either kind.
+ * Returns 1 when something was removed (by this call), 0 when there was
+ * nothing of that handle, -EBUSY when the buffer exists and is (or may be)
+ * in use (nothing touched), -EPERM when the object is not ours (another
+ * user's, or not a buffer: untouched), -EBADMSG/-EPROTO for a header it
+ * cannot read (untouched), or another negative errno. */
 int ipc_buffer_gc(const char *handle, enum ipc_shm_kind shm);
 
 /*
