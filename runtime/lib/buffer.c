@@ -380,6 +380,8 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 	err = header_check(b, h, kind, size);
 	if (err)
 		return err;
+	if (strcmp(h->handle, b->handle) != 0)
+		return -EEXIST; /* SysV key collision with another handle */
 	set_views(b);
 	err = ipc__lock_buf(b);
 	if (err)
@@ -388,8 +390,14 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 		ipc__unlock_buf(b);
 		return -EAGAIN;
 	}
-	ipc__reap_locked(b);
+	/* A slot first, then reaping: a holder of the lock with no slot
+	 * cannot be judged by peers in other PID namespaces (holder_dead), so
+	 * that stretch is kept short. */
 	err = proc_attach_locked(b);
+	if (err == -EUSERS && ipc__reap_locked(b) > 0)
+		err = proc_attach_locked(b);
+	else if (err == 0)
+		ipc__reap_locked(b);
 	ipc__unlock_buf(b);
 	return err;
 timeout:
@@ -510,9 +518,8 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	err = ipc__lock_buf(b);
 	if (err == 0) {
 		struct ipc__proc *p = &procs(b)[b->proc];
-		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
-		ipc__reap_locked(b);
+		ipc__reap_locked(b); /* skips our own slot */
 		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
 		if (last)
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
@@ -520,6 +527,9 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 			ipc__shm_unlink(&b->shm, b->handle);
 			b->hdr->name_unlinked = 1;
 		}
+		/* The slot goes last: while we hold the lock, peers in other
+		 * PID namespaces judge us by it (holder_dead). */
+		ipc__store_release(&p->pid, 0);
 		ipc__unlock_buf(b);
 		if (last)
 			destroy(b);
