@@ -43,7 +43,7 @@
 #include "shm.h"
 
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
-#define IPC__LAYOUT 2u
+#define IPC__LAYOUT 3u
 #define IPC__CACHELINE 64
 #define IPC__MAX_PROCS 256u
 #define IPC__MAX_TLS 1024u
