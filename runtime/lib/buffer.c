@@ -778,8 +778,8 @@ static int gc_orphan_sem(const char *handle)
 		return -EBUSY;
 	if (semctl(semid, 0, IPC_STAT, arg) != 0)
 		return 0;
-	if (ds.sem_perm.uid != geteuid() && ds.sem_perm.cuid != geteuid())
-		return -EPERM;
+	if (ds.sem_perm.uid != geteuid() || ds.sem_perm.cuid != geteuid())
+		return -EPERM; /* not ours: root too leaves other users' sets alone */
 	return semctl(semid, 0, IPC_RMID) == 0 ? 1 : -errno;
 }
 
