@@ -892,7 +892,10 @@ const char *ipc_strerror(int err)
 	case -EOWNERDEAD: return "the creator died before it finished";
 	case -ETIMEDOUT: return "timed out";
 	case -EPROTO: return "buffer made by another version of libipc";
-	case -ENOSPC: return "no room: too many channels, threads or processes";
+	case -ENOSPC: return "no room: /dev/shm too small for the buffer, or too many channels, "
+	                     "threads or processes";
+	case -EPERM: return "not ours: the shared object belongs to another user, or is not a buffer";
+	case -EBADMSG: return "damaged shared data: a header or record that does not check out";
 	default: return err < 0 ? strerror(-err) : "unknown result";
 	}
 }

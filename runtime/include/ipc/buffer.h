@@ -119,10 +119,22 @@ struct ipc_tls;
 /*
  * Create the buffer named by handle, or attach to it if it exists. Safe to
  * call from every process at once: exactly one creates, the others wait (at
- * most opts->open_timeout_ms) until it is ready. Returns NULL with errno set:
- * EINVAL bad handle or options, ETIMEDOUT creator still not done,
- * EOWNERDEAD creator died half-way, EPROTO version or layout mismatch,
- * EEXIST another object holds the name, or what the OS said.
+ * most opts->open_timeout_ms) until it is ready. The creator reserves the
+ * buffer's memory (POSIX shm and memfd: every page, up front), so a buffer
+ * that does not fit fails here rather than with SIGBUS later. An existing
+ * object is attached only when it is a regular object (never a FIFO or a
+ * symlink) owned by the caller's effective uid with mode 0600, as the
+ * creator makes it (System V: the segment and the semaphore set), and only
+ * after every header field checked out against the mapping's real size.
+ * Returns NULL with errno set: EINVAL bad handle or options (or an
+ * IPC_BUFFER_SIZE outside 64K..16383G, said on stderr), ETIMEDOUT creator
+ * still not done, EOWNERDEAD creator died half-way, EPROTO version or
+ * layout mismatch, EEXIST another object holds the name, ENOSPC the memory
+ * cannot be had (/dev/shm too small, System V limits: stderr names the size
+ * asked, the room free and the fixes), EPERM the object under the name is
+ * not ours (another user's, a FIFO, a symlink, another mode: stderr names
+ * it and its owner; refused at once), EBADMSG its header is damaged, or
+ * what the OS said.
  */
 struct ipc_buffer *ipc_buffer_open(const char *handle,
                                    const struct ipc_buffer_opts *opts);
