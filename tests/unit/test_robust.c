@@ -110,7 +110,7 @@ static void captured(int saved, char *out, size_t len)
 static void private_mounts(void)
 {
 	CHECK(unshare(CLONE_NEWNS) == 0);
-	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	CHECK(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0);
 }
 
 /* ---- 2. a /dev/shm smaller than the buffer --------------------------------- */
@@ -253,10 +253,10 @@ static pid_t ns_start(struct ns_job *j, pid_t *inner)
 	tu_pipe(j->go);
 	pid_t p = tu_spawn(ns_outer, j);
 	int32_t hp = 0;
-	CHECK(tu_await(j->ready[0], 10000) == 'P');
+	CHECK(tu_await(j->ready[0], 30000) == 'P'); /* slow under valgrind and load */
 	CHECK(read(j->ready[0], &hp, sizeof(hp)) == 4 && hp > 0);
 	*inner = hp;
-	CHECK_MSG(tu_await(j->ready[0], 10000) == 'R', "the namespaced process did not attach");
+	CHECK_MSG(tu_await(j->ready[0], 30000) == 'R', "the namespaced process did not attach");
 	return p;
 }
 
