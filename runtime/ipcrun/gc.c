@@ -251,6 +251,11 @@ int ir_gc_collect(bool verbose)
 		const char *h = e->d_name;
 		if (strncmp(h, "ipc.", 4) != 0 || !handle_ok(h + 4))
 			continue;
+		char path[PATH_MAX];
+		struct stat st;
+		snprintf(path, sizeof path, "/dev/shm/%s", h);
+		if (lstat(path, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue; /* another user's run (or not a buffer): not ours */
 		int pid = atoi(h + 4 + strlen(PREFIX));
 		if (my_ns && alive(pid, 0))
 			continue; /* a quick pass; ipc_buffer_gc decides anyway */
