@@ -103,11 +103,16 @@ static void no_room(enum ipc_shm_kind kind, const char *handle, size_t size, int
 		fprintf(stderr, "libipc: buffer '%s' needs %s of System V shared memory, which "
 		        "is more than the system allows (%s; see /proc/sys/kernel/shmmax, "
 		        "shmall)\n", handle, want, strerror(err));
-	fprintf(stderr, "libipc: fixes: a smaller buffer (ipcrun: `buffer =` in [graph]; "
-	        "env IPC_BUFFER_SIZE)%s; in Docker a larger /dev/shm "
-	        "(docker run --shm-size=SIZE, or --ipc=host)\n",
-	        kind == IPC_SHM_SYSV ? "" :
-	        ", or System V memory, outside /dev/shm (ipcrun: `shm = sysv`; env IPC_SHM=sysv)");
+	if (kind == IPC_SHM_SYSV)
+		fprintf(stderr, "libipc: fixes: a smaller buffer (ipcrun: `buffer =` in [graph]; "
+		        "env IPC_BUFFER_SIZE), POSIX memory (ipcrun: `shm = posix`; env "
+		        "IPC_SHM=posix), or higher limits (sysctl kernel.shmmax and kernel.shmall; "
+		        "in Docker: docker run --sysctl kernel.shmmax=BYTES)\n");
+	else
+		fprintf(stderr, "libipc: fixes: a smaller buffer (ipcrun: `buffer =` in [graph]; "
+		        "env IPC_BUFFER_SIZE), System V memory, outside /dev/shm (ipcrun: "
+		        "`shm = sysv`; env IPC_SHM=sysv), or in Docker a larger /dev/shm "
+		        "(docker run --shm-size=SIZE, or --ipc=host)\n");
 }
 
 int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *handle,

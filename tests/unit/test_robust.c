@@ -132,6 +132,23 @@ static int small_shm_child(void *arg)
 		/* the fix the message suggests: SysV memory is not in /dev/shm */
 		CHECK_MSG(b != NULL, "sysv open on a small /dev/shm: %s", strerror(err));
 		CHECK_EQ(ipc_buffer_close(b, false), 0);
+		/* SysV's own limit, in an IPC namespace of this child alone
+		 * (shmmax is per namespace: the machine's is untouched) */
+		CHECK(unshare(CLONE_NEWIPC) == 0);
+		int fd = open("/proc/sys/kernel/shmmax", O_WRONLY | O_CLOEXEC);
+		CHECK(fd >= 0 && write(fd, "1048576", 7) == 7);
+		close(fd);
+		saved = capture_stderr();
+		b = open_env(h, 2u << 20);
+		err = errno;
+		captured(saved, msg, sizeof(msg));
+		CHECK_MSG(b == NULL && err == ENOSPC, "2 MiB SysV buffer, shmmax 1 MiB: %s",
+		          b ? "opened" : strerror(err));
+		CHECK_MSG(strstr(msg, "needs 2.") && strstr(msg, "System V") &&
+		          strstr(msg, "shmmax") && strstr(msg, "buffer =") &&
+		          strstr(msg, "shm = posix"), "message lacks the size or a fix: %s", msg);
+		CHECK(shmget(ipc__sysv_key(h, 0), 0, 0) < 0 && errno == ENOENT);
+		CHECK(semget(ipc__sysv_key(h, 1), 0, 0) < 0 && errno == ENOENT);
 	} else {
 		CHECK_MSG(b == NULL && err == ENOSPC, "2 MiB buffer on a 1 MiB /dev/shm: %s",
 		          b ? "opened" : strerror(err));
