@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -197,7 +198,8 @@ static void test_robust_small_dev_shm_enospc(void **state)
 
 struct ns_job {
 	const char *handle;
-	int ready[2];   /* grandchild -> test: 'R' attached, 'P' its host pid follows */
+	int ready[2];   /* grandchild -> test: 'R' attached */
+	int pidp[2];    /* namespace maker -> test: the grandchild's pid here */
 	int go[2];      /* test -> grandchild */
 	int role;       /* 0 consumer of NS_RECORDS, 1 holder that waits, 2 producer */
 };
@@ -256,7 +258,7 @@ static int ns_outer(void *arg)
 	if (p == 0)
 		_exit(ns_inner(j));
 	int32_t hp = (int32_t)p;
-	CHECK(write(j->ready[1], "P", 1) == 1 && write(j->ready[1], &hp, sizeof(hp)) == 4);
+	CHECK(write(j->pidp[1], &hp, sizeof(hp)) == 4);
 	int st;
 	CHECK(waitpid(p, &st, 0) == p);
 	if (j->role == 2)
@@ -268,10 +270,13 @@ static pid_t ns_start(struct ns_job *j, pid_t *inner)
 {
 	tu_pipe(j->ready);
 	tu_pipe(j->go);
+	tu_pipe(j->pidp);
 	pid_t p = tu_spawn(ns_outer, j);
 	int32_t hp = 0;
-	CHECK(tu_await(j->ready[0], 30000) == 'P'); /* slow under valgrind and load */
-	CHECK(read(j->ready[0], &hp, sizeof(hp)) == 4 && hp > 0);
+	/* slow under valgrind and load: 30 s */
+	struct pollfd pf = {.fd = j->pidp[0], .events = POLLIN};
+	CHECK_MSG(poll(&pf, 1, 30000) == 1, "the PID namespace was not made");
+	CHECK(read(j->pidp[0], &hp, sizeof(hp)) == 4 && hp > 0);
 	*inner = hp;
 	CHECK_MSG(tu_await(j->ready[0], 30000) == 'R', "the namespaced process did not attach");
 	return p;
@@ -283,6 +288,8 @@ static void ns_close(struct ns_job *j)
 	close(j->ready[1]);
 	close(j->go[0]);
 	close(j->go[1]);
+	close(j->pidp[0]);
+	close(j->pidp[1]);
 }
 
 static void test_robust_pidns_consumer_gets_every_record(void **state)
