@@ -96,6 +96,8 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 	if (!strcmp(v, a)) return va;
 	if (!strcmp(v, b)) return vb;
 	if (c && !strcmp(v, c)) return vc;
+	fprintf(stderr, "libipc: %s=%s: expected %s, %s%s%s\n", var, v, a, b, c ? " or " : "",
+	        c ? c : "");
 	return -1;
 }
 
@@ -755,6 +757,16 @@ static int sysv_nattch(const struct ipc__shm *s)
 	return (int)ds.shm_nattch;
 }
 
+/* A System V semaphore set owned and created by our euid (root too leaves
+ * other users' sets alone). */
+static bool sem_ours(int semid)
+{
+	struct semid_ds ds;
+	union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
+	return semctl(semid, 0, IPC_STAT, arg) == 0 && ds.sem_perm.uid == geteuid() &&
+	       ds.sem_perm.cuid == geteuid();
+}
+
 /* The keyed semaphore set of handle, when no buffer of either memory kind
  * exists to own it (memfd buffers never use the key): a creator that died
  * between the two, or a destroy cut short. 1 removed, 0 none, -EBUSY a
@@ -762,8 +774,6 @@ static int sysv_nattch(const struct ipc__shm *s)
 static int gc_orphan_sem(const char *handle)
 {
 	char name[IPC_HANDLE_MAX + 16];
-	struct semid_ds ds;
-	union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
 	int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
 	if (semid < 0)
 		return 0;
@@ -776,10 +786,8 @@ static int gc_orphan_sem(const char *handle)
 	}
 	if (shmget(ipc__sysv_key(handle, 0), 0, 0) >= 0 || errno != ENOENT)
 		return -EBUSY;
-	if (semctl(semid, 0, IPC_STAT, arg) != 0)
-		return 0;
-	if (ds.sem_perm.uid != geteuid() || ds.sem_perm.cuid != geteuid())
-		return -EPERM; /* not ours: root too leaves other users' sets alone */
+	if (!sem_ours(semid))
+		return -EPERM;
 	return semctl(semid, 0, IPC_RMID) == 0 ? 1 : -errno;
 }
 
@@ -858,10 +866,10 @@ int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
 		/* A creator that died half-way may have made its semaphore set
 		 * (by key, or private with its id in the header). */
 		int semid = kind == IPC_SHM_MEMFD ? -1 : semget(ipc__sysv_key(handle, 1), 0, 0);
-		if (semid >= 0 && semctl(semid, 0, IPC_RMID) == 0)
+		if (semid >= 0 && sem_ours(semid) && semctl(semid, 0, IPC_RMID) == 0)
 			removed = 1;
 		if (h->lock.kind == IPC_SEM_SYSV && h->lock.semid > 0 && h->lock.semid != semid &&
-		    semctl(h->lock.semid, 0, IPC_RMID) == 0)
+		    sem_ours(h->lock.semid) && semctl(h->lock.semid, 0, IPC_RMID) == 0)
 			removed = 1;
 	}
 	if (!ready || !h->name_unlinked) {

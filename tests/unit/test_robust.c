@@ -761,6 +761,25 @@ static void test_robust_env_sizes_checked(void **state)
 	}
 	unsetenv("IPC_BUFFER_SIZE");
 
+	/* backend choices: EINVAL, and stderr names what is accepted */
+	const char *vars[] = {"IPC_SHM", "IPC_SEM", "IPC_WAIT"};
+	for (size_t i = 0; i < 3; i++) {
+		char *old = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+		setenv(vars[i], "posixx", 1);
+		errno = 0;
+		struct ipc_buffer *b = ipc_buffer_open(h, NULL);
+		int err = errno;
+		if (old) {
+			setenv(vars[i], old, 1);
+			free(old);
+		} else {
+			unsetenv(vars[i]);
+		}
+		assert_null(b);
+		assert_int_equal(err, EINVAL);
+	}
+	tu_assert_clean(h);
+
 	/* the shared parser itself: edges and overflow */
 	uint64_t v;
 	assert_int_equal(ipc__parse_u64("18446744073709551615", false, 0, UINT64_MAX, &v), 0);
