@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipcrun.h"
@@ -238,6 +239,13 @@ int ir_gc_collect(bool verbose)
 			int rc = collect(e->d_name, shm, verbose);
 			if (rc < 0)
 				continue; /* in use: the record stays */
+			/* A run of another namespace writes its record just before
+			 * it makes its buffer: nothing there yet proves nothing
+			 * for a minute (after that, it died before making it). */
+			struct stat rs;
+			if (rc == 0 && !(ns && ns == my_ns) && stat(path, &rs) == 0 &&
+			    time(NULL) - rs.st_mtime < 60) /* file times: not a wait */
+				continue;
 			removed += rc;
 			unlink(path);
 		}

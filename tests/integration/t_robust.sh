@@ -39,9 +39,10 @@ sed 's/^buffer = 16M$/&\nshm = sysv/' "$T/seq.ini" >"$T/seq-sysv.ini"
 
 # --- waits never follow the wall clock ----------------------------------------
 # (test_robust proves the heap-lock take-over waits through
-# sem_clockwait(CLOCK_MONOTONIC); this keeps every other wait honest)
+# sem_clockwait(CLOCK_MONOTONIC); this keeps every other wait honest. A
+# line that compares file times, which are wall-clock, says "not a wait".)
 realtime=$(grep -rnE 'sem_timedwait *\(|CLOCK_REALTIME *[,)]|gettimeofday *\(|pthread_cond_timedwait *\(|[^_a-z]time *\( *NULL *\)' \
-	runtime kernels 2>/dev/null)
+	runtime kernels 2>/dev/null | grep -v 'not a wait')
 check "no wait or timeout in the runtime or kernels reads the wall clock" test -z "$realtime"
 [ -z "$realtime" ] || echo "$realtime" | sed 's/^/      /'
 
