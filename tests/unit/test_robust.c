@@ -30,6 +30,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -617,14 +618,25 @@ static void test_robust_damaged_header_fields_ebadmsg(void **state)
 
 /* The library's waits, seen from here: this binary's definitions take the
  * place of libc's for libipc.a (linked statically into it). */
-static _Atomic int timedwait_calls, clockwait_calls, clockwait_bad_clock;
+static _Atomic int timedwait_calls, timedwait_late, clockwait_calls, clockwait_bad_clock;
 
+/* Counts; a deadline more than 5 s past the real wall clock (the stepped
+ * clock at work) is counted late and cut to 1 s, so that a regression
+ * fails at once instead of sleeping an hour. */
 int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
 	static int (*real)(sem_t *, const struct timespec *);
+	struct timespec now, cut;
 	atomic_fetch_add(&timedwait_calls, 1);
 	if (!real)
 		real = (int (*)(sem_t *, const struct timespec *))dlsym(RTLD_NEXT, "sem_timedwait");
+	syscall(SYS_clock_gettime, CLOCK_REALTIME, &now);
+	if (abs->tv_sec > now.tv_sec + 5) {
+		atomic_fetch_add(&timedwait_late, 1);
+		cut = now;
+		cut.tv_sec += 1;
+		abs = &cut;
+	}
 	return real(s, abs);
 }
 
@@ -638,6 +650,20 @@ int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 		real = (int (*)(sem_t *, clockid_t, const struct timespec *))
 		       dlsym(RTLD_NEXT, "sem_clockwait");
 	return real(s, clock, abs);
+}
+
+/* And the wall clock as the library sees it: a step of an hour, in this
+ * process only (the machine's clock is never touched). A deadline computed
+ * from CLOCK_REALTIME for sem_timedwait (which the kernel measures against
+ * the real wall clock) would then lie an hour away. */
+static _Atomic long realtime_step_s;
+
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	long rc = syscall(SYS_clock_gettime, clk, ts);
+	if (rc == 0 && clk == CLOCK_REALTIME)
+		ts->tv_sec += atomic_load(&realtime_step_s);
+	return rc == 0 ? 0 : -1;
 }
 
 static int die_holding_lock(void *arg)
@@ -660,15 +686,22 @@ static void test_robust_lock_takeover_waits_on_monotonic_clock(void **state)
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	atomic_store(&timedwait_calls, 0);
 	atomic_store(&clockwait_calls, 0);
+	struct timespec before, after;
+	clock_gettime(CLOCK_REALTIME, &before);
+	atomic_store(&realtime_step_s, 3600); /* the wall clock jumps an hour */
+	clock_gettime(CLOCK_REALTIME, &after);
+	assert_true(after.tv_sec - before.tv_sec >= 3599);
 	uint64_t t0 = tu_now_ns();
 	struct ipc_buffer_stats s;
 	assert_int_equal(ipc_buffer_stats(b, &s), 0); /* takes the lock over */
 	uint64_t ms = (tu_now_ns() - t0) / 1000000;
+	atomic_store(&realtime_step_s, 0);
 	fprintf(stderr, "# lock taken over from a dead holder in %llu ms, %d monotonic waits\n",
 	        (unsigned long long)ms, atomic_load(&clockwait_calls));
 	assert_true(ms < 1000);
 	assert_true(atomic_load(&clockwait_calls) > 0);
 	assert_int_equal(atomic_load(&clockwait_bad_clock), 0);
+	assert_int_equal(atomic_load(&timedwait_late), 0);  /* an hour late */
 	assert_int_equal(atomic_load(&timedwait_calls), 0); /* CLOCK_REALTIME deadlines */
 	assert_int_equal(ipc_buffer_close(b, false), 0);
 	tu_assert_clean(h);
