@@ -417,6 +417,21 @@ bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start);
 /* Whether ipc__proc_alive may ask /proc about slot proc (the process is in
  * our PID namespace and /proc is that namespace's). */
 bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc);
+/* Slot p (which held pid and start) by its life word, or /proc when my_ns
+ * is its namespace; no check that the slot still holds them. */
+bool ipc__slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint64_t my_ns);
+/* The allocation lock's holder h is provably dead (an ipc__holder_dead_fn;
+ * ctx is the struct ipc_buffer). */
+bool ipc__holder_dead(void *ctx, uint64_t h);
+
+/* A handle libipc accepts (see IPC_HANDLE_MAX). */
+bool ipc__handle_ok(const char *h);
+/* Every field of a published header, against the mapping's real size,
+ * before any is used (buffer.c): 0, -EPROTO (another layout), -EBADMSG
+ * (damaged or planted), -EPERM (a System V semaphore set not ours), or
+ * -EAGAIN (its semaphore set is gone). */
+int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h, enum ipc_shm_kind kind,
+                      size_t size);
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);
