@@ -114,7 +114,7 @@ static int sysv_nattch(const struct ipc__shm *s)
  * other users' sets alone). */
 static bool sem_ours(int semid)
 {
-	struct semid_ds ds;
+	struct semid_ds ds = {0};
 	union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
 	return semctl(semid, 0, IPC_STAT, arg) == 0 && ds.sem_perm.uid == geteuid() &&
 	       ds.sem_perm.cuid == geteuid();

@@ -117,9 +117,7 @@ int ipc__parse_u64(const char *s, bool size, uint64_t min, uint64_t max, uint64_
 		}
 		if (shift && p[0] == 'i' && p[1] == 'B')
 			p += 2;
-		else if (shift && p[0] == 'i')
-			p++;
-		else if (*p == 'B')
+		else if ((shift && p[0] == 'i') || *p == 'B')
 			p++;
 		if (shift && v > (UINT64_MAX >> shift))
 			return -EINVAL;
