@@ -462,8 +462,19 @@ static void check_connections(struct ir_graph *g)
 						continue;
 					count++;
 					if (ps->mode[e] == '*') {
-						size_t idx = (size_t)strtoull(pn + strlen(ps->name[e]),
-						                              NULL, 10);
+						/* at most IR_MAX_CONNS members, so a longer
+						 * index (which could overflow) is an error */
+						const char *ix = pn + strlen(ps->name[e]);
+						size_t idx = strlen(ix) > 9 ? SIZE_MAX :
+						             (size_t)strtoull(ix, NULL, 10);
+						if (idx >= IR_MAX_CONNS) {
+							ir_diag(g, c->line, "port '%s.%s' is out of range: "
+							        "a port family has at most %d members "
+							        "(%s0..%s%d)", kk->name, pn, IR_MAX_CONNS,
+							        ps->name[e], ps->name[e], IR_MAX_CONNS - 1);
+							count--;
+							continue;
+						}
 						if (idx + 1 > max)
 							max = idx + 1;
 					} else {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,16 +65,25 @@ static int send_copy(struct ipc_port *out, const void *src, size_t n)
 	return ipc_send(out, r);
 }
 
+/* Writes TEXT to PATH through PATH.tmp and a rename, so readers see the
+ * whole file or none. Only ever a regular file: a path naming anything else
+ * (a device such as /dev/null, a FIFO, a folder) is left alone, so a test
+ * topology that names one cannot replace it. */
 static void write_file(const char *path, const char *text)
 {
 	char tmp[4096];
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "testkernels: %s is not a regular file: not written\n", path);
+		return;
+	}
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f)
 		return;
 	fputs(text, f);
 	fclose(f);
-	rename(tmp, path); /* readers see the whole file or none */
+	rename(tmp, path);
 }
 
 static int end_of(const char *name, int rc)
