@@ -87,6 +87,7 @@ include mk/lib.mk
 -include mk/tests.mk
 -include mk/bench.mk
 -include mk/man.mk
+-include mk/net.mk
 
 all: $(ALL_TARGETS)
 

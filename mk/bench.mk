@@ -19,3 +19,15 @@ BENCH_TARGETS += $(BENCH_BINS)
 
 $(BENCH_BINS): $(BENCH_DIR)/%: $(BENCH_DIR)/%.o $(BENCH_COMMON) $(LIBIPC_A)
 	$(CC) $< $(BENCH_COMMON) $(LIBIPC_A) $(ALL_LDFLAGS) -o $@
+
+# Across hosts (issue 13): bench_hosts.sh runs the same graph on one host and
+# on two MPI ranks (TCP on loopback) and raw MPI (bench_mpi) in one sitting,
+# and prints ratios. Only where mpicc exists.
+ifneq ($(shell command -v mpicc 2>/dev/null),)
+BENCH_MPI := $(BENCH_DIR)/bench_mpi
+$(BENCH_MPI): tests/bench/bench_mpi.c
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) mpicc $(CSTD) -O2 -o $@ $<
+tests/bench/bench_hosts.sh: $(BENCH_MPI) $(IPCRUN_NET) $(TESTKERNELS_SO)
+BENCH_TARGETS += tests/bench/bench_hosts.sh
+endif

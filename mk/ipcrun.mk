@@ -6,13 +6,16 @@
 # the pipeline benchmark, the loader's fuzz target, and `make run`.
 
 IPCRUN       := $(BUILD)/bin/ipcrun
-IPCRUN_SRC   := $(wildcard runtime/ipcrun/*.c)
+# frame.c and net_*.c belong to the bridge helpers (mk/net.mk), not to ipcrun
+IPCRUN_SRC   := $(filter-out runtime/ipcrun/frame.c runtime/ipcrun/net_%.c,\
+                  $(wildcard runtime/ipcrun/*.c))
 IPCRUN_OBJ   := $(IPCRUN_SRC:%.c=$(BUILD)/%.o)
 IPCRUN_LIBS  := -linih -lffi -ldl
 # the loader without the runtime: what the unit test and the fuzzer link
 IPCRUN_LOADER_SRC := $(addprefix runtime/ipcrun/,loader.c check.c values.c libs.c print.c)
 IPCRUN_LOADER_SRC += runtime/ipcrun/suggest.c runtime/ipcrun/restart.c
 IPCRUN_LOADER_SRC += runtime/ipcrun/replicas.c
+IPCRUN_LOADER_SRC += runtime/ipcrun/hosts.c
 IPCRUN_LOADER_OBJ := $(IPCRUN_LOADER_SRC:%.c=$(BUILD)/%.o)
 
 TESTKERNELS_SRC := $(wildcard tests/integration/kernels/*.c)
@@ -101,3 +104,55 @@ rm -f $(DESTDIR)$(PREFIX)/bin/ipcrun
 endef
 INSTALL_EXTRA   += $(IPCRUN_INSTALL_CMDS)
 UNINSTALL_EXTRA += $(IPCRUN_UNINSTALL_CMDS)
+
+# The MPI bridge (runtime/ipcrun/net_mpi.c, net_edge.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
+# a helper ipcrun execs under mpirun/srun. Built only where mpicc exists, so
+# that ipcrun itself never needs MPI; `make test` installs Open MPI first.
+MPICC        ?= $(shell command -v mpicc 2>/dev/null)
+IPCRUN_NET   := $(BUILD)/bin/ipcrun-net
+FRAME_OBJ    := $(BUILD)/runtime/ipcrun/frame.o
+TEST_FRAME   := $(BUILD)/tests/unit/test_frame
+FUZZ_FRAME   := $(BUILD)/fuzz/fuzz_frame
+UNIT_TESTS   += $(TEST_FRAME)
+ifneq ($(MPICC),)
+ALL_TARGETS      += $(IPCRUN_NET)
+INTEGRATION_DEPS += $(IPCRUN_NET)
+endif
+
+$(BUILD)/mpi/%.o: %.c
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+IPCRUN_NET_OBJ := $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(BUILD)/mpi/runtime/ipcrun/net_edge.o
+$(IPCRUN_NET): $(IPCRUN_NET_OBJ) $(FRAME_OBJ) $(LIBIPC_SO)
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) -o $@ $(IPCRUN_NET_OBJ) $(FRAME_OBJ) \
+	  -L$(BUILD)/lib -lipc -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+
+$(TEST_FRAME): $(BUILD)/tests/unit/test_frame.o $(FRAME_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -lcmocka $(ALL_LDFLAGS)
+
+$(FUZZ_FRAME): tests/fuzz/fuzz_frame.c runtime/ipcrun/frame.c runtime/ipcrun/frame.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_frame.c runtime/ipcrun/frame.c
+
+fuzz-frame: $(FUZZ_FRAME)
+	@mkdir -p $(BUILD)/fuzz/corpus-frame
+	$(FUZZ_FRAME) -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 \
+	  $(BUILD)/fuzz/corpus-frame tests/fuzz/corpus-frame
+fuzz: fuzz-frame
+.PHONY: fuzz-frame
+
+define IPCRUN_NET_INSTALL_CMDS
+
+if [ -x $(IPCRUN_NET) ]; then install -m 755 $(IPCRUN_NET) $(DESTDIR)$(PREFIX)/bin/ipcrun-net; fi
+
+endef
+define IPCRUN_NET_UNINSTALL_CMDS
+
+rm -f $(DESTDIR)$(PREFIX)/bin/ipcrun-net
+
+endef
+INSTALL_EXTRA   += $(IPCRUN_NET_INSTALL_CMDS)
+UNINSTALL_EXTRA += $(IPCRUN_NET_UNINSTALL_CMDS)

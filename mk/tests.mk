@@ -12,6 +12,7 @@ TSAN_BUILD ?= build/tsan
 
 UNIT_NAMES   := heap buffer record segment channel ring takeover
 UNIT_NAMES   += kernel_seq
+UNIT_NAMES   += robust
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
                 stress_many stress_kill
 TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \

@@ -10,9 +10,42 @@
 # machine allows it (root, or user namespaces), so that what it leaves is
 # seen exactly, whatever else runs on the machine; otherwise the whole
 # machine's /dev/shm and ipcs are compared before and after.
+#
+# No test may touch the system: after every test, each device node under
+# /dev (the top level: null, zero, full, random, urandom, tty, ...) must
+# still be the device it was before, and /dev must hold no new regular file
+# (a test kernel's "write PATH.tmp, rename it over PATH" given /dev/null once
+# replaced /dev/null with a file). The first test that breaks this fails the
+# run at once, naming the node.
 build=$1; bins=$2; mode=${3:-all}
 pass=0; fail=0; failed=()
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# "TYPE MAJOR:MINOR PATH" for every device node directly under /dev, and
+# "file PATH" for every regular file there.
+devices() {
+	find /dev -maxdepth 1 \( -type c -o -type b -o -type f \) \
+		-exec stat -c '%F %t:%T %n' {} + 2>/dev/null |
+		sed -e 's/^character special file /c /' -e 's/^block special file /b /' \
+		    -e 's/^regular[a-z ]* file [0-9a-f]*:[0-9a-f]* /file /' | sort
+}
+devices > "$tmp/devices"
+if ! grep -q '^c 1:3 /dev/null$' "$tmp/devices"; then
+	echo "run-tests: /dev/null is not the null character device before the tests:" >&2
+	ls -l /dev/null >&2
+	echo "restore it (as root): rm -f /dev/null && mknod -m 666 /dev/null c 1 3" >&2
+	exit 1
+fi
+# devices_intact LABEL: fail the whole run if LABEL changed a node in /dev.
+devices_intact() {
+	local changed
+	changed=$(comm -3 "$tmp/devices" <(devices))
+	[ -z "$changed" ] && return 0
+	echo "FAIL $1 changed /dev (a test wrote outside its own folder):" >&2
+	echo "$changed" | sed 's/^/    /' >&2
+	echo "tests: stopped: the machine's /dev was modified; restore it before anything else" >&2
+	exit 1
+}
 
 snapshot() {
 	{ ls -1 /dev/shm 2>/dev/null
@@ -62,6 +95,7 @@ run_one() { # label, command...
 	else
 		pass=$((pass + 1))
 	fi
+	devices_intact "$label"
 }
 
 combos=${IPC_COMBOS:-"posix:posix posix:sysv sysv:posix sysv:sysv"}

@@ -153,8 +153,10 @@ static void check_processes(struct ir_graph *g)
 /* --threads: every kernel in one process, "main". */
 static void collapse_processes(struct ir_graph *g)
 {
-	for (size_t i = 0; i < g->nproc; i++)
+	for (size_t i = 0; i < g->nproc; i++) {
 		free(g->proc[i].name);
+		free(g->proc[i].host.val);
+	}
 	g->nproc = 0;
 	add_proc(g, "main");
 	g->proc[0].nkernel = g->nkernel;
@@ -460,8 +462,19 @@ static void check_connections(struct ir_graph *g)
 						continue;
 					count++;
 					if (ps->mode[e] == '*') {
-						size_t idx = (size_t)strtoull(pn + strlen(ps->name[e]),
-						                              NULL, 10);
+						/* at most IR_MAX_CONNS members, so a longer
+						 * index (which could overflow) is an error */
+						const char *ix = pn + strlen(ps->name[e]);
+						size_t idx = strlen(ix) > 9 ? SIZE_MAX :
+						             (size_t)strtoull(ix, NULL, 10);
+						if (idx >= IR_MAX_CONNS) {
+							ir_diag(g, c->line, "port '%s.%s' is out of range: "
+							        "a port family has at most %d members "
+							        "(%s0..%s%d)", kk->name, pn, IR_MAX_CONNS,
+							        ps->name[e], ps->name[e], IR_MAX_CONNS - 1);
+							count--;
+							continue;
+						}
 						if (idx + 1 > max)
 							max = idx + 1;
 					} else {
@@ -651,6 +664,7 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 			check_args(g, k);
 	}
 	check_connections(g);
+	ir_hosts_check(g);
 	if (g->ndiag)
 		return -1;
 	check_liveness(g);
@@ -663,7 +677,11 @@ int ir_check(struct ir_graph *g, const struct ir_load_opts *o)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		g->wait = cpus > 0 && g->nkernel > (size_t)cpus ? IPC_WAIT_BLOCK : IPC_WAIT_HYBRID;
 	}
-	if (g->threads)
+	if (o->host && ir_hosts_localize(g, o->host))
+		return -1;
+	if (g->threads && g->nhost > 1)
+		ir_hosts_collapse(g);
+	else if (g->threads)
 		collapse_processes(g);
 	build_ports(g);
 	return 0;

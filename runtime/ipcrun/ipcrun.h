@@ -17,6 +17,10 @@
  *   list.c     --list: the kernels and functions of a library
  *   status.c   what a run shows to `ipcrun status` / `top` (status.h)
  *   top.c      `ipcrun status` and `ipcrun top`, the clients
+ *   hosts.c    [graph] hosts, host =, bridged edges; --host (ZeroMQ bridges)
+ *   net.c      under mpirun/srun: this rank's part and its bridge process
+ *   frame.c    the bridge's wire format (pure; also in ipcrun-net, libipcnet)
+ *   net_mpi.c  ipcrun-net, the MPI bridge (a program of its own, mpicc)
  *   main.c     the command line
  *
  * Names: ir_<module>_<verb> across files, file-local static otherwise.
@@ -46,6 +50,9 @@
 #define IR_MAX_PARAMS 8      /* function kernel parameters */
 #define IR_CAPACITY_MAX (1u << 20)
 #define IR_LINE_MAX 199      /* inih's INI_MAX_LINE (200) less its NUL */
+#define IR_MAX_HOSTS 64      /* [graph] hosts */
+#define IR_WINDOW_DEFAULT 4  /* frames in flight per bridged edge */
+#define IR_WINDOW_MAX 64
 
 /* Exit codes, documented in ipcrun --help and config/README.md. */
 #define IR_EXIT_OK 0
@@ -135,6 +142,8 @@ struct ir_process {
 	enum ir_restart policy;
 	unsigned rmax;          /* restarts allowed within rwindow_ms */
 	uint64_t rwindow_ms;
+	struct ir_key host; /* host = NAME (hosts.c) */
+	size_t hidx;        /* resolved: index in g->host; 0 without hosts */
 };
 
 struct ir_conn {
@@ -144,6 +153,9 @@ struct ir_conn {
 	enum ipc_wait_mode wait; /* resolved: the graph's unless given */
 	size_t from, to;         /* kernel indexes */
 	uint64_t id;             /* channel id in the buffer */
+	uint32_t window;         /* window=N: frames in flight when bridged; 0: default */
+	bool bridged;            /* resolved: its ends are on different hosts */
+	size_t hfrom, hto;       /* resolved: the hosts of its ends */
 };
 
 struct ir_lib {
@@ -167,6 +179,14 @@ struct ir_graph {
 	enum ipc_wait_mode wait;
 	uint64_t stall_ms;       /* stall_timeout: 0 off */
 	bool threads;            /* --threads: every kernel in one process */
+	struct ir_key ghosts;    /* [graph] hosts = a, b, ... (hosts.c) */
+	char **host;             /* resolved host names, in rank order */
+	char **host_addr;        /* per host: "address:port" or NULL (--host) */
+	size_t nhost;            /* 0: no hosts key (one host) */
+	struct ir_key gcurve;    /* [graph] curve = DIR: CURVE keys (--host) */
+	char *curve;
+	bool by_host;            /* --host: only host `me` runs here */
+	size_t me;
 
 	struct ir_kernel *kernel;
 	size_t nkernel;
@@ -197,6 +217,7 @@ struct ir_load_opts {
 	char *const *defines;       /* -D key=value, in order */
 	size_t ndefines;
 	size_t max_diags;           /* stop collecting after this many; 0: 50 */
+	const char *host;           /* --host NAME: run only that host's part */
 };
 
 /* loader.c */
@@ -282,6 +303,12 @@ const char *ir_suggest_function(void *dl, const char *name, char *out,
                                 size_t len);
 const char *ir_suggest_library(const struct ir_graph *g, const char *name,
                                char *out, size_t len);
+/* hosts.c: [graph] hosts, host = on processes, bridged edges */
+void ir_hosts_check(struct ir_graph *g);
+void ir_hosts_collapse(struct ir_graph *g);
+void ir_hosts_free(struct ir_graph *g);
+int ir_hosts_localize(struct ir_graph *g, const char *me);
+const char *ir_proc_host(const struct ir_graph *g, size_t proc);
 
 /* print.c */
 void ir_print_check(const struct ir_graph *g, FILE *f);
@@ -310,6 +337,7 @@ struct ir_kernel_rt {
 	uint64_t addr;
 	uint64_t t_fail;   /* monotonic ns of the failure, 0: unknown */
 	char where[160];   /* function+offset (library) of a crash, or "" */
+	bool remote;                 /* runs on another host (net.c) */
 };
 
 struct ir_proc_rt {
@@ -320,12 +348,26 @@ struct ir_proc_rt {
 	size_t len;
 	bool ready, closed, reaped, setup_failed;
 	bool killed;       /* SIGKILLed by ipcrun */
+	bool remote;       /* placed on another host: not started here (net.c) */
 	int wstatus;
 	/* restart policies (run.c) */
 	unsigned restarts;     /* times it was started again */
 	uint64_t lost;         /* records lost in its deaths */
 	bool restarting;       /* started again, not running its kernels yet */
 	uint64_t *rtimes;      /* when it was restarted (monotonic ns) */
+};
+
+/* net.c: this host's bridge process (ipcrun-net) under an MPI launcher */
+struct ir_net_rt {
+	bool on;           /* hosts, a launcher, and this is rank `rank` */
+	int rank;
+	pid_t pid;
+	int ctrl, status;  /* pipes to and from the bridge */
+	char buf[1024];
+	size_t len;
+	bool ready, told, reaped, said, peer_stop, final_told;
+	uint8_t told_by[IR_MAX_HOSTS / 8]; /* hosts whose stop was reported */
+	int verdict;       /* start barrier: 0 waiting, 1 go, -1 a host cannot */
 };
 
 struct ir_run_opts {
@@ -368,6 +410,7 @@ struct ir_run {
 	uint64_t stop_at;                /* when the first signal came */
 	bool stalled;
 	bool escalated;                  /* killed: not draining after a signal */
+	struct ir_net_rt net;            /* net.c */
 };
 
 #define IR_WATCH_DONE 0xffffffffu
@@ -385,6 +428,21 @@ uint64_t ir_now_ns(void);
 /* runner.c: never returns */
 void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 	__attribute__((noreturn));
+
+/* net.c */
+int ir_net_launcher(int *rank, int *size);
+int ir_net_check(const struct ir_graph *g, bool loaded);
+void ir_net_setup(struct ir_run *r);
+const char *ir_net_host(const struct ir_run *r);
+int ir_net_spawn(struct ir_run *r, int sfd);
+int ir_net_gate(struct ir_run *r, bool bad, bool ready);
+void ir_net_stop(struct ir_run *r);
+void ir_net_read(struct ir_run *r);
+bool ir_net_reap(struct ir_run *r, pid_t pid, int ws);
+void ir_net_final(struct ir_run *r, bool local_done);
+bool ir_net_done(const struct ir_run *r);
+void ir_net_kill(struct ir_run *r);
+int ir_net_exit(const struct ir_run *r, int code);
 
 /* call.c */
 int ir_call_actor(const struct ir_kernel *gk, struct ipc_kernel *k);

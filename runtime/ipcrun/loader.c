@@ -39,7 +39,8 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait", "stall_timeout"};
+                                         "capacity", "wait", "stall_timeout",
+                                         "hosts", "curve"};
 #define NGRAPH_KEYS (sizeof graph_keys / sizeof graph_keys[0])
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out",
@@ -219,9 +220,20 @@ static void parse_connect(struct parse *p, const char *value)
 				ir_diag(g, p->line, "wait '%s' must be spin, block or hybrid", w);
 				ok = false;
 			}
+		} else if (strncmp(opt, "window=", 7) == 0) {
+			if (c.window) {
+				ir_diag(g, p->line, "window is given twice");
+				ok = false;
+			} else if (ir_parse_uint(opt + 7, IR_WINDOW_MAX, &v) || v == 0) {
+				ir_diag(g, p->line, "window '%s' must be a number of frames "
+				        "from 1 to %d", opt + 7, IR_WINDOW_MAX);
+				ok = false;
+			} else {
+				c.window = (uint32_t)v;
+			}
 		} else {
 			ir_diag(g, p->line, "unknown connection option '%s' (options: "
-			        "capacity=N, wait=spin|block|hybrid)", opt);
+			        "capacity=N, wait=spin|block|hybrid, window=N)", opt);
 			ok = false;
 		}
 	}
@@ -307,7 +319,8 @@ static int handler_expanded(struct parse *p, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait, &g->gstall};
+		                      &g->gcapacity, &g->gwait, &g->gstall,
+		                      &g->ghosts, &g->gcurve};
 		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
@@ -332,22 +345,23 @@ static int handler_expanded(struct parse *p, const char *name,
 		break;
 	}
 	case SEC_PROCESS: {
-		static const char *const proc_keys[] = {"restart", "restart_max",
+		static const char *const proc_keys[] = {"host", "restart", "restart_max",
 		                                        "restart_window"};
 		struct ir_process *pr = &g->proc[p->idx];
-		struct ir_key *k[] = {&pr->restart, &pr->restart_max, &pr->restart_window};
-		for (size_t i = 0; i < 3; i++)
+		struct ir_key *k[] = {&pr->host, &pr->restart, &pr->restart_max,
+		                      &pr->restart_window};
+		for (size_t i = 0; i < 4; i++)
 			if (strcmp(name, proc_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
-		const char *hint = ir_suggest(name, proc_keys, 3);
+		const char *hint = ir_suggest(name, proc_keys, 4);
 		if (hint)
 			ir_diag(g, p->line, "unknown key '%s' in [process:%s]; did you mean "
 			        "'%s'?", name, pr->name, hint);
 		else
 			ir_diag(g, p->line, "unknown key '%s' in [process:%s] (it takes "
-			        "restart, restart_max, restart_window); to put a kernel in "
+			        "host, restart, restart_max, restart_window); to put a kernel in "
 			        "it, set 'process = %s' in its [kernel:...] section", name,
 			        pr->name, pr->name);
 		break;
@@ -553,7 +567,8 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait, &g->gstall};
+	                      &g->gcapacity, &g->gwait, &g->gstall,
+	                      &g->ghosts, &g->gcurve};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -581,7 +596,8 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 				        hint, key);
 			else if (!g->define_used || !g->define_used[i])
 				ir_diag(g, 0, "'%s' is neither a [graph] key (name, buffer, "
-				        "shm, sem, capacity, wait, stall_timeout) nor a "
+				        "shm, sem, capacity, wait, stall_timeout, hosts, curve) "
+				        "nor a "
 				        "parameter the topology uses (as ${%s})", key, key);
 		} else {
 			char *tmp = ir_strdup(eq + 1);
@@ -695,8 +711,10 @@ void ir_graph_free(struct ir_graph *g)
 		free_key(&g->proc[i].restart);
 		free_key(&g->proc[i].restart_max);
 		free_key(&g->proc[i].restart_window);
+		free_key(&g->proc[i].host);
 	}
 	free(g->proc);
+	ir_hosts_free(g);
 	for (size_t i = 0; i < g->nconn; i++) {
 		free(g->conn[i].fk);
 		free(g->conn[i].fp);
@@ -707,7 +725,8 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait, &g->gstall};
+	                       &g->gcapacity, &g->gwait, &g->gstall, &g->ghosts,
+	                       &g->gcurve};
 	for (size_t j = 0; j < sizeof gk / sizeof gk[0]; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {

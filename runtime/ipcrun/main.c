@@ -36,6 +36,9 @@ static void usage(FILE *f)
 "  --no-progress    no live line\n"
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
+"  --host NAME      run only host NAME's part of a graph with [graph] hosts =\n"
+"                   NAME@ADDRESS:PORT, ...; its edges to other hosts go over\n"
+"                   ZeroMQ (libipcnet.so); start each host's part yourself\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
 "                   wait, stall_timeout), or set the parameter ${key} the\n"
 "                   topology uses (else taken from the environment); may be\n"
@@ -60,7 +63,8 @@ static void usage(FILE *f)
 "  2    bad command line or topology (every error is printed as\n"
 "       file:line: error: ..., and nothing is started)\n"
 "  130  stopped by SIGINT (Ctrl-C) and drained cleanly; 143 for SIGTERM,\n"
-"       129 for SIGHUP. A second signal kills every kernel (same code), and\n"
+"       129 for SIGHUP, 138 for SIGUSR1 (what mpirun forwards to every\n"
+"       rank). A second signal kills every kernel (same code), and\n"
 "       so does ipcrun when nothing moves for 2 s after the first while\n"
 "       every kernel waits on a channel, or for 10 s.\n"
 "\n"
@@ -68,6 +72,8 @@ static void usage(FILE *f)
 "  IPC_KERNEL_PATH   folders (':'-separated) searched for a bare library name\n"
 "                    before ipcrun's own <prefix>/lib and the system path\n"
 "  IPC_SHM, IPC_SEM  backend when the topology sets none (posix, sysv)\n"
+"  IPCRUN_NET_TIMEOUT_MS  across hosts: a host silent this long aborts the\n"
+"                    job (default 10000)\n"
 "  IPCRUN_STATE_DIR  where runs are recorded for --gc and status\n"
 "                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
 "\n"
@@ -77,6 +83,11 @@ static void usage(FILE *f)
 "  ipcrun -D shm=sysv --stats config/pipeline.ini\n"
 "  ipcrun --gc\n"
 "\n"
+"Across hosts: with [graph] hosts = a, b, ... run it under mpirun -n <hosts>\n"
+"(or srun): each rank runs its host's processes, and edges between hosts\n"
+"are carried by MPI (README.md, \"Across machines\"). Without a launcher the\n"
+"same file runs on this host alone.\n"
+"\n"
 "Whatever the exit path, no process, shared memory or semaphore of the run\n"
 "is left behind. More in the manual: ipcrun(1); the topology format, every\n"
 "key: ipc-topology(5); the library and the kernel API: libipc(3).\n", f);
@@ -84,7 +95,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_CHECK = 256, OPT_DOT, OPT_STATS, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_THREADS, OPT_GC, OPT_VERSION,
+	OPT_THREADS, OPT_GC, OPT_VERSION, OPT_HOST,
 	OPT_LIST,
 };
 
@@ -102,6 +113,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"list", required_argument, NULL, OPT_LIST},
+		{"host", required_argument, NULL, OPT_HOST},
 		{NULL, 0, NULL, 0},
 	};
 	/* subcommands, read-only on running graphs (top.c) */
@@ -137,6 +149,7 @@ int main(int argc, char **argv)
 			}
 			return ir_list_library(optarg, optind < argc ? argv[optind] :
 			                       NULL, stdout);
+		case OPT_HOST: lo.host = optarg; break;
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,
 			       IPC_VERSION_MINOR);
@@ -178,13 +191,15 @@ int main(int argc, char **argv)
 			        g.ndiag, g.ndiag == 1 ? "" : "s",
 			        g.file ? g.file : argv[optind]);
 		code = IR_EXIT_USAGE;
+		if (!check && !dot)
+			ir_net_check(&g, false); /* the other hosts wait for this one */
 	} else if (check || dot) {
 		if (check)
 			ir_print_check(&g, stdout);
 		if (dot)
 			ir_print_dot(&g, stdout);
 		code = IR_EXIT_OK;
-	} else {
+	} else if ((code = lo.host ? 0 : ir_net_check(&g, true)) == 0) {
 		ro.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
 		fflush(stdout);
 		code = ir_run(&g, &ro);

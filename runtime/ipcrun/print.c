@@ -146,48 +146,84 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 	        g->nkernel == 1 ? "" : "s", g->nconn, g->nconn == 1 ? "" : "s",
 	        g->threads ? " (--threads)" : "");
 	print_replicas(g, f);
-	for (size_t p = 0; p < g->nproc; p++) {
-		fprintf(f, "  process %s: %zu thread%s", g->proc[p].name,
-		        g->proc[p].nkernel, g->proc[p].nkernel == 1 ? "" : "s");
-		if (g->proc[p].policy != IR_RESTART_NO)
-			fprintf(f, ", restart = %s (at most %u within %.3g s)",
-			        ir_restart_name(g->proc[p].policy), g->proc[p].rmax,
-			        (double)g->proc[p].rwindow_ms / 1000);
-		fputc('\n', f);
-		for (size_t i = 0; i < g->nkernel; i++)
-			if (g->kernel[i].proc == p)
-				print_kernel(g, &g->kernel[i], f);
+	for (size_t h = 0; h < (g->nhost ? g->nhost : 1); h++) {
+		size_t np = 0;
+		for (size_t p = 0; p < g->nproc; p++)
+			np += g->proc[p].hidx == h;
+		if (g->nhost)
+			fprintf(f, "  host %s (rank %zu): %zu process%s%s\n", g->host[h], h,
+			        np, np == 1 ? "" : "es", np ? "" : " (runs nothing)");
+		for (size_t p = 0; p < g->nproc; p++) {
+			if (g->proc[p].hidx != h)
+				continue;
+			fprintf(f, "  %sprocess %s: %zu thread%s", g->nhost ? "  " : "",
+			        g->proc[p].name, g->proc[p].nkernel,
+			        g->proc[p].nkernel == 1 ? "" : "s");
+			if (g->proc[p].policy != IR_RESTART_NO)
+				fprintf(f, ", restart = %s (at most %u within %.3g s)",
+				        ir_restart_name(g->proc[p].policy), g->proc[p].rmax,
+				        (double)g->proc[p].rwindow_ms / 1000);
+			fputc('\n', f);
+			for (size_t i = 0; i < g->nkernel; i++)
+				if (g->kernel[i].proc == p)
+					print_kernel(g, &g->kernel[i], f);
+		}
 	}
 	if (g->nconn)
 		fputs("  channels:\n", f);
 	for (size_t i = 0; i < g->nconn; i++) {
 		const struct ir_conn *c = &g->conn[i];
 		fprintf(f, "    %" PRIu64 ": %s.%s -> %s.%s capacity %" PRIu32
-		        " wait %s (%s -> %s)\n", c->id, c->fk, c->fp, c->tk, c->tp,
+		        " wait %s (%s -> %s)", c->id, c->fk, c->fp, c->tk, c->tp,
 		        c->capacity, wait_name(c->wait),
 		        g->proc[g->kernel[c->from].proc].name,
 		        g->proc[g->kernel[c->to].proc].name);
+		if (c->bridged)
+			fprintf(f, " bridged %s -> %s window %" PRIu32 "%s",
+			        g->host[c->hfrom], g->host[c->hto], c->window,
+			        g->by_host ? " (ZeroMQ)" : "");
+		fputc('\n', f);
 	}
+}
+
+static void print_dot_process(const struct ir_graph *g, size_t p,
+                              const char *in, FILE *f)
+{
+	fprintf(f, "%s  subgraph \"cluster_%s\" {\n%s    label=\"process %s\";\n",
+	        in, g->proc[p].name, in, g->proc[p].name);
+	for (size_t i = 0; i < g->nkernel; i++)
+		if (g->kernel[i].proc == p)
+			fprintf(f, "%s    \"%s\" [label=\"%s\\n%s\"];\n", in,
+			        g->kernel[i].name, g->kernel[i].name,
+			        g->kernel[i].function.val);
+	fprintf(f, "%s  }\n", in);
 }
 
 void ir_print_dot(const struct ir_graph *g, FILE *f)
 {
 	fprintf(f, "digraph \"%s\" {\n  rankdir=LR;\n  node [shape=box];\n",
 	        g->name);
-	for (size_t p = 0; p < g->nproc; p++) {
-		fprintf(f, "  subgraph \"cluster_%s\" {\n    label=\"process %s\";\n",
-		        g->proc[p].name, g->proc[p].name);
-		for (size_t i = 0; i < g->nkernel; i++)
-			if (g->kernel[i].proc == p)
-				fprintf(f, "    \"%s\" [label=\"%s\\n%s\"];\n",
-				        g->kernel[i].name, g->kernel[i].name,
-				        g->kernel[i].function.val);
+	const char *in = g->nhost ? "  " : "";
+	for (size_t h = 0; h < g->nhost; h++) {
+		fprintf(f, "  subgraph \"cluster_host_%s\" {\n    label=\"host %s "
+		        "(rank %zu)\";\n    style=bold;\n", g->host[h], g->host[h], h);
+		for (size_t p = 0; p < g->nproc; p++)
+			if (g->proc[p].hidx == h)
+				print_dot_process(g, p, in, f);
 		fputs("  }\n", f);
 	}
+	for (size_t p = 0; !g->nhost && p < g->nproc; p++)
+		print_dot_process(g, p, in, f);
 	for (size_t i = 0; i < g->nconn; i++) {
 		const struct ir_conn *c = &g->conn[i];
-		fprintf(f, "  \"%s\" -> \"%s\" [label=\"%s -> %s (%" PRIu32 ")\"];\n",
-		        c->fk, c->tk, c->fp, c->tp, c->capacity);
+		if (c->bridged)
+			fprintf(f, "  \"%s\" -> \"%s\" [label=\"%s -> %s (%" PRIu32
+			        ", bridged, window %" PRIu32 ")\", style=dashed, "
+			        "color=blue];\n", c->fk, c->tk, c->fp, c->tp, c->capacity,
+			        c->window);
+		else
+			fprintf(f, "  \"%s\" -> \"%s\" [label=\"%s -> %s (%" PRIu32
+			        ")\"];\n", c->fk, c->tk, c->fp, c->tp, c->capacity);
 	}
 	fputs("}\n", f);
 }

@@ -113,6 +113,8 @@ void ir_report_stats(const struct ir_run *r, FILE *f)
 	for (size_t k = 0; k < g->nkernel; k++) {
 		const struct ir_kernel_rt *kr = &r->krt[k];
 		char res[32];
+		if (kr->remote)
+			continue;
 		switch (kr->state) {
 		case IR_K_RETURNED: snprintf(res, sizeof res, "%d", kr->rc); break;
 		case IR_K_CRASHED: snprintf(res, sizeof res, "signal %d", kr->signo); break;
@@ -142,10 +144,15 @@ static void describe(const struct ir_run *r, size_t k, char *out, size_t len)
 	const struct ir_kernel_rt *kr = &r->krt[k];
 	const struct ir_kernel *gk = &g->kernel[k];
 	const struct ir_proc_rt *pr = &r->prt[gk->proc];
-	const char *pn = g->proc[gk->proc].name;
+	/* across hosts, every line also names the host: "(process 'p',
+	 * host 'h', pid N)" */
+	char pn[2 * IR_NAME_MAX + 16];
+	const char *host = ir_proc_host(g, gk->proc);
+	snprintf(pn, sizeof pn, "%s%s%s", g->proc[gk->proc].name,
+	         host ? "', host '" : "", host ? host : "");
 	out[0] = 0;
-	if (kr->setup_failed)
-		return; /* reported when it happened */
+	if (kr->setup_failed || kr->remote)
+		return; /* reported when it happened, or by its host */
 	switch (kr->state) {
 	case IR_K_RETURNED:
 		if (kr->rc != 0)
@@ -239,6 +246,8 @@ void ir_report_restarts(const struct ir_run *r, FILE *f)
 int ir_report_failures(const struct ir_run *r, FILE *f)
 {
 	const struct ir_graph *g = r->g;
+	if (r->net.verdict < 0)
+		return 0; /* a host could not start: no kernel ran anywhere */
 	size_t *idx = ir_xrealloc(NULL, (g->nkernel + 1) * sizeof *idx);
 	size_t n = 0, roots = 0;
 	char line[768];

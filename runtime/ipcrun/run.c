@@ -86,6 +86,7 @@ static void request_stop(struct ir_run *r)
 	/* no restart from now on: ends held for one end now */
 	if (r->buf)
 		ipc_buffer_orphans_abort(r->buf);
+	ir_net_stop(r);
 }
 
 /* One line from process p's status pipe. */
@@ -263,6 +264,11 @@ static void reap(struct ir_run *r)
 		pid_t pid = waitpid(-1, &ws, WNOHANG);
 		if (pid <= 0)
 			return;
+		if (ir_net_reap(r, pid, ws)) {
+			if (r->failed)
+				request_stop(r);
+			continue;
+		}
 		for (size_t p = 0; p < r->g->nproc; p++)
 			if (r->prt[p].pid == pid && !r->prt[p].reaped)
 				on_exit_status(r, p, ws);
@@ -440,15 +446,21 @@ static void on_signal(struct ir_run *r, int sig)
 		fprintf(stderr, "ipcrun: %s again: killing the graph\n", strsignal(sig));
 		r->killed = true;
 		kill_all(r);
+		ir_net_kill(r);
 	}
 }
 
-static bool all_done(const struct ir_run *r)
+static bool procs_done(const struct ir_run *r)
 {
 	for (size_t p = 0; p < r->g->nproc; p++)
 		if (!r->prt[p].reaped)
 			return false;
 	return true;
+}
+
+static bool all_done(const struct ir_run *r)
+{
+	return procs_done(r) && ir_net_done(r);
 }
 
 static bool all_ready(const struct ir_run *r)
@@ -462,7 +474,8 @@ static bool all_ready(const struct ir_run *r)
 static bool setup_failed(const struct ir_run *r)
 {
 	for (size_t p = 0; p < r->g->nproc; p++)
-		if (r->prt[p].setup_failed || (r->prt[p].reaped && !r->t_go))
+		if (r->prt[p].setup_failed ||
+		    (r->prt[p].reaped && !r->t_go && !r->prt[p].remote))
 			return true;
 	return false;
 }
@@ -470,16 +483,18 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 4) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 5) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	uint64_t next_watch = ir_now_ns() + WATCH_TICK_MS * 1000000ull;
 	while (!all_done(r)) {
+		ir_net_final(r, procs_done(r));
 		if (!r->t_go && !r->stopping) {
-			if (setup_failed(r)) {
+			int gate = ir_net_gate(r, setup_failed(r), all_ready(r));
+			if (gate < 0) {
 				r->failed = true;
 				request_stop(r);
 				r->kill_at = ir_now_ns() + 2000 * 1000000ull;
-			} else if (all_ready(r)) {
+			} else if (gate > 0) {
 				r->t_go = ir_now_ns();
 				send_ctrl(r, 'G');
 			}
@@ -519,6 +534,7 @@ static void supervise(struct ir_run *r, int sfd)
 		for (size_t p = 0; p < np; p++)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = ir_status_fd(r), .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = r->net.status, .events = POLLIN};
 		size_t nterm = ir_term_pollfds(r, pf + n); /* kernels' output */
 		n += nterm;
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
@@ -533,6 +549,11 @@ static void supervise(struct ir_run *r, int sfd)
 		for (size_t p = 0; p < np; p++)
 			if (r->prt[p].status >= 0 && pf[p + 1].revents)
 				read_status(r, p);
+		if (r->net.status >= 0 && pf[np + 2].revents) {
+			ir_net_read(r);
+			if (r->net.peer_stop || r->failed)
+				request_stop(r);
+		}
 		ir_term_poll(r, pf + n - nterm, nterm);
 		reap(r); /* a SIGCHLD may have coalesced with an earlier one */
 	}
@@ -544,6 +565,8 @@ static int spawn_one(struct ir_run *r, int sfd, size_t p)
 {
 	struct ir_graph *g = r->g;
 	{
+		if (r->prt[p].reaped)
+			return 0; /* on another host */
 		int ctrl[2], st[2];
 		if (pipe2(ctrl, O_CLOEXEC))
 			return -errno;
@@ -717,6 +740,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	r.prt = ir_xrealloc(NULL, g->nproc * sizeof *r.prt);
 	for (size_t p = 0; p < g->nproc; p++)
 		r.prt[p] = (struct ir_proc_rt){.pid = -1, .ctrl = -1, .status = -1};
+	ir_net_setup(&r);
 
 	ir_gc_collect(false);
 
@@ -726,6 +750,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1); /* mpirun forwards it: stop and drain */
 	sigaddset(&set, SIGCHLD);
 	signal(SIGINT, SIG_DFL); /* a background job inherits SIG_IGN */
 	signal(SIGPIPE, SIG_IGN); /* a control pipe of a dead process */
@@ -750,6 +775,8 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	spawn_sfd = sfd;
 	ir_term_setup(&r);
 	int rc = spawn(&r, sfd);
+	if (rc == 0)
+		rc = ir_net_spawn(&r, sfd);
 	if (rc < 0) {
 		fprintf(stderr, "ipcrun: cannot start the kernel processes: %s\n",
 		        strerror(-rc));
@@ -758,12 +785,15 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		for (size_t p = 0; p < g->nproc; p++)
 			if (r.prt[p].pid > 0)
 				waitpid(r.prt[p].pid, NULL, 0);
+		if (rc == -ENOENT)
+			r.net.verdict = -1; /* no bridge here: exit 2 */
 	} else {
 		if (r.o.verbose) {
 			fprintf(stderr, "ipcrun: run %s (pid %d)\n", r.handle, (int)r.parent);
 			for (size_t p = 0; p < g->nproc; p++)
-				fprintf(stderr, "ipcrun: process %s pid %d\n", g->proc[p].name,
-				        (int)r.prt[p].pid);
+				if (r.prt[p].pid > 0)
+					fprintf(stderr, "ipcrun: process %s pid %d\n",
+					        g->proc[p].name, (int)r.prt[p].pid);
 		}
 		supervise(&r, sfd);
 	}
@@ -782,13 +812,17 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		        ipc_strerror(crc));
 	ir_report_failures(&r, stderr);
 	ir_report_restarts(&r, stderr);
-	code = exit_code(&r);
+	code = ir_net_exit(&r, exit_code(&r));
 	for (size_t p = 0; p < g->nproc; p++) {
 		if (r.prt[p].ctrl >= 0)
 			close(r.prt[p].ctrl);
 		if (r.prt[p].status >= 0)
 			close(r.prt[p].status);
 	}
+	if (r.net.ctrl >= 0)
+		close(r.net.ctrl);
+	if (r.net.status >= 0)
+		close(r.net.status);
 out_record:
 	ir_gc_forget(&r);
 out_sfd:

@@ -366,9 +366,12 @@ static void *kthread_main(void *arg)
 			if (kt->k.port[i].end == IPC_TX_ABORTED || kt->k.port[i].end == -EPIPE)
 				peer = 1;
 		uint64_t t_end = mono_ns();
-		if (rc != 0 && !peer && go > 0)
-			fprintf(stderr, "ipcrun: kernel '%s' (process '%s') failed: "
-			        "returned %d\n", gk->name, g->proc[rn->proc].name, rc);
+		if (rc != 0 && !peer && go > 0) {
+			const char *host = ir_proc_host(g, rn->proc);
+			fprintf(stderr, "ipcrun: kernel '%s' (process '%s%s%s') failed: "
+			        "returned %d\n", gk->name, g->proc[rn->proc].name,
+			        host ? "', host '" : "", host ? host : "", rc);
+		}
 		/* restart = always: a failed kernel's process dies, and its held
 		 * ends wait for the process that replaces it */
 		if (rc != 0 && go > 0 &&
@@ -490,6 +493,7 @@ void ir_runner_main(struct ir_run *r, size_t proc, int ctrl, int status)
 		_exit(IR_EXIT_FAILED);
 	status_fd = status;
 	signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group: ipcrun decides */
+	signal(SIGUSR1, SIG_IGN); /* so does mpirun's SIGUSR1 */
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);

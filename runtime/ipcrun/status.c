@@ -229,7 +229,7 @@ int ir_status_start(struct ir_run *r)
 		return -ENOMEM;
 	r->status = st;
 	st->lfd = -1;
-	st->started = time(NULL);
+	st->started = time(NULL); /* shown as a date: not a wait */
 	st->nports = seg_nports(g);
 	st->tls = ipc_tls_open(r->buf, -1);
 	if (st->tls) {

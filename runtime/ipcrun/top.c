@@ -422,7 +422,7 @@ int ir_top_main(int argc, char **argv)
 		shown++;
 		if (tty)
 			fputs("\033[H\033[2J", stdout);
-		time_t now = time(NULL);
+		time_t now = time(NULL); /* the clock shown: not a wait */
 		char ts[16];
 		strftime(ts, sizeof ts, "%H:%M:%S", localtime(&now));
 		printf("ipcrun top - %s - every %.1fs%s\n", ts, delay, tty ? ", q quits" : "");

@@ -55,7 +55,7 @@ static void plan(struct layout *l, uint64_t size)
 	l->slab_blocks = (uint32_t)(slab / IPC_BLOCK);
 }
 
-static bool handle_ok(const char *h)
+bool ipc__handle_ok(const char *h)
 {
 	size_t n = h ? strlen(h) : 0;
 	if (n == 0 || n > IPC_HANDLE_MAX || h[0] == '.')
@@ -69,21 +69,19 @@ static bool handle_ok(const char *h)
 	return true;
 }
 
-/* "64M", "1G", "4096", "512k" -> bytes; 0 on a malformed value. */
-static uint64_t parse_size(const char *s)
+#define SIZE_MIN_BYTES (UINT64_C(64) << 10)
+#define SIZE_MAX_BYTES (((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK)
+
+/* IPC_BUFFER_SIZE ("64M", "1G", "4096", "512KiB"): 0 with the size, or
+ * -EINVAL with a message giving the accepted range. */
+static int env_size(const char *v, uint64_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (end == s)
+	if (ipc__parse_u64(v, true, SIZE_MIN_BYTES, SIZE_MAX_BYTES, out) == 0)
 		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B') end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	return *end ? 0 : v;
+	fprintf(stderr, "libipc: IPC_BUFFER_SIZE=%s: not a size from 64K to %lluG "
+	        "(a number of bytes, or with K, M, G or T)\n", v,
+	        (unsigned long long)(SIZE_MAX_BYTES >> 30));
+	return -EINVAL;
 }
 
 static int env_choice(const char *var, const char *a, int va, const char *b, int vb,
@@ -95,12 +93,14 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 	if (!strcmp(v, a)) return va;
 	if (!strcmp(v, b)) return vb;
 	if (c && !strcmp(v, c)) return vc;
+	fprintf(stderr, "libipc: %s=%s: expected %s, %s%s%s\n", var, v, a, b, c ? " or " : "",
+	        c ? c : "");
 	return -1;
 }
 
 int ipc__lock_buf(struct ipc_buffer *b)
 {
-	int rc = ipc__lock(&b->hdr->lock);
+	int rc = ipc__lock(&b->hdr->lock, IPC__HOLDER(b->pid, b->pidns), ipc__holder_dead, b);
 	if (rc <= 0)
 		return rc;
 	/* The previous holder died inside: the heap may be half-updated. */
@@ -137,6 +137,10 @@ static int proc_attach_locked(struct ipc_buffer *b)
 		if (ipc__load_relaxed(&p[i].pid) == 0) {
 			p[i].gen++;
 			p[i].start = b->start;
+			p[i].pidns = b->pidns;
+			/* No keeper yet: the last owner's FUTEX_OWNER_DIED must not
+			 * make us look dead (ipc__keeper_start sets it). */
+			ipc__store_relaxed(&p[i].life, 0);
 			ipc__store_release(&p[i].pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
@@ -181,8 +185,9 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	h->sem_kind = (uint32_t)sem;
 	h->creator_pid = (int32_t)b->pid;
 	h->creator_start = b->start;
+	h->creator_pidns = b->pidns;
 	snprintf(h->handle, sizeof(h->handle), "%s", b->handle);
-	err = ipc__lock_create(&h->lock, sem, b->handle);
+	err = ipc__lock_create(&h->lock, sem, b->shm.kind == IPC_SHM_MEMFD ? NULL : b->handle);
 	if (err)
 		return err;
 	set_views(b);
@@ -193,6 +198,71 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	ipc__store_release(&h->magic, IPC__MAGIC);
 	ipc__futex_wake(&h->state);
 	ipc__shm_ready(&b->shm);
+	return 0;
+}
+
+/* Every field of a published header, against the mapping's real size,
+ * before any is used: the layout is a function of data_size alone (plan()),
+ * so each offset must be exactly what plan() gives. -EPROTO for another
+ * layout version; -EBADMSG for anything else (another user's planted
+ * object, or memory overwritten by a bug); -EPERM for a System V semaphore
+ * set that is not ours. */
+int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
+                      enum ipc_shm_kind kind, size_t size)
+{
+	struct layout l;
+	const char *bad = NULL;
+
+	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h)) {
+		fprintf(stderr, "libipc: buffer '%s' has layout %u (header %u bytes), expected %u "
+		        "(%zu): made by another version of libipc\n", b->handle, h->version,
+		        h->hdr_size, IPC__LAYOUT, sizeof(*h));
+		return -EPROTO;
+	}
+	if (h->data_size < SIZE_MIN_BYTES || h->data_size > SIZE_MAX_BYTES ||
+	    h->data_size % IPC_BLOCK != 0) {
+		bad = "data size";
+	} else {
+		plan(&l, h->data_size);
+		if (h->map_size != size || l.map_size != size)
+			bad = "mapping size";
+		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
+		         h->tls_off != l.tls_off || h->dir_off != l.dir_off ||
+		         h->heap_off != l.heap_off)
+			bad = "region offsets";
+		else if (h->max_procs != MAX_PROCS || h->max_tls != MAX_TLS ||
+		         h->dir_cap != l.dir_cap || h->slab_blocks != l.slab_blocks)
+			bad = "table sizes";
+		else if (((const struct ipc__heap *)((const char *)h + h->heap_off))->nblocks !=
+		         l.nblocks)
+			bad = "heap size";
+		else if (h->shm_kind != (uint32_t)kind ||
+		         (h->sem_kind != IPC_SEM_POSIX && h->sem_kind != IPC_SEM_SYSV) ||
+		         h->lock.kind != h->sem_kind)
+			bad = "backends";
+		else if (h->def_capacity == 0 || h->def_capacity > (1u << 30) ||
+		         h->def_wait > IPC_WAIT_BLOCK)
+			bad = "channel defaults";
+		else if (ipc__load_relaxed(&((struct ipc__hdr *)h)->nprocs) > MAX_PROCS ||
+		         h->dir_live > h->dir_used || h->dir_used > h->dir_cap)
+			bad = "counts";
+		else if (memchr(h->handle, '\0', sizeof(h->handle)) == NULL)
+			bad = "handle";
+	}
+	if (bad) {
+		fprintf(stderr, "libipc: buffer '%s': its header is damaged (%s does not match a "
+		        "%zu-byte mapping): not attaching\n", b->handle, bad, size);
+		return -EBADMSG;
+	}
+	if (h->sem_kind == IPC_SEM_SYSV) {
+		struct semid_ds ds;
+		char what[64];
+		union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
+		if (semctl(h->lock.semid, 0, IPC_STAT, arg) != 0)
+			return errno == EINVAL || errno == EIDRM ? -EAGAIN : -errno;
+		snprintf(what, sizeof(what), "System V semaphore set id %d", h->lock.semid);
+		return ipc__sysv_check(&ds.sem_perm, b->handle, what);
+	}
 	return 0;
 }
 
@@ -226,20 +296,18 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 		int busy = ipc__shm_creator_busy(&b->shm);
 		if (busy == 0 && ipc__load_acquire(&h->magic) != IPC__MAGIC)
 			return -EOWNERDEAD;
-		if (busy < 0 && h->creator_pid > 0 &&
-		    !ipc__pid_alive(h->creator_pid, 0))
+		/* SysV: no creation lock; its creator's pid is judged only
+		 * in our own PID namespace (elsewhere it is waited for). */
+		if (busy < 0 && h->creator_pid > 0 && b->pidns != 0 &&
+		    h->creator_pidns == b->pidns && !ipc__pid_alive(h->creator_pid, 0))
 			return -EOWNERDEAD;
 		if (ipc__now_ms() > deadline)
 			goto timeout;
 		ipc__futex_wait(&h->state, IPC__ST_INIT, 10);
 	}
-	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h) || h->map_size != size ||
-	    h->data_off + h->data_size != h->map_size) {
-		fprintf(stderr, "libipc: buffer '%s' has layout %u (size %llu), expected %u: "
-		        "made by another version of libipc\n", b->handle, h->version,
-		        (unsigned long long)h->map_size, IPC__LAYOUT);
-		return -EPROTO;
-	}
+	err = ipc__header_check(b, h, kind, size);
+	if (err)
+		return err;
 	if (strcmp(h->handle, b->handle) != 0)
 		return -EEXIST; /* SysV key collision with another handle */
 	set_views(b);
@@ -250,8 +318,14 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 		ipc__unlock_buf(b);
 		return -EAGAIN;
 	}
-	ipc__reap_locked(b);
+	/* A slot first, then reaping: a holder of the lock with no slot
+	 * cannot be judged by peers in other PID namespaces (holder_dead), so
+	 * that stretch is kept short. */
 	err = proc_attach_locked(b);
+	if (err == -EUSERS && ipc__reap_locked(b) > 0)
+		err = proc_attach_locked(b);
+	else if (err == 0)
+		ipc__reap_locked(b);
 	ipc__unlock_buf(b);
 	return err;
 timeout:
@@ -268,7 +342,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 
 	if (opts)
 		o = *opts;
-	if (!handle_ok(handle)) {
+	if (!ipc__handle_ok(handle)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -283,11 +357,16 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		                    "block", IPC_WAIT_BLOCK, IPC_WAIT_HYBRID);
 	if (o.size == 0) {
 		const char *v = getenv("IPC_BUFFER_SIZE");
-		o.size = v ? parse_size(v) : IPC_BUFFER_SIZE_DEFAULT;
+		uint64_t size = IPC_BUFFER_SIZE_DEFAULT;
+		if (v && *v && env_size(v, &size)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		o.size = size;
 	}
 	if ((int)o.shm < 0 || o.shm > IPC_SHM_MEMFD || (int)o.sem < 0 || o.sem > IPC_SEM_SYSV ||
-	    (int)o.wait < 0 || o.wait > IPC_WAIT_BLOCK || o.size < (64u << 10) ||
-	    o.size > ((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK ||
+	    (int)o.wait < 0 || o.wait > IPC_WAIT_BLOCK || o.size < SIZE_MIN_BYTES ||
+	    o.size > SIZE_MAX_BYTES ||
 	    o.capacity > (1u << 30) || o.open_timeout_ms < 0) {
 		errno = EINVAL;
 		return NULL;
@@ -299,7 +378,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		return NULL;
 	snprintf(b->handle, sizeof(b->handle), "%s", handle);
 	b->pid = getpid();
-	b->start = ipc__proc_start(b->pid);
+	b->pidns = ipc__pidns_self();
+	b->start = b->pidns ? ipc__proc_start(b->pid) : 0;
 	pthread_mutex_init(&b->tls_mu, NULL);
 	plan(&l, o.size);
 
@@ -366,9 +446,8 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	err = ipc__lock_buf(b);
 	if (err == 0) {
 		struct ipc__proc *p = &procs(b)[b->proc];
-		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
-		ipc__reap_locked(b);
+		ipc__reap_locked(b); /* skips our own slot */
 		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
 		if (last)
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
@@ -376,6 +455,9 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 			ipc__shm_unlink(&b->shm, b->handle);
 			b->hdr->name_unlinked = 1;
 		}
+		/* The slot goes last: while we hold the lock, peers in other
+		 * PID namespaces judge us by it (holder_dead). */
+		ipc__store_release(&p->pid, 0);
 		ipc__unlock_buf(b);
 		if (last)
 			destroy(b);
@@ -568,7 +650,8 @@ int ipc__reap_locked(struct ipc_buffer *b)
 
 	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
 		pid_t pid = ipc__load_relaxed(&p[i].pid);
-		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p[i].start))
+		if (pid == 0 || (pid == b->pid && i == b->proc) ||
+		    ipc__slot_alive(&p[i], pid, p[i].start, b->pidns))
 			continue;
 		reap_proc(b, i, pid);
 		ipc__store_release(&p[i].pid, 0);
@@ -590,68 +673,6 @@ int ipc_buffer_reap(struct ipc_buffer *b)
 	return n;
 }
 
-int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
-{
-	struct ipc__shm s;
-	int removed = 0;
-
-	if (!handle_ok(handle))
-		return -EINVAL;
-	if (kind == IPC_SHM_DEFAULT)
-		kind = IPC_SHM_POSIX;
-	if (kind == IPC_SHM_SYSV) { /* an orphaned semaphore set without its memory */
-		int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
-		if (semid >= 0 && shmget(ipc__sysv_key(handle, 0), 0, 0) < 0 && errno == ENOENT) {
-			semctl(semid, 0, IPC_RMID);
-			removed = 1;
-		}
-	}
-	if (ipc__shm_open(&s, kind, handle) != 0)
-		return removed;
-	size_t size = ipc__shm_size(&s);
-	if (size < 4096 || ipc__shm_map(&s, size) != 0) {
-		if (ipc__shm_creator_busy(&s) == 0) { /* creator died before sizing it */
-			ipc__shm_unlink(&s, handle);
-			removed = 1;
-		}
-		ipc__shm_detach(&s);
-		return removed;
-	}
-	struct ipc__hdr *h = s.base;
-	bool ready = ipc__load_acquire(&h->magic) == IPC__MAGIC && h->version == IPC__LAYOUT &&
-	             h->map_size == size && h->procs_off + MAX_PROCS * sizeof(struct ipc__proc) <= size;
-	bool alive = false;
-	if (ready) {
-		struct ipc__proc *p = (struct ipc__proc *)((char *)s.base + h->procs_off);
-		for (uint32_t i = 0; i < h->max_procs && i < MAX_PROCS; i++) {
-			pid_t pid = ipc__load_relaxed(&p[i].pid);
-			if (pid && ipc__pid_alive(pid, p[i].start))
-				alive = true;
-		}
-	} else {
-		alive = ipc__shm_creator_busy(&s) == 1 ||
-		        (h->creator_pid > 0 && ipc__pid_alive(h->creator_pid, 0));
-	}
-	if (!alive) {
-		if (ready && h->sem_kind == IPC_SEM_SYSV) {
-			ipc__lock_destroy(&h->lock);
-		} else if (!ready) {
-			/* A creator that died half-way may have made its semaphore
-			 * set (by key, or private with its id in the header). */
-			int semid = semget(ipc__sysv_key(handle, 1), 0, 0);
-			if (semid >= 0)
-				semctl(semid, 0, IPC_RMID);
-			if (h->lock.kind == IPC_SEM_SYSV && h->lock.semid > 0)
-				semctl(h->lock.semid, 0, IPC_RMID);
-		}
-		if (!ready || !h->name_unlinked)
-			ipc__shm_unlink(&s, handle);
-		removed = 1;
-	}
-	ipc__shm_detach(&s);
-	return removed;
-}
-
 const char *ipc_strerror(int err)
 {
 	switch (err) {
@@ -669,7 +690,10 @@ const char *ipc_strerror(int err)
 	case -EOWNERDEAD: return "the creator died before it finished";
 	case -ETIMEDOUT: return "timed out";
 	case -EPROTO: return "buffer made by another version of libipc";
-	case -ENOSPC: return "no room: too many channels, threads or processes";
+	case -ENOSPC: return "no room: /dev/shm too small for the buffer, or too many channels, "
+	                     "threads or processes";
+	case -EPERM: return "not ours: the shared object belongs to another user, or is not a buffer";
+	case -EBADMSG: return "damaged shared data: a header or record that does not check out";
 	default: return err < 0 ? strerror(-err) : "unknown result";
 	}
 }

@@ -381,11 +381,17 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 
 /* ---- send and receive --------------------------------------------------- */
 
-/* Is peer pid (started at start) alive? The first look reads /proc (which
- * also tells a zombie and a reused pid); then a pidfd, opened while the
- * peer was known alive, answers with one poll() until the peer changes. */
-static bool peer_alive(struct ipc__end *e, pid_t pid, uint64_t start)
+/* Is peer pid (started at start, in process slot proc) alive? In another
+ * PID namespace (or when /proc is not our namespace's) its pid means
+ * nothing here: its slot's robust-futex life word says (ipc__proc_alive).
+ * In ours, the first look reads /proc (which also tells a zombie and a
+ * reused pid); then a pidfd, opened while the peer was known alive, answers
+ * with one poll() until the peer changes. */
+static bool peer_alive(struct ipc_tls *t, struct ipc__end *e, uint32_t proc, pid_t pid,
+                       uint64_t start)
 {
+	if (!ipc__proc_same_ns(t->b, proc))
+		return ipc__proc_alive(t->b, proc, pid, start);
 	if (e->pidfd >= 0 && e->pidfd_pid == pid) {
 		struct pollfd p = {.fd = e->pidfd, .events = POLLIN};
 		int n = poll(&p, 1, 0);
@@ -420,7 +426,9 @@ static struct ipc__end_owner *peer_of(struct ipc__end *e)
 static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
 	struct ipc__end_owner *o = peer_of(e);
-	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
+	/* The slot too: pids of other PID namespaces may equal ours. */
+	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->proc == t->b->proc &&
+	       o->start == t->b->start;
 }
 
 /* Is the peer of end e gone without closing? Checked at most every
@@ -434,7 +442,7 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	struct ipc__chan *c = e->c;
 	struct ipc__end_owner *o = peer_of(e);
 	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: start */
-	if (pid == 0 || peer_alive(e, pid, o->start))
+	if (pid == 0 || peer_alive(t, e, o->proc, pid, o->start))
 		return;
 	if (ipc__lock_buf(t->b))
 		return;
@@ -579,7 +587,7 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 		 * (A peer that exec'd without closing also lands here, and is
 		 * looked at every SLEEP_SLICE_MS while its pid lives.) */
 		e->next_check_ms = 0; /* look at it once this returns */
-		if (!peer_alive(e, pid, o->start))
+		if (!peer_alive(t, e, proc, pid, o->start))
 			return;
 		if (e->pidfd >= 0 && e->pidfd_pid == pid) {
 			struct pollfd p = {.fd = e->pidfd, .events = POLLIN};

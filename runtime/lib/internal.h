@@ -43,7 +43,7 @@
 #include "shm.h"
 
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
-#define IPC__LAYOUT 2u
+#define IPC__LAYOUT 3u
 #define IPC__CACHELINE 64
 #define IPC__MAX_PROCS 256u
 #define IPC__MAX_TLS 1024u
@@ -72,17 +72,20 @@ struct ipc__hdr {
 	uint32_t slab_used;       /* blocks held by slabs (L) */
 	char handle[IPC_HANDLE_MAX + 1];
 	struct ipc__lock lock;
+	uint64_t creator_pidns;   /* the creator's PID namespace, 0 unknown */
 };
 _Static_assert(sizeof(struct ipc__hdr) <= 4096, "header fits its page");
 
 struct ipc__proc {
 	ipc_ai32 pid;             /* 0: free slot (L) */
 	uint32_t gen;
-	uint64_t start;           /* process start time */
+	uint64_t start;           /* process start time, when pidns is known */
 	ipc_a32 life;             /* its keeper's thread id, a robust futex: the
 	                             kernel marks it when the process dies (notice.c) */
 	ipc_a32 life_waiters;     /* who waits on life, and whether one is alone */
-	uint64_t pad2;
+	uint64_t pidns;           /* its PID namespace (ipc__pidns_self), 0 unknown:
+	                             pid and start are judged through /proc only by
+	                             a process of that same namespace */
 };
 _Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
 
@@ -237,7 +240,8 @@ struct ipc_buffer {
 	uint64_t rec_span;        /* map_size - data_off - sizeof(struct ipc__rec) */
 	pid_t pid;                /* the process that opened it */
 	uint32_t proc;            /* our process slot */
-	uint64_t start;
+	uint64_t start;           /* our start time (0 unless pidns is known) */
+	uint64_t pidns;           /* ipc__pidns_self() at open */
 	pthread_mutex_t tls_mu;   /* guards tls_list */
 	pthread_t keeper;         /* holds our slot's life word (notice.c) */
 	bool keeper_on;
@@ -402,6 +406,41 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen);
 int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
                      uint32_t seen, int64_t timeout_us);
 bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen);
+
+/* Liveness of the process in slot proc that had pid and start (a channel's
+ * peer, a lock holder, a segment's creator), never judged by pid numbers
+ * that could name another process:
+ *   the slot no longer holds that pid and start: gone (it closed, or was
+ *   reaped);
+ *   its life word marked FUTEX_OWNER_DIED by the kernel: dead, in any PID
+ *   namespace (in our own, /proc is asked too, so that a zombie's last
+ *   threads are gone first);
+ *   its life word holding its keeper's thread id: alive;
+ *   no keeper (IPC_DEATH_NOTICE=0, or between open and keeper start): /proc
+ *   when the process is in our PID namespace, else alive: what cannot be
+ *   proven dead is never reaped. */
+bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start);
+/* The same for pid and start whose slot is not known: the slot holding
+ * them, or gone when none does. */
+bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start);
+/* Whether ipc__proc_alive may ask /proc about slot proc (the process is in
+ * our PID namespace and /proc is that namespace's). */
+bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc);
+/* Slot p (which held pid and start) by its life word, or /proc when my_ns
+ * is its namespace; no check that the slot still holds them. */
+bool ipc__slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint64_t my_ns);
+/* The allocation lock's holder h is provably dead (an ipc__holder_dead_fn;
+ * ctx is the struct ipc_buffer). */
+bool ipc__holder_dead(void *ctx, uint64_t h);
+
+/* A handle libipc accepts (see IPC_HANDLE_MAX). */
+bool ipc__handle_ok(const char *h);
+/* Every field of a published header, against the mapping's real size,
+ * before any is used (buffer.c): 0, -EPROTO (another layout), -EBADMSG
+ * (damaged or planted), -EPERM (a System V semaphore set not ours), or
+ * -EAGAIN (its semaphore set is gone). */
+int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h, enum ipc_shm_kind kind,
+                      size_t size);
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);

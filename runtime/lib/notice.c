@@ -34,6 +34,27 @@
  * when it opened the buffer; a kernel without futex_waitv) a waiter falls
  * back to sleeping in slices and looking at its peer after each
  * (channel.c).
+ *
+ * The life word is also what liveness rests on everywhere (ipc__proc_alive
+ * in buffer.c: channel peers, reaping, the lock take-over, gc), because it
+ * is right across PID namespaces, where a pid read from /proc names another
+ * process or none. What each fallback can know:
+ *   - no futex_waitv (before Linux 5.16, or a seccomp filter): the keeper
+ *     still holds the word, the kernel still marks it at death; waiters
+ *     only poll it in slices instead of sleeping on it. Liveness is exact.
+ *   - no keeper (IPC_DEATH_NOTICE=0, or it could not start): the word stays
+ *     0. A peer in the same PID namespace, with that namespace's /proc,
+ *     judges by pid and start time as before; a peer anywhere else cannot
+ *     tell a live process from a dead one and must count it alive: its
+ *     death is noticed only from its own namespace, and gc elsewhere leaves
+ *     its buffer alone.
+ *   - a marked word: in another namespace the process is dead at once; in
+ *     ours /proc is asked as well, so that the last threads of a dying
+ *     process are gone before it is reaped (and a process that exec'd
+ *     without closing, which the kernel also marks, counts as alive while
+ *     its pid lives, as it always did). Across namespaces that wait for the
+ *     last threads cannot be made: the window is the few microseconds in
+ *     which the kernel tears down a killed process's other threads.
  */
 #include <errno.h>
 #include <limits.h>

@@ -15,8 +15,10 @@ static void *seg_data(struct ipc__seg *s)
 	return (char *)s + sizeof(*s);
 }
 
-/* Wait for the creator to finish init. 0, or -EOWNERDEAD. */
-static int seg_wait_ready(struct ipc__seg *s)
+/* Wait for the creator to finish init. 0, or -EOWNERDEAD. The creator's
+ * liveness is its process slot's (ipc__pid_alive_in): right across PID
+ * namespaces. */
+static int seg_wait_ready(struct ipc_buffer *b, struct ipc__seg *s)
 {
 	for (;;) {
 		uint32_t st = ipc__load_acquire(&s->state);
@@ -24,7 +26,7 @@ static int seg_wait_ready(struct ipc__seg *s)
 			return 0;
 		if (st == IPC__SEG_DEAD)
 			return -EOWNERDEAD;
-		if (!ipc__pid_alive(s->creator_pid, s->creator_start)) {
+		if (!ipc__pid_alive_in(b, s->creator_pid, s->creator_start)) {
 			uint32_t expect = IPC__SEG_INIT;
 			atomic_compare_exchange_strong(&s->state, &expect, IPC__SEG_DEAD);
 			continue;
@@ -77,7 +79,7 @@ void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc)
 /* Attach this TLS to segment s (its users count already includes us). */
 static int seg_attach(struct ipc_tls *t, uint64_t id, struct ipc__seg *s, void **out)
 {
-	int err = seg_wait_ready(s);
+	int err = seg_wait_ready(t->b, s);
 	struct ipc__end *e = err ? NULL : ipc__end_add(t, id, 0);
 	if (!e) {
 		seg_release(t->b, id, s);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +71,50 @@ static void shm_reset(struct ipc__shm *s, enum ipc_shm_kind kind)
 	s->shmid = -1;
 }
 
+/* "12.5 MiB" */
+static void human(char *out, size_t len, uint64_t bytes)
+{
+	if (bytes >= (UINT64_C(1) << 30))
+		snprintf(out, len, "%.1f GiB", (double)bytes / (double)(UINT64_C(1) << 30));
+	else if (bytes >= (UINT64_C(1) << 20))
+		snprintf(out, len, "%.1f MiB", (double)bytes / (double)(UINT64_C(1) << 20));
+	else
+		snprintf(out, len, "%.1f KiB", (double)bytes / 1024.0);
+}
+
+/* The memory for a new buffer could not be had: say how much was asked,
+ * how much there is, and what to change. */
+static void no_room(enum ipc_shm_kind kind, const char *handle, size_t size, int fd, int err)
+{
+	char want[32], have[32] = "";
+	struct statvfs vfs;
+
+	human(want, sizeof(want), size);
+	if (fd >= 0 && fstatvfs(fd, &vfs) == 0)
+		human(have, sizeof(have), (uint64_t)vfs.f_bavail * vfs.f_frsize);
+	if (kind == IPC_SHM_POSIX)
+		fprintf(stderr, "libipc: buffer '%s' needs %s of shared memory, but /dev/shm has "
+		        "%s%s free (%s)\n", handle, want, have[0] ? "only " : "?",
+		        have, strerror(err));
+	else if (kind == IPC_SHM_MEMFD)
+		fprintf(stderr, "libipc: buffer '%s' needs %s of memory for its memfd, "
+		        "which the system refused (%s)\n", handle, want, strerror(err));
+	else
+		fprintf(stderr, "libipc: buffer '%s' needs %s of System V shared memory, which "
+		        "is more than the system allows (%s; see /proc/sys/kernel/shmmax, "
+		        "shmall)\n", handle, want, strerror(err));
+	if (kind == IPC_SHM_SYSV)
+		fprintf(stderr, "libipc: fixes: a smaller buffer (ipcrun: `buffer =` in [graph]; "
+		        "env IPC_BUFFER_SIZE), POSIX memory (ipcrun: `shm = posix`; env "
+		        "IPC_SHM=posix), or higher limits (sysctl kernel.shmmax and kernel.shmall; "
+		        "in Docker: docker run --sysctl kernel.shmmax=BYTES)\n");
+	else
+		fprintf(stderr, "libipc: fixes: a smaller buffer (ipcrun: `buffer =` in [graph]; "
+		        "env IPC_BUFFER_SIZE), System V memory, outside /dev/shm (ipcrun: "
+		        "`shm = sysv`; env IPC_SHM=sysv), or in Docker a larger /dev/shm "
+		        "(docker run --shm-size=SIZE, or --ipc=host)\n");
+}
+
 int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *handle,
                     size_t size)
 {
@@ -79,8 +125,16 @@ int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *hand
 	switch (kind) {
 	case IPC_SHM_SYSV:
 		s->shmid = shmget(ipc__sysv_key(handle, 0), size, IPC_CREAT | IPC_EXCL | 0600);
-		if (s->shmid < 0)
-			return -errno;
+		if (s->shmid < 0) {
+			err = errno;
+			if (err == ENOSPC || err == ENOMEM || (err == EINVAL && size > 0)) {
+				/* EINVAL: larger than shmmax (an existing key of
+				 * another size gives EEXIST first, with IPC_EXCL) */
+				no_room(kind, handle, size, -1, err);
+				return -ENOSPC;
+			}
+			return -err;
+		}
 		break;
 	case IPC_SHM_MEMFD: {
 		char env[IPC_HANDLE_MAX + 16], val[48];
@@ -97,7 +151,7 @@ int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *hand
 	}
 	default:
 		posix_name(name, sizeof(name), handle);
-		s->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		s->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (s->fd < 0)
 			return -errno;
 		break;
@@ -107,6 +161,19 @@ int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *hand
 		if (flock(s->fd, LOCK_EX) < 0 || fchmod(s->fd, 0600) < 0 ||
 		    ftruncate(s->fd, (off_t)size) < 0) {
 			err = -errno;
+			goto undo;
+		}
+		/* Reserve every page now: a tmpfs (/dev/shm: 64 MB in a Docker
+		 * container) that cannot back the buffer says so here, not with
+		 * a SIGBUS on the first record that lands on a missing page. */
+		err = posix_fallocate(s->fd, 0, (off_t)size);
+		if (err == ENOSPC || err == ENOMEM || err == EFBIG) {
+			no_room(kind, handle, size, s->fd, err);
+			err = -ENOSPC;
+			goto undo;
+		}
+		if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+			err = -err;
 			goto undo;
 		}
 	}
@@ -126,35 +193,124 @@ void ipc__shm_ready(struct ipc__shm *s)
 		flock(s->fd, LOCK_UN);
 }
 
+/* The owner of uid, by name when it has one. */
+static void owner_name(char *out, size_t len, uid_t uid)
+{
+	struct passwd pw, *r = NULL;
+	char buf[1024];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &r) == 0 && r)
+		snprintf(out, len, "%s (uid %u)", r->pw_name, (unsigned)uid);
+	else
+		snprintf(out, len, "uid %u", (unsigned)uid);
+}
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a folder" : S_ISCHR(m) ? "a character device" :
+	       S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symlink" :
+	       "not a regular file";
+}
+
+/* An object we attach to must be what ipc__shm_create makes: a regular
+ * object, owned by our effective uid, mode 0600. Anything else was made by
+ * somebody else (or is not a buffer at all): refused at once, named. */
+static int refuse(const char *handle, const char *what, const char *why, uid_t uid, mode_t mode)
+{
+	char who[160];
+	owner_name(who, sizeof(who), uid);
+	fprintf(stderr, "libipc: buffer '%s': %s %s (owner %s, mode %04o): not attaching; "
+	        "if it is stale, its owner can remove it (ipcrun --gc, or ipcrm/rm), or use "
+	        "another handle\n", handle, what, why, who, (unsigned)(mode & 07777));
+	return -EPERM;
+}
+
+int ipc__shm_check_fd(int fd, const char *handle, const char *what)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return refuse(handle, what, file_kind(st.st_mode), st.st_uid, st.st_mode);
+	if (st.st_uid != geteuid())
+		return refuse(handle, what, "belongs to another user", st.st_uid, st.st_mode);
+	if ((st.st_mode & 07777) != 0600)
+		return refuse(handle, what, "has a mode libipc never gives", st.st_uid, st.st_mode);
+	return 0;
+}
+
+int ipc__sysv_check(const struct ipc_perm *p, const char *handle, const char *what)
+{
+	uid_t me = geteuid();
+	if (p->uid != me || p->cuid != me)
+		return refuse(handle, what, "belongs to another user", p->cuid != me ? p->cuid : p->uid,
+		              p->mode);
+	if ((p->mode & 0777) != 0600)
+		return refuse(handle, what, "has a mode libipc never gives", p->uid, p->mode);
+	return 0;
+}
+
 int ipc__shm_open(struct ipc__shm *s, enum ipc_shm_kind kind, const char *handle)
 {
-	char name[IPC_HANDLE_MAX + 16];
+	char name[IPC_HANDLE_MAX + 16], what[IPC_HANDLE_MAX + 48];
+	int err;
 
 	shm_reset(s, kind);
 	switch (kind) {
-	case IPC_SHM_SYSV:
-		s->shmid = shmget(ipc__sysv_key(handle, 0), 0, 0600);
-		return s->shmid < 0 ? -errno : 0;
+	case IPC_SHM_SYSV: {
+		struct shmid_ds ds;
+		s->shmid = shmget(ipc__sysv_key(handle, 0), 0, 0);
+		if (s->shmid < 0)
+			return -errno;
+		if (shmctl(s->shmid, IPC_STAT, &ds) != 0)
+			return errno == EACCES ? -EPERM : -errno;
+		snprintf(what, sizeof(what), "System V segment key 0x%08x",
+		         (unsigned)ipc__sysv_key(handle, 0));
+		return ipc__sysv_check(&ds.shm_perm, handle, what);
+	}
 	case IPC_SHM_MEMFD: {
 		char env[IPC_HANDLE_MAX + 16], path[64];
 		const char *v;
-		int pid, fd;
+		uint64_t pid, fd;
 		memfd_env(env, sizeof(env), handle);
 		v = getenv(env);
-		if (!v || sscanf(v, "%d:%d", &pid, &fd) != 2)
+		const char *colon = v ? strchr(v, ':') : NULL;
+		if (!colon || colon - v > 10)
 			return -ENOENT;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		s->fd = open(path, O_RDWR | O_CLOEXEC);
+		char pidtxt[12];
+		memcpy(pidtxt, v, (size_t)(colon - v));
+		pidtxt[colon - v] = '\0';
+		if (ipc__parse_u64(pidtxt, false, 1, INT32_MAX, &pid) ||
+		    ipc__parse_u64(colon + 1, false, 0, INT32_MAX, &fd))
+			return -ENOENT;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", (int)fd);
+		s->fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 		if (s->fd < 0) {
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-			s->fd = open(path, O_RDWR | O_CLOEXEC);
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, (int)fd);
+			s->fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 		}
-		return s->fd < 0 ? -ENOENT : 0;
+		if (s->fd < 0)
+			return -ENOENT;
+		snprintf(what, sizeof(what), "memfd %s=%s", env, v);
+		return ipc__shm_check_fd(s->fd, handle, what);
 	}
 	default:
 		posix_name(name, sizeof(name), handle);
-		s->fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-		return s->fd < 0 ? -errno : 0;
+		/* O_NONBLOCK: a FIFO planted under the name must not stall us
+		 * (fstat then refuses it). */
+		s->fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+		if (s->fd < 0) {
+			err = -errno;
+			if (err == -EACCES || err == -ELOOP) {
+				struct stat st;
+				snprintf(what, sizeof(what), "/dev/shm%s", name);
+				if (lstat(what, &st) == 0)
+					return refuse(handle, what, err == -ELOOP ? "is a symlink" :
+					              "cannot be opened", st.st_uid, st.st_mode);
+			}
+			return err;
+		}
+		snprintf(what, sizeof(what), "/dev/shm%s", name);
+		return ipc__shm_check_fd(s->fd, handle, what);
 	}
 }
 
@@ -238,8 +394,12 @@ int ipc__lock_create(struct ipc__lock *l, enum ipc_sem_kind kind, const char *ha
 	l->semid = -1;
 	ipc__store_relaxed(&l->holder, 0);
 	if (kind == IPC_SEM_SYSV) {
-		int id = semget(ipc__sysv_key(handle, 1), 1, IPC_CREAT | IPC_EXCL | 0600);
-		if (id < 0 && errno == EEXIST) /* held by an unlinked older buffer */
+		/* Keyed, so that gc finds a set whose buffer is gone; but a memfd
+		 * buffer (handle NULL) is invisible to gc, whose "no buffer
+		 * of this handle exists" must stay true for keyed sets. */
+		int id = handle ? semget(ipc__sysv_key(handle, 1), 1, IPC_CREAT | IPC_EXCL | 0600)
+		                : -1;
+		if (id < 0 && (!handle || errno == EEXIST)) /* held by an older buffer */
 			id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
 		if (id < 0)
 			return -errno;
@@ -271,15 +431,16 @@ void ipc__lock_destroy(struct ipc__lock *l)
  * that a holder that dies gives it back.
  *
  * A POSIX semaphore is never given back by a dying holder, so there the lock
- * is the word `holder`: the holder's pid, set by the CAS that takes the lock,
- * so a dead holder is always known. The semaphore (starting at 0) only puts
+ * is the word `holder`: the holder's pid and PID namespace, set by the CAS
+ * that takes the lock, so a dead holder is always known (by its process
+ * slot's robust-futex life word, whatever namespace it is in: buffer.c). The semaphore (starting at 0) only puts
  * waiters to sleep: a waiter counts itself in `waiters` and sleeps at most
  * 20 ms; the unlocker clears holder and posts when somebody waits. Both
  * sides store then load (seq_cst), so either the unlocker sees the waiter or
  * the waiter sees the lock free; a post that finds nobody only causes one
  * spurious look. A waiter that finds the holder dead takes the lock over.
  */
-int ipc__lock(struct ipc__lock *l)
+int ipc__lock(struct ipc__lock *l, uint64_t me, ipc__holder_dead_fn dead, void *ctx)
 {
 	if (l->kind == IPC_SEM_SYSV) {
 		struct sembuf op = {.sem_num = 0, .sem_op = -1, .sem_flg = SEM_UNDO};
@@ -288,19 +449,18 @@ int ipc__lock(struct ipc__lock *l)
 				return -errno;
 		}
 		tsan_acquire(l);
-		/* A holder that died had its semaphore given back, not its pid
+		/* A holder that died had its semaphore given back, not its word
 		 * cleared: say so, the caller repairs what it was changing. */
-		int32_t prev = ipc__xchg_acq_rel(&l->holder, (int32_t)getpid());
-		if (prev > 0 && prev != (int32_t)getpid()) {
+		uint64_t prev = ipc__xchg_acq_rel(&l->holder, me);
+		if (prev != 0 && prev != me) {
 			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
-			        (int)prev);
+			        (int)IPC__HOLDER_PID(prev));
 			return 1;
 		}
 		return 0;
 	}
-	int32_t me = (int32_t)getpid();
 	for (int spins = 0;; spins++) {
-		int32_t h = 0;
+		uint64_t h = 0;
 		if (ipc__cas_acq_rel(&l->holder, &h, me))
 			return 0;
 		if (spins < 100) {
@@ -309,23 +469,27 @@ int ipc__lock(struct ipc__lock *l)
 		}
 		atomic_fetch_add(&l->waiters, 1); /* seq_cst: see above */
 		if (ipc__load_seq_cst(&l->holder) == h) {
+			/* sem_clockwait on CLOCK_MONOTONIC: sem_timedwait's
+			 * CLOCK_REALTIME deadline would make a take-over late by
+			 * any step of the wall clock. */
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_nsec += 20 * 1000000L;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			if (sem_timedwait(&l->sem, &ts) < 0 && errno != ETIMEDOUT && errno != EINTR) {
+			if (sem_clockwait(&l->sem, CLOCK_MONOTONIC, &ts) < 0 && errno != ETIMEDOUT &&
+			    errno != EINTR) {
 				ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
 				return -errno;
 			}
 		}
 		ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
-		if (h > 0 && ipc__load_acquire(&l->holder) == h && !ipc__pid_alive((pid_t)h, 0) &&
+		if (h != 0 && ipc__load_acquire(&l->holder) == h && dead(ctx, h) &&
 		    ipc__cas_acq_rel(&l->holder, &h, me)) {
 			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
-			        (int)h);
+			        (int)IPC__HOLDER_PID(h));
 			return 1;
 		}
 	}

@@ -8,7 +8,9 @@
 #include <cpuid.h>
 #endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +58,75 @@ bool ipc__pid_alive(pid_t pid, uint64_t start)
 	if (now == 0)
 		return false;
 	return start == 0 || now == start;
+}
+
+uint64_t ipc__pidns_self(void)
+{
+	char buf[2048];
+	ssize_t n;
+	int fd;
+	struct stat st;
+
+	/* /proc/self/status's NSpid lists our pid in every namespace from the
+	 * one /proc was mounted for down to ours: one entry, and it is our
+	 * getpid(), exactly when this /proc is our namespace's. */
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return 0;
+	p += 7;
+	char *end;
+	long pid = strtol(p, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (end == p || pid != (long)getpid() || (*end != '\n' && *end != '\0'))
+		return 0;
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+int ipc__parse_u64(const char *s, bool size, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+	const char *p = s;
+
+	if (!s || *p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (size) {
+		switch (*p) {
+		case 'k': case 'K': shift = 10; p++; break;
+		case 'm': case 'M': shift = 20; p++; break;
+		case 'g': case 'G': shift = 30; p++; break;
+		case 't': case 'T': shift = 40; p++; break;
+		default: break;
+		}
+		if (shift && p[0] == 'i' && p[1] == 'B')
+			p += 2;
+		else if ((shift && p[0] == 'i') || *p == 'B')
+			p++;
+		if (shift && v > (UINT64_MAX >> shift))
+			return -EINVAL;
+		v <<= shift;
+	}
+	if (*p || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 int ipc__futex_wait(ipc_a32 *word, uint32_t expected, int timeout_ms)

@@ -329,6 +329,15 @@ kx_run pipeline "$OUT" "$ERR" -- "$KX_IPCRUN" config/pipeline.ini &&
 	kx_same "pipeline: the lines grep -E finds, in order" "$KX_TMP/exp" "$OUT"
 }
 
+# hosts.ini: the same pipeline with two hosts, run without a launcher (the
+# reference run; t_hosts.sh runs it across two MPI ranks).
+CHECKED+=(hosts)
+kx_run hosts "$OUT" "$ERR" -- "$KX_IPCRUN" config/hosts.ini &&
+	kx_expect_rc hosts 0 "$ERR" && {
+	grep -E 'river|ferry' "$TEXT" >"$KX_TMP/exp"
+	kx_same "hosts (one host): the lines grep -E finds, in order" "$KX_TMP/exp" "$OUT"
+}
+
 # fanout.ini: the same filter split three ways and merged: same lines, any order.
 CHECKED+=(fanout)
 kx_run fanout "$OUT" "$ERR" -- "$KX_IPCRUN" config/fanout.ini &&

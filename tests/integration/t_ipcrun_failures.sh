@@ -24,7 +24,7 @@ worst=0
 times=()
 for r in $(seq "$ROUNDS"); do
 	stamp=$T/stamp.$r
-	sed "s|@STAMP@|$stamp|" "$INI/segv.ini" >"$T/segv.ini"
+	sed -e "s|@STAMP@|$stamp|" -e "s|@PIDFILE@|$T/src.pid.$r|" "$INI/segv.ini" >"$T/segv.ini"
 	run_ipcrun segv "$T/segv.ini"
 	end=$(now_ms)
 	if [ "$RC" -ne 1 ] || [ ! -s "$stamp" ]; then

@@ -745,7 +745,7 @@ static void test_buffer_gc_live_buffer_untouched(void **state)
 	struct ipc_buffer *b = tu_open(h, 1u << 20);
 
 	assert_non_null(b);
-	assert_int_equal(ipc_buffer_gc(h, ipc_buffer_shm_kind(b)), 0);
+	assert_int_equal(ipc_buffer_gc(h, ipc_buffer_shm_kind(b)), -EBUSY);
 	assert_true(buffer_exists(h, ipc_buffer_shm_kind(b)));
 	assert_int_equal(ipc_buffer_stats(b, &s), 0);
 	assert_int_equal(s.processes, 1);

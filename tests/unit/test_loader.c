@@ -375,6 +375,85 @@ static void test_loader_replicas_expand(void **state)
 	ir_graph_free(&g);
 }
 
+static const char two_hosts[] =
+	"[graph]\nhosts = head, worker\n"
+	"[process:w]\nhost = worker\n"
+	"[kernel:a]\nlibrary = x\nfunction = f\nout = o\n"
+	"[kernel:b]\nlibrary = x\nfunction = g\nsignature = i64(i64)\n"
+	"process = w\n"
+	"[kernel:c]\nlibrary = x\nfunction = h\nin = i\n"
+	"[connections]\nconnect = a.o -> b.in0 window=8\n"
+	"connect = b.out -> c.i\n";
+
+static void test_loader_hosts_resolve(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	assert_int_equal(load(two_hosts, &g, NULL), 0);
+	assert_int_equal(g.nhost, 2);
+	assert_string_equal(g.host[0], "head");
+	assert_string_equal(g.host[1], "worker");
+	/* w on worker; the implicit main on the first host */
+	assert_string_equal(ir_proc_host(&g, g.kernel[1].proc), "worker");
+	assert_string_equal(ir_proc_host(&g, g.kernel[0].proc), "head");
+	assert_true(g.conn[0].bridged);
+	assert_int_equal(g.conn[0].window, 8);
+	assert_true(g.conn[1].bridged);
+	assert_int_equal(g.conn[1].window, IR_WINDOW_DEFAULT);
+	ir_graph_free(&g);
+	/* without hosts: one host, nothing bridged */
+	assert_int_equal(load(good, &g, NULL), 0);
+	assert_int_equal(g.nhost, 0);
+	assert_null(ir_proc_host(&g, 0));
+	for (size_t i = 0; i < g.nconn; i++)
+		assert_false(g.conn[i].bridged);
+	ir_graph_free(&g);
+}
+
+static void test_loader_hosts_threads_one_process_per_host(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	struct ir_load_opts o = {.load = false, .threads = true};
+	memset(&g, 0, sizeof g);
+	assert_int_equal(ir_load_mem(&g, "t.ini", two_hosts, strlen(two_hosts), &o), 0);
+	assert_int_equal(g.nproc, 2);
+	assert_string_equal(g.proc[g.kernel[0].proc].name, "main");
+	assert_string_equal(g.proc[g.kernel[1].proc].name, "main-worker");
+	assert_true(g.conn[0].bridged);
+	ir_graph_free(&g);
+}
+
+static void test_loader_hosts_errors_name_lines(void **state)
+{
+	(void)state;
+	struct ir_graph g;
+	load("[graph]\nhosts = a, b, a, 9x\n[process:p]\nhost = bb\n"
+	     "[process:q]\nhost = zzz\ncpu = 1\n"
+	     "[kernel:k]\nlibrary = x\nfunction = f\nprocess = p\nout = o\n"
+	     "[kernel:m]\nlibrary = x\nfunction = f\nprocess = q\nin = i\n"
+	     "[connections]\nconnect = k.o -> m.i window=0\n", &g, NULL);
+	assert_true(has_diag(&g, 2, "host 'a' is listed twice"));
+	assert_true(has_diag(&g, 2, "'9x' is not a valid host name"));
+	assert_true(has_diag(&g, 4, "unknown host 'bb'; did you mean 'b'?"));
+	assert_true(has_diag(&g, 6, "unknown host 'zzz' (hosts: a, b)"));
+	assert_true(has_diag(&g, 7, "unknown key 'cpu' in [process:q] (it takes host, restart"));
+	assert_true(has_diag(&g, 19, "window '0' must be a number of frames"));
+	ir_graph_free(&g);
+	/* host without hosts; window on an edge that stays on one host */
+	load("[process:p]\nhost = a\n"
+	     "[kernel:k]\nlibrary = x\nfunction = f\nprocess = p\nout = o\n"
+	     "[kernel:m]\nlibrary = x\nfunction = f\nprocess = p\nin = i\n"
+	     "[connections]\nconnect = k.o -> m.i window=2\n", &g, NULL);
+	assert_true(has_diag(&g, 2, "add 'hosts = a, ...' under [graph]"));
+	assert_true(has_diag(&g, 14, "window= applies to an edge between hosts"));
+	ir_graph_free(&g);
+	load("[graph]\nhosts = ,\n[kernel:k]\nlibrary = x\nfunction = f\n",
+	     &g, NULL);
+	assert_true(has_diag(&g, 2, "hosts is empty"));
+	ir_graph_free(&g);
+}
+
 static void test_loader_fuzz_corpus_replays(void **state)
 {
 	(void)state;
@@ -421,6 +500,9 @@ int main(void)
 		cmocka_unit_test(test_loader_liveness_cycles),
 		cmocka_unit_test(test_loader_replicas_expand),
 		cmocka_unit_test(test_loader_defines_override),
+		cmocka_unit_test(test_loader_hosts_resolve),
+		cmocka_unit_test(test_loader_hosts_threads_one_process_per_host),
+		cmocka_unit_test(test_loader_hosts_errors_name_lines),
 		cmocka_unit_test(test_loader_fuzz_corpus_replays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,10 +119,22 @@ struct ipc_tls;
 /*
  * Create the buffer named by handle, or attach to it if it exists. Safe to
  * call from every process at once: exactly one creates, the others wait (at
- * most opts->open_timeout_ms) until it is ready. Returns NULL with errno set:
- * EINVAL bad handle or options, ETIMEDOUT creator still not done,
- * EOWNERDEAD creator died half-way, EPROTO version or layout mismatch,
- * EEXIST another object holds the name, or what the OS said.
+ * most opts->open_timeout_ms) until it is ready. The creator reserves the
+ * buffer's memory (POSIX shm and memfd: every page, up front), so a buffer
+ * that does not fit fails here rather than with SIGBUS later. An existing
+ * object is attached only when it is a regular object (never a FIFO or a
+ * symlink) owned by the caller's effective uid with mode 0600, as the
+ * creator makes it (System V: the segment and the semaphore set), and only
+ * after every header field checked out against the mapping's real size.
+ * Returns NULL with errno set: EINVAL bad handle or options (or an
+ * IPC_BUFFER_SIZE outside 64K..16383G, said on stderr), ETIMEDOUT creator
+ * still not done, EOWNERDEAD creator died half-way, EPROTO version or
+ * layout mismatch, EEXIST another object holds the name, ENOSPC the memory
+ * cannot be had (/dev/shm too small, System V limits: stderr names the size
+ * asked, the room free and the fixes), EPERM the object under the name is
+ * not ours (another user's, a FIFO, a symlink, another mode: stderr names
+ * it and its owner; refused at once), EBADMSG its header is damaged, or
+ * what the OS said.
  */
 struct ipc_buffer *ipc_buffer_open(const char *handle,
                                    const struct ipc_buffer_opts *opts);
@@ -159,9 +171,18 @@ const char *ipc_buffer_handle(const struct ipc_buffer *b);
 enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b);
 enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b);
 
-/* Remove every OS object of a buffer whose processes are all dead (what a
- * crashed run leaves). Returns 1 if something was removed, 0 if there was
- * nothing or the buffer is still in use, or a negative errno. */
+/* Remove every OS object of a buffer whose processes are all provably dead
+ * (what a crashed run leaves), whichever PID namespaces they ran in: a
+ * process counts as dead when the kernel marked its robust-futex life word,
+ * or (in our own PID namespace only) when /proc says so; a System V segment
+ * still attached anywhere is in use. shm names the memory kind to look at;
+ * the handle's keyed System V semaphore set is removed only with its
+ * buffer, or when no buffer of the handle exists in either kind.
+ * Returns 1 when something was removed (by this call), 0 when there was
+ * nothing of that handle, -EBUSY when the buffer exists and is (or may be)
+ * in use (nothing touched), -EPERM when the object is not ours (another
+ * user's, or not a buffer: untouched), -EBADMSG/-EPROTO for a header it
+ * cannot read (untouched), or another negative errno. */
 int ipc_buffer_gc(const char *handle, enum ipc_shm_kind shm);
 
 /*

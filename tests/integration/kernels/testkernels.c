@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,16 +65,25 @@ static int send_copy(struct ipc_port *out, const void *src, size_t n)
 	return ipc_send(out, r);
 }
 
+/* Writes TEXT to PATH through PATH.tmp and a rename, so readers see the
+ * whole file or none. Only ever a regular file: a path naming anything else
+ * (a device such as /dev/null, a FIFO, a folder) is left alone, so a test
+ * topology that names one cannot replace it. */
 static void write_file(const char *path, const char *text)
 {
 	char tmp[4096];
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "testkernels: %s is not a regular file: not written\n", path);
+		return;
+	}
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f)
 		return;
 	fputs(text, f);
 	fclose(f);
-	rename(tmp, path); /* readers see the whole file or none */
+	rename(tmp, path);
 }
 
 static int end_of(const char *name, int rc)
@@ -444,4 +454,122 @@ bool f_even(int64_t x)
 void f_show(int64_t x)
 {
 	printf("show %" PRId64 "\n", x);
+}
+
+/* Across hosts (t_hosts.sh): a sink that leaves after n records, so that
+ * its producer on another host sees -EPIPE. */
+int t_take(struct ipc_kernel *k, uint64_t n);
+int t_take(struct ipc_kernel *k, uint64_t n)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t len;
+	uint64_t count = 0;
+	while (count < n && ipc_recv(in, &r, &len) == 0) {
+		count++;
+		ipc_release(in, r);
+	}
+	printf("took %" PRIu64 " records\n", count);
+	fflush(stdout);
+	return 0;
+}
+
+/* A source and a slow sink that keep their counts in a file (every 256
+ * records and at the end), so that a test reads how far the source ran
+ * ahead of the sink (t_hosts.sh: back-pressure across hosts). */
+int t_seq_log(struct ipc_kernel *k, uint64_t n, const char *file);
+int t_seq_log(struct ipc_kernel *k, uint64_t n, const char *file)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	char text[32];
+	uint64_t i;
+	for (i = 0; i < n && !ipc_stopping(k); i++) {
+		if (send_copy(out, &i, sizeof i))
+			break;
+		if (i % 256 == 0) {
+			snprintf(text, sizeof text, "%" PRIu64 "\n", i + 1);
+			write_file(file, text);
+		}
+	}
+	snprintf(text, sizeof text, "%" PRIu64 "\n", i);
+	write_file(file, text);
+	return 0;
+}
+
+int t_slow_sink_log(struct ipc_kernel *k, uint64_t delay_us, const char *file);
+int t_slow_sink_log(struct ipc_kernel *k, uint64_t delay_us, const char *file)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	void *r;
+	size_t n;
+	int rc;
+	uint64_t count = 0;
+	char text[32];
+	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+		count++;
+		ipc_release(in, r);
+		if (count % 256 == 0) {
+			snprintf(text, sizeof text, "%" PRIu64 "\n", count);
+			write_file(file, text);
+		}
+		usleep((useconds_t)delay_us);
+	}
+	printf("slow sink: %" PRIu64 " records\n", count);
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
+}
+
+/* Latency across hosts (bench_hosts.sh): n records holding their send time
+ * (CLOCK_MONOTONIC, meaningful when both "hosts" share one machine), one
+ * every period_us, so that each crosses an idle bridge; the sink prints the
+ * median and the worst one-way time. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int t_stamp_source(struct ipc_kernel *k, uint64_t period_us, uint64_t n);
+int t_stamp_source(struct ipc_kernel *k, uint64_t period_us, uint64_t n)
+{
+	struct ipc_port *out = ipc_out(k, "out");
+	for (uint64_t i = 0; i < n && !ipc_stopping(k); i++) {
+		usleep((useconds_t)period_us);
+		uint64_t t = mono_ns();
+		if (send_copy(out, &t, sizeof t))
+			break;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+int t_latency_sink(struct ipc_kernel *k);
+int t_latency_sink(struct ipc_kernel *k)
+{
+	struct ipc_port *in = ipc_in(k, "in");
+	uint64_t lat[4096];
+	size_t n = 0, len;
+	void *r;
+	int rc;
+	while ((rc = ipc_recv(in, &r, &len)) == 0) {
+		uint64_t now = mono_ns(), t;
+		if (len == sizeof t && n < sizeof lat / sizeof lat[0]) {
+			memcpy(&t, r, sizeof t);
+			lat[n++] = now - t;
+		}
+		ipc_release(in, r);
+	}
+	if (n) {
+		qsort(lat, n, sizeof lat[0], cmp_u64);
+		printf("latency median %.1f us worst %.1f us over %zu records\n",
+		       (double)lat[n / 2] / 1e3, (double)lat[n - 1] / 1e3, n);
+	}
+	fflush(stdout);
+	return end_of(ipc_kernel_name(k), rc);
 }
