@@ -81,6 +81,31 @@ static void check_graph_keys(struct ir_graph *g)
 		else
 			g->capacity = (uint32_t)v;
 	}
+	g->batch = IR_BATCH_DEFAULT;
+	if (g->gbatch.val) {
+		uint64_t v;
+		if (ir_parse_size(g->gbatch.val, &v) || v > IR_BATCH_MAX)
+			ir_diag(g, g->gbatch.line, "batch '%s' must be a size in bytes from "
+			        "0 (one item per record) to 16M", g->gbatch.val);
+		else
+			g->batch = (uint32_t)v;
+	}
+	g->linger_ns = (uint64_t)IR_LINGER_DEFAULT_US * 1000;
+	if (g->glinger.val) {
+		/* a duration: 500us, 1ms, 0.5ms, 2s; a bare number is microseconds */
+		const char *v = g->glinger.val;
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		double mul = !strcmp(end, "") || !strcmp(end, "us") ? 1 :
+		             !strcmp(end, "ms") ? 1e3 : !strcmp(end, "s") ? 1e6 : -1;
+		if (errno || end == v || mul < 0 || !(d * mul >= 1) ||
+		    d * mul > IR_LINGER_MAX_US)
+			ir_diag(g, g->glinger.line, "linger '%s' must be a duration from "
+			        "1us to 10s (e.g. 500us, 1ms)", v);
+		else
+			g->linger_ns = (uint64_t)(d * mul * 1000);
+	}
 	g->wait = IPC_WAIT_DEFAULT; /* auto: decided in ir_check */
 	if (g->gwait.val && strcmp(g->gwait.val, "auto") != 0) {
 		const char *v = g->gwait.val;
@@ -405,6 +430,12 @@ static void check_connections(struct ir_graph *g)
 			c->capacity = g->capacity;
 		if (!c->wait)
 			c->wait = g->wait;
+		if (!c->batch_set)
+			c->batch = g->batch;
+		if ((uint64_t)c->batch * 4 > g->buffer)
+			ir_diag(g, c->line, "batch %u is more than a quarter of the buffer "
+			        "(%llu bytes): lower batch or raise [graph] buffer",
+			        c->batch, (unsigned long long)g->buffer);
 		c->id = i + 1;
 		if (!ok[i])
 			continue;

@@ -38,7 +38,8 @@ struct parse {
 static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
-                                         "capacity", "wait"};
+                                         "capacity", "wait", "batch", "linger"};
+#define NGRAPH_KEYS (sizeof graph_keys / sizeof graph_keys[0])
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out"};
 
@@ -124,7 +125,7 @@ static void unknown_key(struct parse *p, const char *name, const char *where,
 		        where, list);
 }
 
-/* "a.p -> b.q capacity=N wait=W" */
+/* "a.p -> b.q capacity=N batch=B wait=W" */
 static void parse_connect(struct parse *p, const char *value)
 {
 	struct ir_graph *g = p->g;
@@ -174,6 +175,18 @@ static void parse_connect(struct parse *p, const char *value)
 			} else {
 				c.capacity = (uint32_t)v;
 			}
+		} else if (strncmp(opt, "batch=", 6) == 0) {
+			if (c.batch_set) {
+				ir_diag(g, p->line, "batch is given twice");
+				ok = false;
+			} else if (ir_parse_size(opt + 6, &v) || v > IR_BATCH_MAX) {
+				ir_diag(g, p->line, "batch '%s' must be a size in bytes from 0 "
+				        "(one item per record) to 16M", opt + 6);
+				ok = false;
+			} else {
+				c.batch = (uint32_t)v;
+				c.batch_set = true;
+			}
 		} else if (strncmp(opt, "wait=", 5) == 0) {
 			const char *w = opt + 5;
 			c.wait = !strcmp(w, "spin") ? IPC_WAIT_SPIN :
@@ -185,7 +198,7 @@ static void parse_connect(struct parse *p, const char *value)
 			}
 		} else {
 			ir_diag(g, p->line, "unknown connection option '%s' (options: "
-			        "capacity=N, wait=spin|block|hybrid)", opt);
+			        "capacity=N, batch=BYTES, wait=spin|block|hybrid)", opt);
 			ok = false;
 		}
 	}
@@ -219,13 +232,13 @@ static int handler(void *user, const char *section, const char *name,
 		break; /* the section header was reported */
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-		                      &g->gcapacity, &g->gwait};
-		for (size_t i = 0; i < 6; i++)
+		                      &g->gcapacity, &g->gwait, &g->gbatch, &g->glinger};
+		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
 				return 1;
 			}
-		unknown_key(p, name, "[graph]", graph_keys, 6);
+		unknown_key(p, name, "[graph]", graph_keys, NGRAPH_KEYS);
 		break;
 	}
 	case SEC_KERNEL: {
@@ -432,7 +445,7 @@ int ir_parse(struct ir_graph *g, const char *file, const char *text, size_t len)
 static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                      &g->gcapacity, &g->gwait};
+	                      &g->gcapacity, &g->gwait, &g->gbatch, &g->glinger};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -443,12 +456,12 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 		char *keybuf = ir_strndup(d, (size_t)(eq - d));
 		char *key = ir_trim(keybuf);
 		size_t j;
-		for (j = 0; j < 6 && strcmp(key, graph_keys[j]); j++)
+		for (j = 0; j < NGRAPH_KEYS && strcmp(key, graph_keys[j]); j++)
 			;
-		if (j == 6) {
-			const char *hint = ir_suggest(key, graph_keys, 6);
+		if (j == NGRAPH_KEYS) {
+			const char *hint = ir_suggest(key, graph_keys, NGRAPH_KEYS);
 			ir_diag(g, 0, "unknown [graph] key '%s'%s%s%s (keys: name, buffer, "
-			        "shm, sem, capacity, wait)", key, hint ? "; did you mean '"
+			        "shm, sem, capacity, wait, batch, linger)", key, hint ? "; did you mean '"
 			        : "", hint ? hint : "", hint ? "'?" : "");
 		} else {
 			char *tmp = ir_strdup(eq + 1);
@@ -547,8 +560,8 @@ void ir_graph_free(struct ir_graph *g)
 	ir_libs_close(g);
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
-	                       &g->gcapacity, &g->gwait};
-	for (size_t j = 0; j < 6; j++)
+	                       &g->gcapacity, &g->gwait, &g->gbatch, &g->glinger};
+	for (size_t j = 0; j < NGRAPH_KEYS; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {
 		free(g->diag[i].file);

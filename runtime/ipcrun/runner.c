@@ -189,6 +189,9 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
+		/* what it emitted goes out first (EOF flushes) */
+		if (go > 0)
+			ipc__kernel_finish(&kt->k);
 		/* a kernel's return closes its outputs (EOF downstream; a failed
 		 * kernel's are aborted instead, so that downstream does not take
 		 * a partial stream for a whole one) and its inputs (-EPIPE
@@ -264,6 +267,7 @@ static void build_kernels(struct runner *rn)
 		kt->kidx = i;
 		kt->k.name = gk->name;
 		kt->k.stop = &rn->stop;
+		kt->k.linger_ns = g->linger_ns;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
 		kt->k.port = calloc(gk->nport ? gk->nport : 1, sizeof *kt->k.port);
@@ -275,7 +279,8 @@ static void build_kernels(struct runner *rn)
 			const struct ir_conn *c = &g->conn[gk->port[j].conn];
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
-				.out = gk->port[j].out, .capacity = c->capacity};
+				.out = gk->port[j].out, .capacity = c->capacity,
+				.batch = c->batch};
 		}
 	}
 }

@@ -8,11 +8,34 @@
  * Every function here is called by the one thread that runs the kernel; none
  * takes a lock. Fast path: one non-blocking send or receive; the clock is
  * read only when a call has to wait.
+ *
+ * Items (ipc_emit / ipc_next) are packed into batch records, laid out as
+ * <ipc/kernel.h> says. An output's open batch is written in place in its
+ * record: while every item has one size the items lie back to back (fixed
+ * layout); the first item of another size turns the batch into the
+ * variable layout, moving the items already there once, backwards.
+ *
+ * Linger. One thread per process (started with the first kernel that opens
+ * a batch, ended with the last one's ipc__kernel_finish) sends batches older
+ * than their kernel's linger when the kernel is outside the API (in its own
+ * code, asleep). The kernel's side of the hand-over is two plain stores and
+ * a load per call (busy, steal); the thread pays for the ordering with
+ * membarrier(2), the asymmetric fence, or, where that is missing (and under
+ * ThreadSanitizer, which cannot see it), both sides use a compare-and-swap
+ * on busy instead.
  */
+
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ipc/buffer.h>
 #include <ipc/kernel.h>
@@ -25,12 +48,71 @@
  * longest sleep on one input while the others might get data. */
 #define ANY_SPIN_ROUNDS 64
 #define ANY_WAIT_MS 2
+/* Default linger, and how long ipc_alloc waits for memory. */
+#define LINGER_DEFAULT_NS 1000000u
+#define ALLOC_PATIENCE_MS 30000
+#define BATCH_HDR ((uint32_t)sizeof(struct ipc_batch_hdr))
 
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the kernel's side of the linger hand-over -------------------------- */
+
+#if defined(__SANITIZE_THREAD__)
+#define IPC__NO_MEMBARRIER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC__NO_MEMBARRIER 1
+#endif
+#endif
+
+/* 1: membarrier works (fast enter); 0: compare-and-swap on busy. Decided
+ * when the linger thread starts, before any kernel can be stolen from. */
+static ipc_a32 use_membarrier;
+
+static void enter_slow(struct ipc_kernel *k)
+{
+	for (;;) {
+		if (ipc__load_relaxed(&use_membarrier)) {
+			ipc__store_relaxed(&k->busy, 0);
+			while (ipc__load_acquire(&k->steal))
+				sched_yield();
+			ipc__store_relaxed(&k->busy, 1);
+			/* compiler ordering only: membarrier orders the CPUs */
+			atomic_signal_fence(memory_order_seq_cst);
+			if (!ipc__load_acquire(&k->steal))
+				return;
+		} else {
+			uint32_t zero = 0;
+			if (ipc__cas_acq_rel(&k->busy, &zero, 1))
+				return;
+			sched_yield();
+		}
+	}
+}
+
+/* Mark the kernel inside the API: the linger thread leaves it alone. */
+static inline void enter(struct ipc_kernel *k)
+{
+	if (!k->lingering)
+		return; /* nobody else ever touches it */
+	if (ipc__load_relaxed(&use_membarrier)) {
+		ipc__store_relaxed(&k->busy, 1);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1))
+			return;
+	}
+	enter_slow(k);
+}
+
+static inline void leave(struct ipc_kernel *k)
+{
+	if (k->lingering)
+		ipc__store_release(&k->busy, 0);
 }
 
 static struct ipc_port *find_port(struct ipc_kernel *k, bool out,
@@ -86,15 +168,6 @@ const char *ipc_kernel_name(struct ipc_kernel *k)
 	return k ? k->name : NULL;
 }
 
-void *ipc_alloc(struct ipc_port *out, size_t n)
-{
-	if (!out || !out->out) {
-		errno = EINVAL;
-		return NULL;
-	}
-	return ipc_record_alloc(out->k->tls, n, out->id);
-}
-
 static void sample_hwm(struct ipc_port *p)
 {
 	if (++p->sample < HWM_SAMPLE_EVERY)
@@ -105,10 +178,29 @@ static void sample_hwm(struct ipc_port *p)
 		p->st.hwm = q;
 }
 
-int ipc_send(struct ipc_port *out, void *rec)
+/* ---- sending ------------------------------------------------------------ */
+
+static int flush_port(struct ipc_port *out, int timeout_ms);
+
+/* Send every open batch of k but skip (blocking up to timeout_ms on a full
+ * channel; 0: not at all). Returns how many stay open. */
+static size_t flush_all(struct ipc_kernel *k, const struct ipc_port *skip,
+                        int timeout_ms)
 {
-	if (!out || !out->out || !rec)
-		return -EINVAL;
+	size_t left = 0;
+	for (size_t i = k->nin; i < k->nin + k->nout; i++) {
+		struct ipc_port *p = &k->port[i];
+		if (p != skip && p->bo.rec && flush_port(p, timeout_ms) == IPC_TX_RETRY)
+			left++;
+	}
+	return left;
+}
+
+/* Queue rec (which the port's end owns). timeout_ms < 0: wait while full,
+ * sending the kernel's other open batches meanwhile; otherwise wait at most
+ * that long and return IPC_TX_RETRY with rec kept. Frees rec on failure. */
+static int port_send(struct ipc_port *out, void *rec, int timeout_ms)
+{
 	struct ipc_tls *t = out->k->tls;
 	if (out->end) {
 		ipc_record_free(t, rec);
@@ -117,14 +209,23 @@ int ipc_send(struct ipc_port *out, void *rec)
 	size_t n = ipc_record_size(rec);
 	void *r = rec;
 	int rc = ipc_record_send(t, out->id, &r);
-	if (rc == IPC_TX_RETRY) {
+	if (rc == IPC_TX_RETRY && timeout_ms != 0) {
 		/* full: the queue is at capacity right now */
 		if (out->capacity > out->st.hwm)
 			out->st.hwm = out->capacity;
 		uint64_t t0 = now_ns();
-		do
-			rc = ipc_record_send_wait(t, out->id, &r, -1);
-		while (rc == IPC_TX_RETRY);
+		if (timeout_ms > 0) {
+			rc = ipc_record_send_wait(t, out->id, &r, timeout_ms);
+		} else {
+			/* going to wait: the other open batches go first, and
+			 * again whenever the wait is long */
+			bool others = flush_all(out->k, out, 0) > 0;
+			do {
+				rc = ipc_record_send_wait(t, out->id, &r, others ? 1 : -1);
+				if (rc == IPC_TX_RETRY && others)
+					others = flush_all(out->k, out, 0) > 0;
+			} while (rc == IPC_TX_RETRY);
+		}
 		out->st.blocked_ns += now_ns() - t0;
 	}
 	if (rc == IPC_TX_SUCCESS) {
@@ -133,18 +234,282 @@ int ipc_send(struct ipc_port *out, void *rec)
 		sample_hwm(out);
 		return 0;
 	}
+	if (rc == IPC_TX_RETRY)
+		return rc;
 	if (rc == -EPIPE)
 		out->end = -EPIPE;
 	ipc_record_free(t, r);
 	return rc;
 }
 
+/* Send out's open batch; IPC_TX_RETRY (batch kept) when the channel stayed
+ * full for timeout_ms. */
+static int flush_port(struct ipc_port *out, int timeout_ms)
+{
+	struct ipc__bout *b = &out->bo;
+	if (!b->rec)
+		return 0;
+	struct ipc_batch_hdr h = {IPC_BATCH_MAGIC, b->count, b->width, b->used};
+	memcpy(b->rec, &h, sizeof h);
+	ipc_record_trim(out->k->tls, b->rec, BATCH_HDR + b->used);
+	int rc = port_send(out, b->rec, timeout_ms);
+	if (rc == IPC_TX_RETRY) {
+		b->cap = b->used; /* trimmed: closed to new items, sent next */
+		return rc;
+	}
+	b->rec = NULL;
+	ipc__store_relaxed(&b->open_ns, 0);
+	return rc;
+}
+
+static uint32_t patience_ms(void)
+{
+	static ipc_a32 cached; /* 0: not read yet */
+	uint32_t v = ipc__load_relaxed(&cached);
+	if (v)
+		return v;
+	const char *e = getenv("IPC_ALLOC_PATIENCE_MS");
+	long ms = e ? strtol(e, NULL, 10) : 0;
+	v = ms > 0 && ms < 86400000 ? (uint32_t)ms : ALLOC_PATIENCE_MS;
+	ipc__store_relaxed(&cached, v);
+	return v;
+}
+
+/* A record on out, waiting for memory (see ipc_alloc). */
+static void *port_alloc(struct ipc_port *out, size_t n)
+{
+	struct ipc_kernel *k = out->k;
+	void *r = ipc_record_alloc(k->tls, n, out->id);
+	if (r || errno != ENOMEM)
+		return r;
+	/* the buffer is full: what this kernel holds goes first */
+	flush_all(k, NULL, -1);
+	uint64_t t0 = now_ns();
+	r = ipc_record_alloc_wait(k->tls, n, out->id, (int)patience_ms());
+	out->st.blocked_ns += now_ns() - t0;
+	if (!r && errno == ENOMEM) {
+		fprintf(stderr, "%s: out: no room for a record of %zu bytes: the "
+		        "buffer stayed full for %u ms (records downstream are not "
+		        "released): raise [graph] buffer, or lower batch or "
+		        "capacity\n", k->name ? k->name : "kernel", n, patience_ms());
+		errno = ENOMEM;
+	}
+	return r;
+}
+
+void *ipc_alloc(struct ipc_port *out, size_t n)
+{
+	if (!out || !out->out) {
+		errno = EINVAL;
+		return NULL;
+	}
+	enter(out->k);
+	void *r = port_alloc(out, n);
+	int e = errno;
+	leave(out->k);
+	errno = e;
+	return r;
+}
+
+int ipc_trim(struct ipc_port *out, void *rec, size_t n)
+{
+	if (!out || !out->out || !rec)
+		return -EINVAL;
+	enter(out->k);
+	int rc = ipc_record_trim(out->k->tls, rec, n);
+	leave(out->k);
+	return rc;
+}
+
+int ipc_send(struct ipc_port *out, void *rec)
+{
+	if (!out || !out->out || !rec)
+		return -EINVAL;
+	enter(out->k);
+	int rc = 0;
+	if (out->bo.rec)
+		rc = flush_port(out, -1); /* what was emitted goes first */
+	if (rc == 0)
+		rc = port_send(out, rec, -1);
+	else
+		ipc_record_free(out->k->tls, rec);
+	leave(out->k);
+	return rc;
+}
+
+/* ---- items: emitting ---------------------------------------------------- */
+
+static uint32_t pad4(uint32_t n)
+{
+	return (n + 3u) & ~3u;
+}
+
+/* Would n bytes at p be read as a batch record? */
+static bool looks_like_batch(const void *p, size_t n)
+{
+	struct ipc_batch_hdr h;
+	if (n < sizeof h)
+		return false;
+	memcpy(&h, p, sizeof h);
+	return h.magic == IPC_BATCH_MAGIC && h.bytes <= n - sizeof h &&
+	       (h.width == 0 || (uint64_t)h.count * h.width == h.bytes);
+}
+
+static void linger_register(struct ipc_kernel *k);
+static void linger_poke(void);
+
+/* Open a batch on out for a first item of n bytes. */
+static int open_batch(struct ipc_port *out, size_t n)
+{
+	struct ipc__bout *b = &out->bo;
+	if (!out->k->lingering)
+		linger_register(out->k);
+	char *rec = port_alloc(out, BATCH_HDR + out->batch);
+	if (!rec)
+		return -errno;
+	b->rec = rec;
+	b->data = rec + BATCH_HDR;
+	b->cap = out->batch;
+	b->used = 0;
+	b->count = 0;
+	b->width = (uint32_t)n; /* 0: an empty first item starts variable */
+	/* seq_cst, paired with the linger thread's: it either sees this batch
+	 * or this kernel sees it idle and wakes it */
+	ipc__store_seq_cst(&b->open_ns, now_ns());
+	linger_poke();
+	return 0;
+}
+
+/* Turn a fixed-layout batch into the variable layout, in place. */
+static void to_variable(struct ipc__bout *b)
+{
+	uint32_t w = b->width, s = 4 + pad4(w);
+	for (uint32_t i = b->count; i-- > 0;) {
+		char *dst = b->data + (size_t)i * s;
+		memmove(dst + 4, b->data + (size_t)i * w, w);
+		memcpy(dst, &w, 4);
+		memset(dst + 4 + w, 0, pad4(w) - w);
+	}
+	b->used = b->count * s;
+	b->width = 0;
+}
+
+/* An item that does not go in a batch: a record of its own (wrapped in a
+ * batch of one when it is empty or would be taken for a batch). */
+static int emit_alone(struct ipc_port *out, const void *item, size_t n)
+{
+	int rc = flush_port(out, -1);
+	if (rc)
+		return rc;
+	bool wrap = n == 0 || looks_like_batch(item, n);
+	size_t size = wrap ? BATCH_HDR + 4 + pad4((uint32_t)n) : n;
+	char *rec = port_alloc(out, size);
+	if (!rec)
+		return -errno;
+	char *p = rec;
+	if (wrap) {
+		struct ipc_batch_hdr h = {IPC_BATCH_MAGIC, 1, 0, 4 + pad4((uint32_t)n)};
+		uint32_t len = (uint32_t)n;
+		memcpy(rec, &h, sizeof h);
+		memcpy(rec + BATCH_HDR, &len, 4);
+		memset(rec + BATCH_HDR + 4 + n, 0, pad4((uint32_t)n) - n);
+		p = rec + BATCH_HDR + 4;
+	}
+	if (n)
+		memcpy(p, item, n);
+	return port_send(out, rec, -1);
+}
+
+static int emit_slow(struct ipc_port *out, const void *item, size_t n)
+{
+	struct ipc__bout *b = &out->bo;
+	if (out->end)
+		return out->end;
+	if (out->batch == 0 || n + 4 > out->batch)
+		return emit_alone(out, item, n);
+	if (b->rec) {
+		uint32_t need = 4 + pad4((uint32_t)n);
+		if (b->width && b->width != n) {
+			/* a second size: the variable layout, if it fits */
+			if ((uint64_t)b->count * (4 + pad4(b->width)) + need <= b->cap)
+				to_variable(b);
+			else if (flush_port(out, -1))
+				return out->end ? out->end : -EIO;
+		} else if (!b->width && b->used + need > b->cap) {
+			int rc = flush_port(out, -1);
+			if (rc)
+				return rc;
+		} else if (b->width && b->used + n > b->cap) {
+			int rc = flush_port(out, -1);
+			if (rc)
+				return rc;
+		}
+	}
+	if (!b->rec) {
+		int rc = open_batch(out, n);
+		if (rc)
+			return rc;
+	}
+	if (b->width) {
+		memcpy(b->data + b->used, item, n);
+		b->used += (uint32_t)n;
+	} else {
+		uint32_t len = (uint32_t)n;
+		char *p = b->data + b->used;
+		memcpy(p, &len, 4);
+		if (n)
+			memcpy(p + 4, item, n);
+		memset(p + 4 + n, 0, pad4(len) - len);
+		b->used += 4 + pad4(len);
+	}
+	b->count++;
+	return 0;
+}
+
+int ipc_emit(struct ipc_port *out, const void *item, size_t n)
+{
+	if (!out || !out->out || (!item && n) || n > IPC_ITEM_MAX)
+		return -EINVAL;
+	struct ipc_kernel *k = out->k;
+	struct ipc__bout *b = &out->bo;
+	enter(k);
+	/* fast path: the same size again, and room */
+	if (__builtin_expect(b->rec && b->width == n && n && b->used + n <= b->cap, 1)) {
+		memcpy(b->data + b->used, item, n);
+		b->used += (uint32_t)n;
+		b->count++;
+		leave(k);
+		return 0;
+	}
+	int rc = emit_slow(out, item, n);
+	leave(k);
+	return rc;
+}
+
+int ipc_emit_text(struct ipc_port *out, const char *s)
+{
+	if (!s)
+		return -EINVAL;
+	return ipc_emit(out, s, strlen(s) + 1);
+}
+
+int ipc_flush(struct ipc_port *out)
+{
+	if (!out || !out->out)
+		return -EINVAL;
+	enter(out->k);
+	int rc = flush_port(out, -1);
+	leave(out->k);
+	return rc;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
 /* One receive on in, waiting up to timeout_ms (0: not at all, < 0: until a
- * record or the end). Keeps the port's counters and end state. */
+ * record or the end; the kernel's open batches are sent before it waits).
+ * Keeps the port's counters and end state. */
 static int port_recv(struct ipc_port *in, void **rec, size_t *n, int timeout_ms)
 {
-	if (!in || in->out || !rec)
-		return -EINVAL;
 	if (in->end)
 		return in->end;
 	struct ipc_tls *t = in->k->tls;
@@ -152,9 +517,13 @@ static int port_recv(struct ipc_port *in, void **rec, size_t *n, int timeout_ms)
 	int rc = ipc_record_recv(t, in->id, &r);
 	if (rc == IPC_TX_RETRY && timeout_ms != 0) {
 		uint64_t t0 = now_ns();
-		do
+		flush_all(in->k, NULL, -1);
+		rc = ipc_record_recv(t, in->id, &r);
+		while (rc == IPC_TX_RETRY) {
 			rc = ipc_record_recv_wait(t, in->id, &r, timeout_ms);
-		while (rc == IPC_TX_RETRY && timeout_ms < 0);
+			if (timeout_ms > 0)
+				break;
+		}
 		in->st.blocked_ns += now_ns() - t0;
 	}
 	if (rc == IPC_TX_SUCCESS) {
@@ -173,18 +542,105 @@ static int port_recv(struct ipc_port *in, void **rec, size_t *n, int timeout_ms)
 
 int ipc_recv(struct ipc_port *in, void **rec, size_t *n)
 {
-	return port_recv(in, rec, n, -1);
+	if (!in || in->out || !rec)
+		return -EINVAL;
+	enter(in->k);
+	int rc = port_recv(in, rec, n, -1);
+	leave(in->k);
+	return rc;
 }
 
 int ipc_try_recv(struct ipc_port *in, void **rec, size_t *n)
 {
-	return port_recv(in, rec, n, 0);
+	if (!in || in->out || !rec)
+		return -EINVAL;
+	enter(in->k);
+	int rc = port_recv(in, rec, n, 0);
+	leave(in->k);
+	return rc;
 }
 
 void ipc_release(struct ipc_port *in, void *rec)
 {
-	if (in && rec)
-		ipc_record_free(in->k->tls, rec);
+	if (!in || !rec)
+		return;
+	enter(in->k);
+	ipc_record_free(in->k->tls, rec);
+	leave(in->k);
+}
+
+/* Set in's walk over record rec of size bytes: a batch, or one item. */
+static void bin_start(struct ipc__bin *b, void *rec, size_t size)
+{
+	b->rec = rec;
+	if (looks_like_batch(rec, size)) {
+		struct ipc_batch_hdr h;
+		memcpy(&h, rec, sizeof h);
+		b->p = (const char *)rec + BATCH_HDR;
+		b->end = b->p + h.bytes;
+		b->left = h.count;
+		b->width = h.width;
+	} else {
+		b->p = rec;
+		b->end = (const char *)rec + size;
+		b->left = 1;
+		b->width = size <= UINT32_MAX ? (uint32_t)size : 0;
+		if (!b->width) {
+			/* one item too big for the fixed walk: say so by hand */
+			b->width = UINT32_MAX;
+		}
+	}
+}
+
+int ipc_next(struct ipc_port *in, const void **item, size_t *n)
+{
+	if (!in || in->out || !item || !n)
+		return -EINVAL;
+	struct ipc__bin *b = &in->bi;
+	for (;;) {
+		if (__builtin_expect(b->left != 0, 1)) {
+			if (b->width == UINT32_MAX) { /* a record as one item */
+				*item = b->p;
+				*n = (size_t)(b->end - b->p);
+				b->p = b->end;
+				b->left = 0;
+				return 0;
+			}
+			if (b->width) {
+				*item = b->p;
+				*n = b->width;
+				b->p += b->width;
+				b->left--;
+				return 0;
+			}
+			uint32_t len;
+			if (b->end - b->p >= 4) {
+				memcpy(&len, b->p, 4);
+				if ((size_t)(b->end - b->p) - 4 >= len) {
+					*item = b->p + 4;
+					*n = len;
+					b->p += 4 + pad4(len) <= (size_t)(b->end - b->p)
+					                ? 4 + pad4(len) : 4 + (size_t)len;
+					b->left--;
+					return 0;
+				}
+			}
+			b->left = 0; /* overruns its record: drop the rest */
+			return -EBADMSG;
+		}
+		enter(in->k);
+		if (b->rec) {
+			ipc_record_free(in->k->tls, b->rec);
+			b->rec = NULL;
+		}
+		void *rec;
+		size_t size;
+		int rc = port_recv(in, &rec, &size, -1);
+		leave(in->k);
+		if (rc)
+			return rc;
+		bin_start(b, rec, size);
+	}
 }
 
 /* One pass over the open inputs from k->rr. Returns 0 with a record, 1 when
@@ -212,11 +668,9 @@ static int any_pass(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 	return open ? 1 : 2;
 }
 
-int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
-                 size_t *n)
+static int recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
+                    size_t *n)
 {
-	if (!k || !from || !rec)
-		return -EINVAL;
 	for (unsigned round = 0;; round++) {
 		int rc = any_pass(k, from, rec, n);
 		if (rc == 0 || rc < 0)
@@ -227,6 +681,8 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 					return IPC_TX_ABORTED;
 			return IPC_TX_EOF;
 		}
+		if (round == 0)
+			flush_all(k, NULL, -1); /* going to wait: batches go out */
 		if (round < ANY_SPIN_ROUNDS) {
 			sched_yield();
 			continue;
@@ -245,4 +701,200 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 		if (rc < 0)
 			return rc;
 	}
+}
+
+int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
+                 size_t *n)
+{
+	if (!k || !from || !rec)
+		return -EINVAL;
+	enter(k);
+	int rc = recv_any(k, from, rec, n);
+	leave(k);
+	return rc;
+}
+
+/* ---- the linger thread -------------------------------------------------- */
+
+static pthread_mutex_t lg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lg_cv;
+static struct ipc_kernel *lg_list;
+static size_t lg_count;
+static bool lg_running, lg_quit;
+static pthread_t lg_thread;
+static ipc_a32 lg_idle; /* the thread sleeps with no batch to watch */
+
+static void linger_poke(void)
+{
+	if (ipc__load_seq_cst(&lg_idle)) {
+		pthread_mutex_lock(&lg_mu);
+		pthread_cond_signal(&lg_cv);
+		pthread_mutex_unlock(&lg_mu);
+	}
+}
+
+/* Take k from its thread; true when it is ours until give_back. */
+static bool take(struct ipc_kernel *k)
+{
+	if (ipc__load_relaxed(&use_membarrier)) {
+		ipc__store_seq_cst(&k->steal, 1);
+		if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+		    ipc__load_acquire(&k->busy) == 0)
+			return true;
+		ipc__store_release(&k->steal, 0);
+		return false;
+	}
+	uint32_t zero = 0;
+	return ipc__cas_acq_rel(&k->busy, &zero, 2);
+}
+
+static void give_back(struct ipc_kernel *k)
+{
+	if (ipc__load_relaxed(&use_membarrier))
+		ipc__store_release(&k->steal, 0);
+	else
+		ipc__store_release(&k->busy, 0);
+}
+
+/* One look at every kernel (lg_mu held): send the batches due; returns the
+ * next deadline (0: nothing open). */
+static uint64_t linger_scan(void)
+{
+	uint64_t now = now_ns(), next = 0;
+	for (struct ipc_kernel *k = lg_list; k; k = k->lnext) {
+		uint64_t linger = k->linger_ns ? k->linger_ns : LINGER_DEFAULT_NS;
+		bool due = false;
+		for (size_t i = k->nin; i < k->nin + k->nout; i++) {
+			uint64_t o = ipc__load_seq_cst(&k->port[i].bo.open_ns);
+			if (!o)
+				continue;
+			if (o + linger <= now)
+				due = true;
+			else if (!next || o + linger < next)
+				next = o + linger;
+		}
+		if (!due)
+			continue;
+		if (take(k)) {
+			for (size_t i = k->nin; i < k->nin + k->nout; i++) {
+				struct ipc_port *p = &k->port[i];
+				uint64_t o = ipc__load_relaxed(&p->bo.open_ns);
+				if (o && o + linger <= now)
+					flush_port(p, 0);
+			}
+			give_back(k);
+		}
+		/* still open (busy kernel, full channel): look again soon */
+		uint64_t again = now + linger / 4;
+		if (!next || again < next)
+			next = again;
+	}
+	return next;
+}
+
+static void *linger_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lg_mu);
+	while (!lg_quit) {
+		uint64_t next = linger_scan();
+		if (!next) {
+			ipc__store_seq_cst(&lg_idle, 1);
+			/* a batch opened meanwhile would be missed otherwise */
+			next = linger_scan();
+			if (!next && !lg_quit) {
+				pthread_cond_wait(&lg_cv, &lg_mu);
+				ipc__store_relaxed(&lg_idle, 0);
+				continue;
+			}
+			ipc__store_relaxed(&lg_idle, 0);
+		}
+		struct timespec ts = {(time_t)(next / 1000000000u),
+		                      (long)(next % 1000000000u)};
+		pthread_cond_timedwait(&lg_cv, &lg_mu, &ts);
+	}
+	ipc__store_relaxed(&lg_idle, 0);
+	pthread_mutex_unlock(&lg_mu);
+	return NULL;
+}
+
+static void linger_register(struct ipc_kernel *k)
+{
+	pthread_mutex_lock(&lg_mu);
+	if (!lg_running) {
+		pthread_condattr_t a;
+		pthread_condattr_init(&a);
+		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+		pthread_cond_init(&lg_cv, &a);
+		pthread_condattr_destroy(&a);
+#ifndef IPC__NO_MEMBARRIER
+		static bool registered;
+		if (!registered)
+			registered = syscall(SYS_membarrier,
+			                     MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+		ipc__store_relaxed(&use_membarrier, registered ? 1 : 0);
+#endif
+		lg_quit = false;
+		/* the thread must not take signals meant for the kernels */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		lg_running = pthread_create(&lg_thread, NULL, linger_main, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (!lg_running) {
+			pthread_cond_destroy(&lg_cv);
+			pthread_mutex_unlock(&lg_mu);
+			return; /* no thread: batches still go out on every other rule */
+		}
+	}
+	ipc__store_relaxed(&k->busy, 1); /* we are inside the API */
+	ipc__store_relaxed(&k->steal, 0);
+	k->lnext = lg_list;
+	lg_list = k;
+	lg_count++;
+	k->lingering = true;
+	pthread_mutex_unlock(&lg_mu);
+}
+
+static void linger_unregister(struct ipc_kernel *k)
+{
+	pthread_t th;
+	bool join = false;
+	pthread_mutex_lock(&lg_mu);
+	for (struct ipc_kernel **p = &lg_list; *p; p = &(*p)->lnext)
+		if (*p == k) {
+			*p = k->lnext;
+			lg_count--;
+			break;
+		}
+	k->lingering = false;
+	if (lg_count == 0 && lg_running) {
+		lg_quit = true;
+		lg_running = false;
+		pthread_cond_signal(&lg_cv);
+		th = lg_thread;
+		join = true;
+	}
+	pthread_mutex_unlock(&lg_mu);
+	if (join) {
+		pthread_join(th, NULL);
+		pthread_cond_destroy(&lg_cv);
+	}
+}
+
+void ipc__kernel_finish(struct ipc_kernel *k)
+{
+	if (!k)
+		return;
+	enter(k);
+	flush_all(k, NULL, -1);
+	for (size_t i = 0; i < k->nin; i++) {
+		struct ipc__bin *b = &k->port[i].bi;
+		if (b->rec)
+			ipc_record_free(k->tls, b->rec);
+		memset(b, 0, sizeof *b);
+	}
+	leave(k);
+	if (k->lingering)
+		linger_unregister(k);
 }

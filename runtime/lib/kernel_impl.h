@@ -26,6 +26,27 @@ struct ipc__port_stats {
 	uint64_t hwm;        /* highest queue length seen (sampled) */
 };
 
+/* An output's open batch (see <ipc/kernel.h>, "Items"). */
+struct ipc__bout {
+	char *rec;            /* the batch record, NULL when none is open */
+	char *data;           /* rec + 16: the item area */
+	uint32_t cap;         /* bytes of the item area */
+	uint32_t used;        /* bytes used */
+	uint32_t count;       /* items */
+	uint32_t width;       /* every item so far has this size (fixed
+	                         layout); 0: items carry their length */
+	ipc_a64 open_ns;      /* when its first item came; 0: none open. Read
+	                         by the linger thread */
+};
+
+/* An input's current record, as ipc_next walks it. */
+struct ipc__bin {
+	void *rec;            /* the record being walked, released when used up */
+	const char *p, *end;  /* next item, end of the item area */
+	uint32_t left;        /* items still to yield */
+	uint32_t width;       /* as struct ipc_batch_hdr */
+};
+
 struct ipc_port {
 	struct ipc_kernel *k;
 	const char *name;     /* owned by whoever built the kernel */
@@ -36,6 +57,10 @@ struct ipc_port {
 	uint32_t capacity;    /* channel capacity, for the high-water mark */
 	uint32_t sample;      /* sends since the queue length was sampled */
 	struct ipc__port_stats st;
+	uint32_t batch;       /* bytes of items per batch record; 0: a record
+	                         per item */
+	struct ipc__bout bo;  /* outputs */
+	struct ipc__bin bi;   /* inputs */
 };
 
 struct ipc_kernel {
@@ -47,7 +72,21 @@ struct ipc_kernel {
 	size_t nin, nout;
 	const ipc_a32 *stop;  /* non-zero: the graph is being stopped */
 	size_t rr;            /* next input ipc_recv_any tries first */
+	/* Items: the linger thread of the process may send this kernel's open
+	 * batches while the kernel is outside the API. The kernel marks busy
+	 * around every call that touches its ports or TLS; the thread sets
+	 * steal, issues a process-wide memory barrier (membarrier), and takes
+	 * the kernel only if busy is clear (then clears steal when done). */
+	uint64_t linger_ns;   /* 0: the default (1 ms) */
+	ipc_a32 busy, steal;
+	bool lingering;       /* registered with the linger thread */
+	struct ipc_kernel *lnext;
 };
+
+/* After the kernel returned (ipcrun calls this before closing its ports):
+ * send every open batch (waiting while a channel is full; EOF flushes),
+ * release what ipc_next still holds, leave the linger thread. */
+__attribute__((visibility("default"))) void ipc__kernel_finish(struct ipc_kernel *k);
 
 /* Order of port names used for ipc_port_at: digit runs compare as numbers
  * (leading zeros ignored, then the longer run is larger). Returns <0, 0 or
