@@ -426,16 +426,29 @@ static void check_connections(struct ir_graph *g)
 		bool a = resolve_end(g, c, false);
 		bool b = resolve_end(g, c, true);
 		ok[i] = a && b;
+		bool own_capacity = c->capacity != 0;
 		if (!c->capacity)
 			c->capacity = g->capacity;
 		if (!c->wait)
 			c->wait = g->wait;
 		if (!c->batch_set)
 			c->batch = g->batch;
-		if ((uint64_t)c->batch * 4 > g->buffer)
+		if ((uint64_t)c->batch * 4 > g->buffer) {
 			ir_diag(g, c->line, "batch %u is more than a quarter of the buffer "
 			        "(%llu bytes): lower batch or raise [graph] buffer",
 			        c->batch, (unsigned long long)g->buffer);
+		} else if (c->batch && !own_capacity) {
+			/* Batches in flight on every channel together stay within
+			 * half the buffer: otherwise full queues hold all the memory
+			 * and every producer waits for memory that only they would
+			 * free (a deadlock). A connection's own capacity= is kept. */
+			uint64_t fit = g->buffer / 2 / (g->nconn ? g->nconn : 1) /
+			               ((uint64_t)c->batch + 64);
+			if (fit < 4)
+				fit = 4;
+			if (fit < c->capacity)
+				c->capacity = (uint32_t)fit;
+		}
 		c->id = i + 1;
 		if (!ok[i])
 			continue;

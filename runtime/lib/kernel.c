@@ -481,6 +481,18 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 		leave(k);
 		return 0;
 	}
+	if (b->rec && !b->width && b->used + 4 + pad4((uint32_t)n) <= b->cap) {
+		uint32_t len = (uint32_t)n;
+		char *p = b->data + b->used;
+		memcpy(p, &len, 4);
+		if (n)
+			memcpy(p + 4, item, n);
+		memset(p + 4 + n, 0, pad4(len) - len);
+		b->used += 4 + pad4(len);
+		b->count++;
+		leave(k);
+		return 0;
+	}
 	int rc = emit_slow(out, item, n);
 	leave(k);
 	return rc;
@@ -501,6 +513,55 @@ int ipc_flush(struct ipc_port *out)
 	int rc = flush_port(out, -1);
 	leave(out->k);
 	return rc;
+}
+
+void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
+{
+	struct ipc__bout *b = &out->bo;
+	*room = 0;
+	if (out->batch == 0 || w == 0 || w + 4 > out->batch)
+		return NULL;
+	enter(out->k);
+	if (b->rec && (b->width != w || b->used + w > b->cap)) {
+		int rc = flush_port(out, -1);
+		if (rc) {
+			leave(out->k);
+			*room = 1;
+			errno = rc < 0 ? -rc : EIO;
+			return NULL;
+		}
+	}
+	if (!b->rec) {
+		int rc = open_batch(out, w);
+		if (rc) {
+			leave(out->k);
+			*room = 1;
+			errno = -rc;
+			return NULL;
+		}
+	}
+	*room = (b->cap - b->used) / w;
+	return b->data + b->used; /* left entered: ipc__emit_commit leaves */
+}
+
+void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
+{
+	struct ipc__bout *b = &out->bo;
+	b->used += (uint32_t)(m * w);
+	b->count += (uint32_t)m;
+	leave(out->k);
+}
+
+size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p)
+{
+	struct ipc__bin *b = &in->bi;
+	if (b->width != w || w == 0 || w == UINT32_MAX || b->left == 0)
+		return 0;
+	size_t m = b->left;
+	*p = b->p;
+	b->p += m * w;
+	b->left = 0;
+	return m;
 }
 
 /* ---- receiving ---------------------------------------------------------- */

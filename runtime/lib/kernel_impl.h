@@ -83,6 +83,26 @@ struct ipc_kernel {
 	struct ipc_kernel *lnext;
 };
 
+/* Whole runs of fixed-width items, for ipcrun's function kernels (a loop
+ * over a batch without a call per item). Visible to ipcrun only.
+ *
+ * ipc__next_run: after ipc_next returned an item of w bytes at *p, the
+ * items of w bytes that follow it contiguously in the same batch, taken now
+ * (as if ipc_next had returned each): returns how many (0: none).
+ *
+ * ipc__emit_room: room for items of w bytes in out's open batch, opening
+ * one if needed: returns where the next goes and *room >= 1, or NULL with
+ * *room = 0 when out takes a record per item or w does not fit a batch
+ * (emit with ipc_emit then), or NULL with errno set on failure (*room = 1).
+ * The kernel calls nothing else of the API until ipc__emit_commit, which
+ * appends the first m (<= room) items written there. */
+__attribute__((visibility("default")))
+size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p);
+__attribute__((visibility("default")))
+void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room);
+__attribute__((visibility("default")))
+void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m);
+
 /* After the kernel returned (ipcrun calls this before closing its ports):
  * send every open batch (waiting while a channel is full; EOF flushes),
  * release what ipc_next still holds, leave the linger thread. */
