@@ -10,11 +10,11 @@
 # top-level make (BUILD=build) and hands the paths to a BUILD=build/tsan make.
 TSAN_BUILD ?= build/tsan
 
-UNIT_NAMES   := heap buffer record segment channel ring
+UNIT_NAMES   := heap buffer record segment channel ring items
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
                 stress_many stress_kill
 TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \
-                unit/test_segment stress/stress_threads
+                unit/test_segment stress/stress_threads unit/test_items
 
 # Only the sources that exist, so a half-written suite still builds.
 tu_have = $(patsubst tests/%.c,%,$(wildcard $(1:%=tests/%.c)))
