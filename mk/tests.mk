@@ -12,7 +12,7 @@ TSAN_BUILD ?= build/tsan
 
 UNIT_NAMES   := heap buffer record segment channel ring items
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
-                stress_many stress_kill
+                stress_many stress_kill stress_items_kill
 TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \
                 unit/test_segment stress/stress_threads unit/test_items
 

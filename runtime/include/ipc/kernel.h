@@ -97,8 +97,9 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  *
  * A producer killed mid-stream: every batch it sent is delivered whole, in
  * order, once, and then IPC_TX_ABORTED; the items of its open batch (emitted
- * since that batch began: less than `batch` bytes, less than linger's worth)
- * are lost with it.
+ * since that batch began: at most `batch` bytes, at most about linger's
+ * worth, or a full batch it was waiting to send on a full channel) are lost
+ * with it. (tests/stress/stress_items_kill.c checks all of it.)
  *
  * Concurrency: the item functions, like the rest of this API, are called by
  * the kernel's own thread only.
