@@ -16,7 +16,7 @@
  * variable layout, moving the items already there once, backwards.
  *
  * Linger. One thread per process (started with the first kernel that opens
- * a batch, ended with the last one's ipc__kernel_finish) sends batches older
+ * a batch, kept until the process ends) sends batches older
  * than their kernel's linger when the kernel is outside the API (in its own
  * code, asleep). The kernel's side of the hand-over is two plain stores and
  * a load per call (busy, steal); the thread pays for the ordering with
@@ -777,13 +777,45 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 
 /* ---- the linger thread -------------------------------------------------- */
 
+/* Started with the first kernel of the process that opens a batch, it
+ * lives as long as the process (sleeping when no kernel has a batch open):
+ * stopping it when the last kernel leaves would race with the next one
+ * starting it. A fork()ed child starts with none (lg_child). */
 static pthread_mutex_t lg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lg_cv;
+static pthread_once_t lg_once = PTHREAD_ONCE_INIT;
 static struct ipc_kernel *lg_list;
-static size_t lg_count;
-static bool lg_running, lg_quit;
-static pthread_t lg_thread;
+static bool lg_running;
 static ipc_a32 lg_idle; /* the thread sleeps with no batch to watch */
+
+static void lg_cv_init(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&lg_cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void lg_child(void)
+{
+	pthread_mutex_init(&lg_mu, NULL);
+	lg_cv_init();
+	lg_list = NULL;
+	lg_running = false;
+	ipc__store_relaxed(&lg_idle, 0);
+}
+
+static void lg_setup(void)
+{
+	lg_cv_init();
+	pthread_atfork(NULL, NULL, lg_child);
+#ifndef IPC__NO_MEMBARRIER
+	ipc__store_relaxed(&use_membarrier,
+	                   syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+	                           0, 0) == 0 ? 1 : 0);
+#endif
+}
 
 static void linger_poke(void)
 {
@@ -857,13 +889,13 @@ static void *linger_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&lg_mu);
-	while (!lg_quit) {
+	for (;;) {
 		uint64_t next = linger_scan();
 		if (!next) {
 			ipc__store_seq_cst(&lg_idle, 1);
 			/* a batch opened meanwhile would be missed otherwise */
 			next = linger_scan();
-			if (!next && !lg_quit) {
+			if (!next) {
 				pthread_cond_wait(&lg_cv, &lg_mu);
 				ipc__store_relaxed(&lg_idle, 0);
 				continue;
@@ -874,36 +906,27 @@ static void *linger_main(void *arg)
 		                      (long)(next % 1000000000u)};
 		pthread_cond_timedwait(&lg_cv, &lg_mu, &ts);
 	}
-	ipc__store_relaxed(&lg_idle, 0);
-	pthread_mutex_unlock(&lg_mu);
 	return NULL;
 }
 
 static void linger_register(struct ipc_kernel *k)
 {
+	pthread_once(&lg_once, lg_setup);
 	pthread_mutex_lock(&lg_mu);
 	if (!lg_running) {
-		pthread_condattr_t a;
-		pthread_condattr_init(&a);
-		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-		pthread_cond_init(&lg_cv, &a);
-		pthread_condattr_destroy(&a);
-#ifndef IPC__NO_MEMBARRIER
-		static bool registered;
-		if (!registered)
-			registered = syscall(SYS_membarrier,
-			                     MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-		ipc__store_relaxed(&use_membarrier, registered ? 1 : 0);
-#endif
-		lg_quit = false;
 		/* the thread must not take signals meant for the kernels */
 		sigset_t all, old;
+		pthread_t th;
+		pthread_attr_t a;
 		sigfillset(&all);
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&a, 64 * 1024);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		lg_running = pthread_create(&lg_thread, NULL, linger_main, NULL) == 0;
+		lg_running = pthread_create(&th, &a, linger_main, NULL) == 0;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&a);
 		if (!lg_running) {
-			pthread_cond_destroy(&lg_cv);
 			pthread_mutex_unlock(&lg_mu);
 			return; /* no thread: batches still go out on every other rule */
 		}
@@ -912,35 +935,20 @@ static void linger_register(struct ipc_kernel *k)
 	ipc__store_relaxed(&k->steal, 0);
 	k->lnext = lg_list;
 	lg_list = k;
-	lg_count++;
 	k->lingering = true;
 	pthread_mutex_unlock(&lg_mu);
 }
 
 static void linger_unregister(struct ipc_kernel *k)
 {
-	pthread_t th;
-	bool join = false;
 	pthread_mutex_lock(&lg_mu);
 	for (struct ipc_kernel **p = &lg_list; *p; p = &(*p)->lnext)
 		if (*p == k) {
 			*p = k->lnext;
-			lg_count--;
 			break;
 		}
 	k->lingering = false;
-	if (lg_count == 0 && lg_running) {
-		lg_quit = true;
-		lg_running = false;
-		pthread_cond_signal(&lg_cv);
-		th = lg_thread;
-		join = true;
-	}
 	pthread_mutex_unlock(&lg_mu);
-	if (join) {
-		pthread_join(th, NULL);
-		pthread_cond_destroy(&lg_cv);
-	}
 }
 
 void ipc__kernel_finish(struct ipc_kernel *k)
