@@ -466,21 +466,16 @@ static int emit_slow(struct ipc_port *out, const void *item, size_t n)
 	return 0;
 }
 
-int ipc_emit(struct ipc_port *out, const void *item, size_t n)
+/* ipc_emit without its fast path: checks, the variable layout, a new batch. */
+static __attribute__((noinline)) int emit_other(struct ipc_port *out, const void *item,
+                                                size_t n)
 {
 	if (!out || !out->out || (!item && n) || n > IPC_ITEM_MAX)
 		return -EINVAL;
 	struct ipc_kernel *k = out->k;
 	struct ipc__bout *b = &out->bo;
 	enter(k);
-	/* fast path: the same size again, and room */
-	if (__builtin_expect(b->rec && b->width == n && n && b->used + n <= b->cap, 1)) {
-		memcpy(b->data + b->used, item, n);
-		b->used += (uint32_t)n;
-		b->count++;
-		leave(k);
-		return 0;
-	}
+	int rc = 0;
 	if (b->rec && !b->width && b->used + 4 + pad4((uint32_t)n) <= b->cap) {
 		uint32_t len = (uint32_t)n;
 		char *p = b->data + b->used;
@@ -490,12 +485,41 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 		memset(p + 4 + n, 0, pad4(len) - len);
 		b->used += 4 + pad4(len);
 		b->count++;
-		leave(k);
-		return 0;
+	} else if (b->rec && b->width == n && n && b->used + n <= b->cap) {
+		memcpy(b->data + b->used, item, n);
+		b->used += (uint32_t)n;
+		b->count++;
+	} else {
+		rc = emit_slow(out, item, n);
 	}
-	int rc = emit_slow(out, item, n);
 	leave(k);
 	return rc;
+}
+
+int ipc_emit(struct ipc_port *out, const void *item, size_t n)
+{
+	/* fast path: the same size again, and room; entered without contention */
+	if (__builtin_expect(out && item && out->k->lingering && ipc__load_relaxed(&use_membarrier), 1)) {
+		struct ipc_kernel *k = out->k;
+		struct ipc__bout *b = &out->bo;
+		ipc__store_relaxed(&k->busy, 1);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) {
+			if (__builtin_expect(b->rec && b->width == n && n &&
+			                     b->used + n <= b->cap, 1)) {
+				if (n == 8) /* the commonest: a number, copied inline */
+					memcpy(b->data + b->used, item, 8);
+				else
+					memcpy(b->data + b->used, item, n);
+				b->used += (uint32_t)n;
+				b->count++;
+				ipc__store_release(&k->busy, 0);
+				return 0;
+			}
+		}
+		ipc__store_release(&k->busy, 0);
+	}
+	return emit_other(out, item, n);
 }
 
 int ipc_emit_text(struct ipc_port *out, const char *s)
