@@ -516,6 +516,19 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 				ipc__store_release(&k->busy, 0);
 				return 0;
 			}
+			uint32_t len = (uint32_t)n, pl = pad4(len);
+			if (b->rec && !b->width && n <= IPC_ITEM_MAX &&
+			    b->used + 4 + (uint64_t)pl <= b->cap) {
+				/* the variable layout: length, bytes, zeros to 4 */
+				char *p = b->data + b->used;
+				memcpy(p, &len, 4);
+				memcpy(p + 4, item, n);
+				memset(p + 4 + n, 0, pl - len);
+				b->used += 4 + pl;
+				b->count++;
+				ipc__store_release(&k->busy, 0);
+				return 0;
+			}
 		}
 		ipc__store_release(&k->busy, 0);
 	}
