@@ -223,26 +223,19 @@ static int call_runs(const struct ir_kernel *gk, struct ipc_kernel *k,
 			return 1;
 		}
 		m = 1 + ipc__next_run(in, 8, &more);
+		/* results are computed into res outside the API (a slow
+		 * function must not keep the linger thread from sending the
+		 * open batch), then copied into the output batch */
+		unsigned char res[64 * 8];
 		const unsigned char *src = first;
-		size_t done = 0;
-		while (done < m) {
-			size_t room;
-			unsigned char *dst = ipc__emit_room(out, 8, &room);
-			if (!dst) {
-				if (room) { /* failed */
-					rc = errno == EPIPE ? -EPIPE : -errno;
-					break;
-				}
-				room = 1; /* a record per item: emit one by one */
-			}
-			size_t c = m - done < room ? m - done : room;
-			unsigned char tmp[8];
-			unsigned char *o = dst ? dst : tmp;
-			for (size_t j = 0; j < c; j++, src += 8, o += dst ? 8 : 0) {
+		for (size_t done = 0; done < m && !rc;) {
+			size_t c = m - done < 64 ? m - done : 64;
+			for (size_t j = 0; j < c; j++) {
 				union slot a, r;
 				if (done + j == 1)
 					src = more; /* the run follows the first item */
 				memcpy(&a, src, 8);
+				src += 8;
 				switch (fast) {
 				case FAST_I64_I64:
 					r.i64 = ((int64_t (*)(int64_t))fn)(a.i64);
@@ -254,14 +247,23 @@ static int call_runs(const struct ir_kernel *gk, struct ipc_kernel *k,
 					r.f64 = ((double (*)(double))fn)(a.f64);
 					break;
 				}
-				memcpy(o, &r, 8);
-				if (!dst && (rc = ipc_emit(out, tmp, 8)) != 0)
-					break;
+				memcpy(res + 8 * j, &r, 8);
 			}
-			if (dst)
-				ipc__emit_commit(out, 8, c);
-			if (rc)
-				break;
+			for (size_t w = 0; w < c && !rc;) {
+				size_t room;
+				unsigned char *dst = ipc__emit_room(out, 8, &room);
+				if (dst) {
+					size_t k8 = c - w < room ? c - w : room;
+					memcpy(dst, res + 8 * w, 8 * k8);
+					ipc__emit_commit(out, 8, k8);
+					w += k8;
+				} else if (room) { /* failed */
+					rc = -errno;
+				} else { /* a record per item */
+					rc = ipc_emit(out, res + 8 * w, 8);
+					w++;
+				}
+			}
 			done += c;
 		}
 		if (rc == -EPIPE)

@@ -45,13 +45,16 @@ void *ipc_alloc(struct ipc_port *out, size_t n);
 int ipc_trim(struct ipc_port *out, void *rec, size_t n);
 
 /* Hand rec over (the kernel must not touch it afterwards); blocks while the
- * channel is full. rec may come from ipc_alloc, or be a record received on
+ * channel is full. The port's open batch of items goes first, so order is
+ * kept between ipc_emit and ipc_send. rec may come from ipc_alloc, or be a record received on
  * an input and not released: forwarding it copies nothing. Returns 0, or
  * -EPIPE when the consumer is gone (rec is freed then). */
 int ipc_send(struct ipc_port *out, void *rec);
 
-/* The next record and its size; blocks while the channel is empty. Returns
- * 0, IPC_TX_EOF or IPC_TX_ABORTED at the end, or a negative errno. */
+/* The next record and its size; blocks while the channel is empty (after
+ * sending this kernel's open batches). On a batched connection the record
+ * may be a batch of items (see "Items" below). Returns 0, IPC_TX_EOF or
+ * IPC_TX_ABORTED at the end, or a negative errno. */
 int ipc_recv(struct ipc_port *in, void **rec, size_t *n);
 
 /* Done with a received record. (Items from ipc_next are not released by
