@@ -39,9 +39,9 @@ void *ipc_record_alloc_wait(struct ipc_tls *t, size_t n, uint64_t id, int timeou
 		if (r || errno != ENOMEM)
 			return r;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t ms = (int64_t)(now.tv_sec - ts0.tv_sec) * 1000 +
-		             (now.tv_nsec - ts0.tv_nsec) / 1000000;
-		if (timeout_ms > 0 && ms >= timeout_ms) {
+		int64_t ns = (int64_t)(now.tv_sec - ts0.tv_sec) * 1000000000 +
+		             (now.tv_nsec - ts0.tv_nsec);
+		if (timeout_ms > 0 && ns >= (int64_t)timeout_ms * 1000000) {
 			errno = ENOMEM;
 			return NULL;
 		}

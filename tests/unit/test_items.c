@@ -337,6 +337,39 @@ static void test_items_memory_back_pressure(void **state)
 	tu_assert_clean(h);
 }
 
+/* A true deadlock: nobody will ever free (the consumer never reads). ipc_alloc
+ * waits IPC_ALLOC_PATIENCE_MS (set to 2 s in main), then fails clearly. */
+static void test_items_alloc_deadlock_is_a_clear_error(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 1u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 15, true, 4096, 4096);
+	tk_open(&c, b, 15, false, 4096, 4096);
+	void *r;
+	int sent = 0;
+	uint64_t t0 = 0;
+	errno = 0;
+	for (;;) {
+		uint64_t t = tu_now_ns();
+		r = ipc_alloc(&p.port[0], 60000);
+		if (!r) {
+			t0 = t;
+			break;
+		}
+		assert_int_equal(ipc_send(&p.port[0], r), 0);
+		sent++;
+	}
+	assert_int_equal(errno, ENOMEM);
+	assert_true(sent > 0);
+	CHECK_MSG(tu_now_ns() - t0 >= 2000000000ull, "gave up after %llu ms",
+	          (unsigned long long)((tu_now_ns() - t0) / 1000000));
+	tk_close(&p);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 /* ipc_record_trim: the latest record gives its tail back at once; an older
  * one leaves a filler the slab walk skips; a record of its own heap run
  * just shrinks. Stats come back to where they started. */
@@ -447,11 +480,13 @@ int main(int argc, char **argv)
 		T(test_items_linger_flushes_slow_source),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
+		T(test_items_alloc_deadlock_is_a_clear_error),
 		T(test_items_record_trim),
 		T(test_items_record_alloc_wait),
 	};
 
 	tu_init(argc, argv);
 	tu_watchdog(240);
+	setenv("IPC_ALLOC_PATIENCE_MS", "2000", 1);
 	return cmocka_run_group_tests_name("items", tests, NULL, NULL);
 }
