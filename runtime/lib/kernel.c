@@ -288,10 +288,11 @@ static void *port_alloc(struct ipc_port *out, size_t n)
 	r = ipc_record_alloc_wait(k->tls, n, out->id, (int)patience_ms());
 	out->st.blocked_ns += now_ns() - t0;
 	if (!r && errno == ENOMEM) {
-		fprintf(stderr, "%s: out: no room for a record of %zu bytes: the "
+		fprintf(stderr, "%s: %s: no room for a record of %zu bytes: the "
 		        "buffer stayed full for %u ms (records downstream are not "
 		        "released): raise [graph] buffer, or lower batch or "
-		        "capacity\n", k->name ? k->name : "kernel", n, patience_ms());
+		        "capacity\n", k->name ? k->name : "kernel",
+		        out->name ? out->name : "out", n, patience_ms());
 		errno = ENOMEM;
 	}
 	return r;
@@ -558,6 +559,11 @@ void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
 	*room = 0;
 	if (out->batch == 0 || w == 0 || w + 4 > out->batch)
 		return NULL;
+	if (out->end) { /* the consumer is gone: say so before any work */
+		*room = 1;
+		errno = out->end < 0 ? -out->end : EPIPE;
+		return NULL;
+	}
 	enter(out->k);
 	if (b->rec && (b->width != w || b->used + w > b->cap)) {
 		int rc = flush_port(out, -1);
