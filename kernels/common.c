@@ -66,13 +66,8 @@ enum kx_end kx__send(struct ipc_kernel *k, struct ipc_port *out, void *rec)
 	return KX_FAILED;
 }
 
-enum kx_end kx__emit(struct ipc_kernel *k, struct ipc_port *out,
-                     const void *item, size_t n)
+enum kx_end kx__emit_failed(struct ipc_kernel *k, struct ipc_port *out, int rc)
 {
-	int rc = ipc_emit(out, item, n);
-
-	if (rc == 0)
-		return KX_DONE;
 	if (rc == -EPIPE)
 		return KX_GONE;
 	kx__errorf(k, "emit on %s failed: %s", ipc_port_name(out),

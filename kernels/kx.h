@@ -61,9 +61,15 @@ enum kx_end kx__send_text(struct ipc_kernel *k, struct ipc_port *out,
                           const char *text, size_t len, bool source);
 
 /* Emit one item on out (see ipc_emit). KX_DONE, KX_GONE (-EPIPE) or
- * KX_FAILED (reported). */
-enum kx_end kx__emit(struct ipc_kernel *k, struct ipc_port *out,
-                     const void *item, size_t n);
+ * KX_FAILED (reported). Inline: it is on every kernel's per-item path. */
+enum kx_end kx__emit_failed(struct ipc_kernel *k, struct ipc_port *out, int rc);
+static inline enum kx_end kx__emit(struct ipc_kernel *k, struct ipc_port *out,
+                                   const void *item, size_t n)
+{
+	int rc = ipc_emit(out, item, n);
+
+	return rc == 0 ? KX_DONE : kx__emit_failed(k, out, rc);
+}
 
 /* Longest line the line sources accept (bytes, without the newline): a
  * longer one is an error naming the file and the line, never a buffer

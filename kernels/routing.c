@@ -67,7 +67,9 @@ static int split(struct ipc_kernel *k, enum split_mode mode)
 			break;
 		}
 		if (mode == SPLIT_HASH) {
-			to = (size_t)(kx__fnv1a(item, kx__text_len(item, size)) % n);
+			/* the hash scaled to [0, n): a multiply, not a division */
+			to = (size_t)(((unsigned __int128)kx__fnv1a(item, kx__text_len(item, size)) *
+			               n) >> 64);
 		} else {
 			to = next;
 			next = next + 1 == n ? 0 : next + 1;
