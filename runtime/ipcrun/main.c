@@ -32,7 +32,7 @@ static void usage(FILE *f)
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
 "  -D key=value     override a [graph] key (name, buffer, shm, sem, capacity,\n"
-"                   wait); may be repeated\n"
+"                   wait, batch, linger); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
 "  --version        print the version and exit\n"
