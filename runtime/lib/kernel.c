@@ -258,6 +258,7 @@ static int flush_port(struct ipc_port *out, int timeout_ms)
 		return rc;
 	}
 	b->rec = NULL;
+	b->last_ns = now_ns();
 	ipc__store_relaxed(&b->open_ns, 0);
 	return rc;
 }
@@ -374,9 +375,15 @@ static int open_batch(struct ipc_port *out, size_t n)
 	b->used = 0;
 	b->count = 0;
 	b->width = (uint32_t)n; /* 0: an empty first item starts variable */
+	/* A port quiet for a whole linger (a trickle, or the first item after
+	 * a pause) gains nothing by waiting: its first item goes out at once.
+	 * A busy port opens its next batch right after the last one left. */
+	uint64_t now = now_ns(), linger = out->k->linger_ns ? out->k->linger_ns
+	                                                    : LINGER_DEFAULT_NS;
+	b->eager = now - b->last_ns >= linger;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
-	ipc__store_seq_cst(&b->open_ns, now_ns());
+	ipc__store_seq_cst(&b->open_ns, now);
 	linger_poke();
 	return 0;
 }
@@ -464,6 +471,8 @@ static int emit_slow(struct ipc_port *out, const void *item, size_t n)
 		b->used += 4 + pad4(len);
 	}
 	b->count++;
+	if (b->eager)
+		return flush_port(out, -1);
 	return 0;
 }
 
@@ -592,6 +601,8 @@ void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
 	struct ipc__bout *b = &out->bo;
 	b->used += (uint32_t)(m * w);
 	b->count += (uint32_t)m;
+	if (b->eager)
+		flush_port(out, -1); /* an error shows at the next emit */
 	leave(out->k);
 }
 

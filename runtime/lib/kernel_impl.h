@@ -37,6 +37,9 @@ struct ipc__bout {
 	                         layout); 0: items carry their length */
 	ipc_a64 open_ns;      /* when its first item came; 0: none open. Read
 	                         by the linger thread */
+	uint64_t last_ns;     /* when the last batch went out */
+	bool eager;           /* the port was quiet for a linger before this
+	                         batch: it goes out with its first item */
 };
 
 /* An input's current record, as ipc_next walks it. */
