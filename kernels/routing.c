@@ -22,7 +22,8 @@ IPC_KERNEL(broadcast, "in", "out*", "",
 KX_EXPORT int broadcast(struct ipc_kernel *k);
 
 IPC_KERNEL(merge, "in*", "out", "",
-           "forwards records (whole batches) from all inputs, as they come, to out, without copying");
+           "forwards records (whole batches) from all inputs, as they come, "
+           "to out, without copying");
 KX_EXPORT int merge(struct ipc_kernel *k);
 
 /* The connected outputs, in port order; NULL after a message if none. */

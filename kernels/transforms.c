@@ -12,7 +12,8 @@
 #include <string.h>
 
 IPC_KERNEL(tokenize, "in", "out", "",
-           "splits text items into lower-case words of ASCII letters and digits, one text item each");
+           "splits text items into lower-case words of ASCII letters and "
+           "digits, one text item each");
 KX_EXPORT int tokenize(struct ipc_kernel *k);
 
 IPC_KERNEL(grep_filter, "in", "out", "str",

@@ -15,8 +15,9 @@
  * layout); the first item of another size turns the batch into the
  * variable layout, moving the items already there once, backwards.
  *
- * Linger. One thread per process (started with the first kernel that opens
- * a batch, kept until the process ends) sends batches older
+ * Linger (the thread is in kernel_linger.c). One thread per process
+ * (started with the first kernel that opens a batch, kept until the process
+ * ends) sends batches older
  * than their kernel's linger when the kernel is outside the API (in its own
  * code, asleep). The kernel's side of the hand-over is two plain stores and
  * a load per call (busy, steal); the thread pays for the ordering with
@@ -26,21 +27,17 @@
  */
 
 #include <errno.h>
-#include <linux/membarrier.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <ipc/buffer.h>
 #include <ipc/kernel.h>
 
 #include "kernel_impl.h"
+#include "kernel_linger.h"
 
 /* Sends between two samples of the queue length (high-water mark). */
 #define HWM_SAMPLE_EVERY 64u
@@ -49,7 +46,6 @@
 #define ANY_SPIN_ROUNDS 64
 #define ANY_WAIT_MS 2
 /* Default linger, and how long ipc_alloc waits for memory. */
-#define LINGER_DEFAULT_NS 1000000u
 #define ALLOC_PATIENCE_MS 30000
 #define BATCH_HDR ((uint32_t)sizeof(struct ipc_batch_hdr))
 
@@ -62,22 +58,10 @@ static uint64_t now_ns(void)
 
 /* ---- the kernel's side of the linger hand-over -------------------------- */
 
-#if defined(__SANITIZE_THREAD__)
-#define IPC__NO_MEMBARRIER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define IPC__NO_MEMBARRIER 1
-#endif
-#endif
-
-/* 1: membarrier works (fast enter); 0: compare-and-swap on busy. Decided
- * when the linger thread starts, before any kernel can be stolen from. */
-static ipc_a32 use_membarrier;
-
 static void enter_slow(struct ipc_kernel *k)
 {
 	for (;;) {
-		if (ipc__load_relaxed(&use_membarrier)) {
+		if (ipc__load_relaxed(&ipc__kernel_membarrier)) {
 			ipc__store_relaxed(&k->busy, 0);
 			while (ipc__load_acquire(&k->steal))
 				sched_yield();
@@ -100,7 +84,7 @@ static inline void enter(struct ipc_kernel *k)
 {
 	if (!k->lingering)
 		return; /* nobody else ever touches it */
-	if (ipc__load_relaxed(&use_membarrier)) {
+	if (ipc__load_relaxed(&ipc__kernel_membarrier)) {
 		ipc__store_relaxed(&k->busy, 1);
 		atomic_signal_fence(memory_order_seq_cst);
 		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1))
@@ -263,6 +247,16 @@ static int flush_port(struct ipc_port *out, int timeout_ms)
 	return rc;
 }
 
+int ipc__kernel_flush_port(struct ipc_port *out, int timeout_ms)
+{
+	return flush_port(out, timeout_ms);
+}
+
+uint64_t ipc__kernel_now_ns(void)
+{
+	return now_ns();
+}
+
 static uint32_t patience_ms(void)
 {
 	static ipc_a32 cached; /* 0: not read yet */
@@ -357,15 +351,13 @@ static bool looks_like_batch(const void *p, size_t n)
 	       (h.width == 0 || (uint64_t)h.count * h.width == h.bytes);
 }
 
-static void linger_register(struct ipc_kernel *k);
-static void linger_poke(void);
 
 /* Open a batch on out for a first item of n bytes. */
 static int open_batch(struct ipc_port *out, size_t n)
 {
 	struct ipc__bout *b = &out->bo;
 	if (!out->k->lingering)
-		linger_register(out->k);
+		ipc__linger_register(out->k);
 	char *rec = port_alloc(out, BATCH_HDR + out->batch);
 	if (!rec)
 		return -errno;
@@ -379,12 +371,12 @@ static int open_batch(struct ipc_port *out, size_t n)
 	 * a pause) gains nothing by waiting: its first item goes out at once.
 	 * A busy port opens its next batch right after the last one left. */
 	uint64_t now = now_ns(), linger = out->k->linger_ns ? out->k->linger_ns
-	                                                    : LINGER_DEFAULT_NS;
+	                                                    : IPC__LINGER_DEFAULT_NS;
 	b->eager = now - b->last_ns >= linger;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
 	ipc__store_seq_cst(&b->open_ns, now);
-	linger_poke();
+	ipc__linger_poke();
 	return 0;
 }
 
@@ -509,7 +501,8 @@ static __attribute__((noinline)) int emit_other(struct ipc_port *out, const void
 int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 {
 	/* fast path: the same size again, and room; entered without contention */
-	if (__builtin_expect(out && item && out->k->lingering && ipc__load_relaxed(&use_membarrier), 1)) {
+	if (__builtin_expect(out && item && out->k->lingering &&
+	                     ipc__load_relaxed(&ipc__kernel_membarrier), 1)) {
 		struct ipc_kernel *k = out->k;
 		struct ipc__bout *b = &out->bo;
 		ipc__store_relaxed(&k->busy, 1);
@@ -829,182 +822,6 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 	return rc;
 }
 
-/* ---- the linger thread -------------------------------------------------- */
-
-/* Started with the first kernel of the process that opens a batch, it
- * lives as long as the process (sleeping when no kernel has a batch open):
- * stopping it when the last kernel leaves would race with the next one
- * starting it. A fork()ed child starts with none (lg_child). */
-static pthread_mutex_t lg_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t lg_cv;
-static pthread_once_t lg_once = PTHREAD_ONCE_INIT;
-static struct ipc_kernel *lg_list;
-static bool lg_running;
-static ipc_a32 lg_idle; /* the thread sleeps with no batch to watch */
-
-static void lg_cv_init(void)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&lg_cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
-static void lg_child(void)
-{
-	pthread_mutex_init(&lg_mu, NULL);
-	lg_cv_init();
-	lg_list = NULL;
-	lg_running = false;
-	ipc__store_relaxed(&lg_idle, 0);
-}
-
-static void lg_setup(void)
-{
-	lg_cv_init();
-	pthread_atfork(NULL, NULL, lg_child);
-#ifndef IPC__NO_MEMBARRIER
-	ipc__store_relaxed(&use_membarrier,
-	                   syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-	                           0, 0) == 0 ? 1 : 0);
-#endif
-}
-
-static void linger_poke(void)
-{
-	if (ipc__load_seq_cst(&lg_idle)) {
-		pthread_mutex_lock(&lg_mu);
-		pthread_cond_signal(&lg_cv);
-		pthread_mutex_unlock(&lg_mu);
-	}
-}
-
-/* Take k from its thread; true when it is ours until give_back. */
-static bool take(struct ipc_kernel *k)
-{
-	if (ipc__load_relaxed(&use_membarrier)) {
-		ipc__store_seq_cst(&k->steal, 1);
-		if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-		    ipc__load_acquire(&k->busy) == 0)
-			return true;
-		ipc__store_release(&k->steal, 0);
-		return false;
-	}
-	uint32_t zero = 0;
-	return ipc__cas_acq_rel(&k->busy, &zero, 2);
-}
-
-static void give_back(struct ipc_kernel *k)
-{
-	if (ipc__load_relaxed(&use_membarrier))
-		ipc__store_release(&k->steal, 0);
-	else
-		ipc__store_release(&k->busy, 0);
-}
-
-/* One look at every kernel (lg_mu held): send the batches due; returns the
- * next deadline (0: nothing open). */
-static uint64_t linger_scan(void)
-{
-	uint64_t now = now_ns(), next = 0;
-	for (struct ipc_kernel *k = lg_list; k; k = k->lnext) {
-		uint64_t linger = k->linger_ns ? k->linger_ns : LINGER_DEFAULT_NS;
-		bool due = false;
-		for (size_t i = k->nin; i < k->nin + k->nout; i++) {
-			uint64_t o = ipc__load_seq_cst(&k->port[i].bo.open_ns);
-			if (!o)
-				continue;
-			if (o + linger <= now)
-				due = true;
-			else if (!next || o + linger < next)
-				next = o + linger;
-		}
-		if (!due)
-			continue;
-		if (take(k)) {
-			for (size_t i = k->nin; i < k->nin + k->nout; i++) {
-				struct ipc_port *p = &k->port[i];
-				uint64_t o = ipc__load_relaxed(&p->bo.open_ns);
-				if (o && o + linger <= now)
-					flush_port(p, 0);
-			}
-			give_back(k);
-		}
-		/* still open (busy kernel, full channel): look again soon */
-		uint64_t again = now + linger / 4;
-		if (!next || again < next)
-			next = again;
-	}
-	return next;
-}
-
-static void *linger_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&lg_mu);
-	for (;;) {
-		uint64_t next = linger_scan();
-		if (!next) {
-			ipc__store_seq_cst(&lg_idle, 1);
-			/* a batch opened meanwhile would be missed otherwise */
-			next = linger_scan();
-			if (!next) {
-				pthread_cond_wait(&lg_cv, &lg_mu);
-				ipc__store_relaxed(&lg_idle, 0);
-				continue;
-			}
-			ipc__store_relaxed(&lg_idle, 0);
-		}
-		struct timespec ts = {(time_t)(next / 1000000000u),
-		                      (long)(next % 1000000000u)};
-		pthread_cond_timedwait(&lg_cv, &lg_mu, &ts);
-	}
-	return NULL;
-}
-
-static void linger_register(struct ipc_kernel *k)
-{
-	pthread_once(&lg_once, lg_setup);
-	pthread_mutex_lock(&lg_mu);
-	if (!lg_running) {
-		/* the thread must not take signals meant for the kernels */
-		sigset_t all, old;
-		pthread_t th;
-		pthread_attr_t a;
-		sigfillset(&all);
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&a, 64 * 1024);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		lg_running = pthread_create(&th, &a, linger_main, NULL) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&a);
-		if (!lg_running) {
-			pthread_mutex_unlock(&lg_mu);
-			return; /* no thread: batches still go out on every other rule */
-		}
-	}
-	ipc__store_relaxed(&k->busy, 1); /* we are inside the API */
-	ipc__store_relaxed(&k->steal, 0);
-	k->lnext = lg_list;
-	lg_list = k;
-	k->lingering = true;
-	pthread_mutex_unlock(&lg_mu);
-}
-
-static void linger_unregister(struct ipc_kernel *k)
-{
-	pthread_mutex_lock(&lg_mu);
-	for (struct ipc_kernel **p = &lg_list; *p; p = &(*p)->lnext)
-		if (*p == k) {
-			*p = k->lnext;
-			break;
-		}
-	k->lingering = false;
-	pthread_mutex_unlock(&lg_mu);
-}
-
 void ipc__kernel_finish(struct ipc_kernel *k)
 {
 	if (!k)
@@ -1019,5 +836,5 @@ void ipc__kernel_finish(struct ipc_kernel *k)
 	}
 	leave(k);
 	if (k->lingering)
-		linger_unregister(k);
+		ipc__linger_unregister(k);
 }
