@@ -93,12 +93,12 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  * A batch goes out when the next item would not fit, at ipc_flush, when an
  * item goes out with ipc_send on the same port (order is kept), when the
  * kernel returns (EOF flushes), when the kernel goes to wait (for input, on
- * a full channel, or for memory), and at the latest `linger` ([graph], in
- * microseconds) after its first item, even when the kernel is busy in its own
- * code or asleep (a thread of the process sends it then). So an item waits at
- * most about linger before it leaves its producer. A port that was quiet for
- * a whole linger sends the first item that comes at once (a trickle of items
- * pays no linger at all).
+ * a full channel, or for memory), and at the latest `linger` ([graph], a
+ * duration, 500 us by default) after its first item, even when the kernel
+ * is busy in its own code or asleep (a thread of the process sends it then).
+ * So an item waits at most about linger before it leaves its producer. A
+ * port that was quiet for a whole linger sends the first item that comes at
+ * once (a trickle of items pays no linger at all).
  *
  * A producer killed mid-stream: every batch it sent is delivered whole, in
  * order, once, and then IPC_TX_ABORTED; the items of its open batch (emitted
