@@ -13,11 +13,12 @@ TSAN_BUILD ?= build/tsan
 UNIT_NAMES   := heap buffer record segment channel ring takeover
 UNIT_NAMES   += kernel_seq
 UNIT_NAMES   += robust
+UNIT_NAMES   += items
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
-                stress_many stress_kill
+                stress_many stress_kill stress_items_kill
 TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \
                 unit/test_segment stress/stress_threads
-TSAN_NAMES   += unit/test_kernel_seq
+TSAN_NAMES   += unit/test_kernel_seq unit/test_items
 
 # Only the sources that exist, so a half-written suite still builds.
 tu_have = $(patsubst tests/%.c,%,$(wildcard $(1:%=tests/%.c)))

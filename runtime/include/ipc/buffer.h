@@ -239,6 +239,19 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id);
  */
 void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id);
 
+/* As ipc_record_alloc, but while the buffer is exhausted (ENOMEM) wait for
+ * records to be freed, up to timeout_ms (< 0: forever; 0: not at all),
+ * polling every 50 us to 1 ms. NULL with errno ENOMEM when the time passed,
+ * or the other errors of ipc_record_alloc at once. */
+void *ipc_record_alloc_wait(struct ipc_tls *t, size_t n, uint64_t id,
+                            int timeout_ms);
+
+/* Shorten rec, allocated by this thread (t) and not sent yet, to its first n
+ * bytes, 1 <= n <= its size: ipc_record_size and the consumer see n. The
+ * space given up is reused at once when rec is t's latest allocation.
+ * Returns 0, or -EINVAL (bad n, not a live record, or not t's own). */
+int ipc_record_trim(struct ipc_tls *t, void *rec, size_t n);
+
 /* Queue *rec on channel id; on success *rec = NULL and the record belongs to
  * the consumer. Returns 0, IPC_TX_RETRY (full), -EPIPE (consumer closed or
  * died), -ENOENT, -EINVAL (not a record of this buffer). */
