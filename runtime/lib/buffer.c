@@ -36,15 +36,15 @@ static void plan(struct layout *l, uint64_t size)
 	uint32_t cap = 512;
 	while ((uint64_t)cap / 4 * 3 < data / IPC_BLOCK && cap < (1u << 26))
 		cap <<= 1;
-	l->nblocks = (uint32_t)(data / IPC_BLOCK);
-	l->data_size = data;
+	l->nblocks = (uint32_t)(data / IPC_BLOCK) + IPC__HEAP_RESERVE;
+	l->data_size = (uint64_t)l->nblocks * IPC_BLOCK;
 	l->dir_cap = cap;
 	l->procs_off = 4096;
 	l->tls_off = l->procs_off + MAX_PROCS * sizeof(struct ipc__proc);
 	l->dir_off = l->tls_off + MAX_TLS * sizeof(struct ipc__tslot);
 	l->heap_off = align_up(l->dir_off + (uint64_t)cap * sizeof(struct ipc__dirent), 64);
 	l->data_off = align_up(l->heap_off + ipc__heap_meta_size(l->nblocks), IPC_BLOCK);
-	l->map_size = l->data_off + data;
+	l->map_size = l->data_off + l->data_size;
 	/* Slabs of 64 KiB (less in small buffers): a producer and its consumer
 	 * keep about two slabs of a stream in flight, and that working set
 	 * must stay in cache (measured on 64 B records between processes:
@@ -410,8 +410,11 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 	h = b->hdr;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	s.size = h->data_size;
-	s.free = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
+	/* The heap's reserve (IPC__HEAP_RESERVE) is counted in neither. */
+	uint64_t reserve = (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
+	uint64_t free_bytes = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
+	s.size = ipc__heap_asked(b);
+	s.free = free_bytes > reserve ? free_bytes - reserve : 0;
 	s.slab = (uint64_t)h->slab_used * IPC_BLOCK;
 	ipc__rec_census_locked(b, &s.record_count, &s.records);
 	s.channels = h->dir_live;

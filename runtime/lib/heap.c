@@ -228,25 +228,32 @@ void ipc__heap_init(struct ipc__heap *h, uint32_t nblocks)
 	/* Only the last leaf can be short: it sits last, below every full one. */
 }
 
-/* A run of n blocks spanning leaves: first fit over the leaves' edges. */
-static int64_t find_spanning(const struct ipc__heap *h, uint32_t n)
+/* The first run of n free blocks in address order, inside a leaf or across
+ * the edges of as many leaves as it takes: a run ending a leaf continues
+ * into the prefix of the next. O(leaves) looks at leaf summaries, and one
+ * leaf's bitmap at most. */
+static int64_t first_fit(const struct ipc__heap *h, uint32_t n)
 {
-	uint32_t run = 0, start = 0;
+	uint32_t run = 0, start = 0; /* free blocks up to the previous leaf's end */
 
 	for (uint32_t li = 0; li < h->nleaves; li++) {
 		const struct ipc__leaf *l = &leaves(h)[li];
-		if (run > 0 && run + l->prefix >= n)
+		uint32_t base = li * IPC_LEAF_BLOCKS;
+		if (run == 0)
+			start = base;
+		if (run + l->prefix >= n)
 			return start;
 		if (l->prefix == IPC_LEAF_BLOCKS) {
-			if (run == 0)
-				start = li * IPC_LEAF_BLOCKS;
 			run += IPC_LEAF_BLOCKS;
-			if (run >= n)
-				return start;
-		} else {
-			run = l->suffix;
-			start = (li + 1) * IPC_LEAF_BLOCKS - l->suffix;
+			continue;
 		}
+		if (l->longest >= n) {
+			int64_t at = ipc__bits_find_zero_run(l->bits, IPC_LEAF_BLOCKS, n);
+			if (at >= 0)
+				return base + at;
+		}
+		run = l->suffix;
+		start = base + IPC_LEAF_BLOCKS - l->suffix;
 	}
 	return -ENOMEM;
 }
@@ -260,18 +267,13 @@ int64_t ipc__heap_alloc(struct ipc__heap *h, uint32_t n, enum ipc__blk_kind kind
 		return -EINVAL;
 	if (n > h->free_blocks || h->nleaves == 0)
 		return -ENOMEM;
-	const struct ipc__leaf *top = &leaves(h)[order(h)[0]];
-	if (n <= IPC_LEAF_BLOCKS && top->longest >= n) {
-		uint32_t li = order(h)[0];
-		start = ipc__bits_find_zero_run(top->bits, IPC_LEAF_BLOCKS, n);
-		if (start < 0)
-			return -ENOMEM; /* cannot happen: longest >= n */
-		start += (int64_t)li * IPC_LEAF_BLOCKS;
-	} else {
-		start = find_spanning(h, n);
-		if (start < 0)
-			return start;
-	}
+	/* First fit in address order, across leaf edges: runs of one size
+	 * pack end to end (a run of 257 blocks no longer takes a 512-block leaf
+	 * of its own), and small runs (channels, slabs) gather at the start
+	 * instead of cutting every leaf in two. */
+	start = first_fit(h, n);
+	if (start < 0)
+		return start;
 	mark(h, (uint32_t)start, n, true);
 	struct ipc__blk *b = &blks(h)[start];
 	b->len = n;

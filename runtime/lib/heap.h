@@ -3,9 +3,11 @@
  * IPC_BLOCK bytes, grouped in leaves of IPC_LEAF_BLOCKS blocks. Each leaf is
  * a bitmap (1 = allocated) with its longest free run and its free prefix and
  * suffix; leaves sit in a binary max-heap ordered by longest run, each leaf
- * knowing its own heap position, so a free re-sifts one leaf in O(log n).
- * A run of up to a leaf comes from the leaf at the top (worst fit); a longer
- * run spans leaves whose edges are free. Per block, `len` is the run length
+ * knowing its own heap position, so a free re-sifts one leaf in O(log n),
+ * and the top answers "is any run left" at once. A run is the first fit in
+ * address order, within a leaf or spanning leaves whose edges are free (so
+ * runs of 257 blocks pack end to end rather than one per 512-block leaf);
+ * finding it reads each leaf's summary, and one leaf's bitmap. Per block, `len` is the run length
  * at an allocation's first block and 0 elsewhere: free needs no scan, and a
  * double free or a pointer into the middle of a run is detected.
  *

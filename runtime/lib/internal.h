@@ -43,7 +43,11 @@
 #include "shm.h"
 
 #define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
-#define IPC__LAYOUT 2u
+#define IPC__LAYOUT 3u
+/* Blocks the heap holds beyond the size asked for: room for the 16-byte
+ * headers of four quarter-size records, a channel's ring and a slab, so that
+ * records of a quarter of the buffer fit four times. Stats leave it out. */
+#define IPC__HEAP_RESERVE 16u
 #define IPC__CACHELINE 64
 #define IPC__MAX_PROCS 256u
 #define IPC__MAX_TLS 1024u
@@ -55,7 +59,8 @@ struct ipc__hdr {
 	uint32_t version;         /* IPC__LAYOUT */
 	uint32_t hdr_size;        /* sizeof(struct ipc__hdr) */
 	uint64_t map_size;
-	uint64_t data_off, data_size;
+	uint64_t data_off, data_size; /* the heap: the size asked for, rounded to
+	                                 blocks, + IPC__HEAP_RESERVE blocks */
 	uint64_t procs_off, tls_off, dir_off, heap_off;
 	uint32_t max_procs, max_tls, dir_cap, slab_blocks;
 	uint32_t def_capacity, def_wait;
@@ -272,6 +277,7 @@ struct ipc_tls {
 	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */
+	uint32_t slab_max;        /* blocks of the largest slab (record.c) */
 	uint64_t max_size;        /* largest record */
 	uint64_t spare;           /* empty slabs taken from ts->returned */
 	/* channel ends and segments: open addressing on (id, role) */
@@ -300,6 +306,13 @@ static inline void *ipc__ptr(const struct ipc_buffer *b, uint64_t off, uint64_t 
 	if (off < b->hdr->data_off || off > b->map_size || len > b->map_size - off)
 		return NULL;
 	return b->base + off;
+}
+
+/* The heap's size as the opener asked for it (stats, largest record and
+ * segment): without the reserve. */
+static inline uint64_t ipc__heap_asked(const struct ipc_buffer *b)
+{
+	return b->hdr->data_size - (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
 }
 
 static inline uint64_t ipc__off(const struct ipc_buffer *b, const void *p)

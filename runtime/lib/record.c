@@ -19,7 +19,17 @@
  * so there is no ABA), where the owner finds it, still warm in cache, at its
  * next refill without any lock. A stack already holding IPC__RET_MAX slabs,
  * or closed, sends the slab back to the heap under the lock instead.
- * Records of more than a quarter of a slab get a heap run of their own.
+ *
+ * Sizes, and how full they keep the heap (a record's footprint is its
+ * 16-byte header and its payload rounded up to 16 bytes):
+ *  - a footprint of up to an eighth of the buffer's slab is carved from the
+ *    thread's slab: at least 8 fit, so a slab wastes less than 1/9;
+ *  - up to MEDIUM_MAX (8 blocks), from a slab sized for at least 16 of them
+ *    (a "medium" slab, at most an eighth of the heap), which the thread
+ *    then carves for every size until it is full;
+ *  - larger, a run of blocks of its own: at least 8 of its 9+ blocks used.
+ * So records of every size from 64 B to a quarter of the buffer (in buffers
+ * of 4 MiB and up) fill at least 85 % of the heap with their footprints.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +38,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+#define MEDIUM_MAX (8u * IPC_BLOCK)
 
 /* ---- the TLS end map: open addressing on (id, role) --------------------- */
 
@@ -118,8 +130,13 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		goto fail;
 	t->b = b;
 	t->thread_id = thread_id;
-	t->small_max = ((uint64_t)b->hdr->slab_blocks * IPC_BLOCK - IPC__SLAB_HDR) / 4;
-	t->max_size = b->hdr->data_size / 4;
+	t->slab_max = b->hdr->data_size / IPC_BLOCK / 8;
+	if (t->slab_max < b->hdr->slab_blocks)
+		t->slab_max = b->hdr->slab_blocks;
+	t->small_max = ((uint64_t)t->slab_max * IPC_BLOCK - IPC__SLAB_HDR) / 8;
+	if (t->small_max > MEDIUM_MAX)
+		t->small_max = MEDIUM_MAX;
+	t->max_size = ipc__heap_asked(b) / 4;
 	if (ipc__lock_buf(b)) {
 		errno = EIDRM;
 		goto fail;
@@ -274,42 +291,72 @@ static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
 	t->pf = t->cur;
 }
 
-/* The current slab is full: reuse it if every record in it was freed,
- * otherwise seal it and take a fresh one from the heap. */
-static int slab_refill(struct ipc_tls *t)
+/* Blocks of a slab that holds records of footprint need well: the
+ * buffer's slab size while at least 8 fit in it, else one for 16 of them
+ * (at most t->slab_max blocks). */
+static uint32_t slab_blocks_for(const struct ipc_tls *t, uint64_t need)
+{
+	uint32_t n = t->b->hdr->slab_blocks;
+	if (need * 8 <= (uint64_t)n * IPC_BLOCK - IPC__SLAB_HDR)
+		return n;
+	uint64_t want = (need * 16 + IPC__SLAB_HDR + IPC_BLOCK - 1) / IPC_BLOCK;
+	return want < t->slab_max ? (uint32_t)want : t->slab_max;
+}
+
+static bool slab_room(const struct ipc__slab *s, uint64_t need)
+{
+	return (uint64_t)s->nblocks * IPC_BLOCK - IPC__SLAB_HDR >= need;
+}
+
+/* The current slab has no room for a footprint of need bytes: reuse it if
+ * every record in it was freed (and it is large enough), otherwise seal it
+ * and take another, from the slabs freers gave back or from the heap. */
+static int slab_refill(struct ipc_tls *t, uint64_t need)
 {
 	struct ipc_buffer *b = t->b;
 	struct ipc__slab *s = t->slab;
+	bool drop = false;
 
 	if (s) {
 		uint64_t charge = IPC__SLAB_CHARGE - t->carved + t->local_freed;
 		s->sealed = 1;
-		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
-			slab_reset(t, s); /* empty: ours alone again, no lock needed */
-			return 0;
-		}
 		t->slab = NULL;
 		t->cur = t->end = NULL;
+		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
+			/* empty: ours alone again, no lock needed */
+			if (slab_room(s, need)) {
+				slab_reset(t, s);
+				return 0;
+			}
+			drop = true; /* too small for this record: back to the heap */
+		}
 	}
 	if (!t->spare && ipc__load_relaxed(&t->ts->returned) > IPC__RET_CLOSED) {
 		/* Pairs with the freers' release CAS. */
 		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
 	}
 	if (t->spare) {
-		s = ipc__ptr(b, t->spare, sizeof(*s));
-		if (s && s->magic == IPC__SLAB_MAGIC) {
-			t->spare = s->next;
+		struct ipc__slab *sp = ipc__ptr(b, t->spare, sizeof(*sp));
+		if (sp && sp->magic == IPC__SLAB_MAGIC && slab_room(sp, need)) {
+			t->spare = sp->next;
 			ipc__add_relaxed(&t->ts->nreturned, (uint32_t)-1);
 			/* The slot may have changed hands since it was carved. */
-			ipc__store_relaxed(&s->proc, b->proc);
-			slab_reset(t, s);
+			ipc__store_relaxed(&sp->proc, b->proc);
+			slab_reset(t, sp);
+			if (drop && ipc__lock_buf(b) == 0) {
+				ipc__slab_give_back_locked(b, s);
+				ipc__unlock_buf(b);
+			}
 			return 0;
 		}
-		t->spare = 0;
+		if (!sp || sp->magic != IPC__SLAB_MAGIC)
+			t->spare = 0;
 	}
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	uint32_t n = b->hdr->slab_blocks;
+	if (drop)
+		ipc__slab_give_back_locked(b, s);
+	uint32_t n = slab_blocks_for(t, need);
 	int64_t blk = ipc__heap_alloc(b->heap, n, IPC__BLK_SLAB, (uint16_t)b->proc);
 	if (blk >= 0) {
 		/* Header written under the lock: walkers see whole slabs only. */
@@ -339,6 +386,28 @@ static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_
  * records between processes: 512 beats 256 and 1024). */
 #define PREFETCH_AHEAD 512
 
+/* A record in a run of blocks of its own. */
+static void *rec_alloc_direct(struct ipc_tls *t, size_t n, uint64_t need)
+{
+	struct ipc_buffer *b = t->b;
+	struct ipc__rec *r = NULL;
+
+	if (ipc__lock_buf(b)) {
+		errno = EIDRM;
+		return NULL;
+	}
+	int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
+	                              IPC__BLK_RECORD, (uint16_t)b->proc);
+	if (blk >= 0)
+		rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
+	ipc__unlock_buf(b);
+	if (blk < 0) {
+		errno = (int)-blk;
+		return NULL;
+	}
+	return r + 1;
+}
+
 static void *rec_alloc(struct ipc_tls *t, size_t n)
 {
 	struct ipc_buffer *b = t->b;
@@ -351,7 +420,10 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 	}
 	if (need <= t->small_max) {
 		if ((uint64_t)(t->end - t->cur) < need) {
-			int err = slab_refill(t);
+			int err = slab_refill(t, need);
+			/* No room for a medium slab: a run of its own may fit. */
+			if (err == -ENOMEM && slab_blocks_for(t, need) > b->hdr->slab_blocks)
+				return rec_alloc_direct(t, n, need);
 			if (err) {
 				errno = -err;
 				return NULL;
@@ -366,24 +438,12 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
 			ipc__prefetch_write(t->pf);
 		rec_init(b, r, n, t->slab_blk);
-		/* Pairs with reap_slab's acquire: the header is written first. */
+		/* Pairs with walk_slab's acquire load of carved: publishes the
+		 * header written just before. */
 		ipc__store_release(&t->slab->carved, ++t->carved);
-	} else {
-		if (ipc__lock_buf(b)) {
-			errno = EIDRM;
-			return NULL;
-		}
-		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
-		                              IPC__BLK_RECORD, (uint16_t)b->proc);
-		if (blk >= 0)
-			rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
-		ipc__unlock_buf(b);
-		if (blk < 0) {
-			errno = (int)-blk;
-			return NULL;
-		}
+		return r + 1;
 	}
-	return r + 1;
+	return rec_alloc_direct(t, n, need);
 }
 
 void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)

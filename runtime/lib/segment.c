@@ -100,7 +100,7 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	if (!t || n == 0)
 		return -EINVAL;
 	b = t->b;
-	if (n > b->hdr->data_size)
+	if (n > ipc__heap_asked(b))
 		return -ENOMEM;
 	if (ipc__end_find(t, id, 0))
 		return -EALREADY;

@@ -215,15 +215,13 @@ static uint32_t hp_ref_longest(const struct hp *p)
 	return best;
 }
 
-/* Can a run of n blocks be found: inside one leaf for n <= a leaf, anywhere
- * for longer runs (which must span leaves). */
+/* Can a run of n blocks be found anywhere (runs may span leaves whatever
+ * their length: the heap fails only when no run of n free blocks exists). */
 static bool hp_ref_fits(const struct hp *p, uint32_t n)
 {
 	uint32_t cur = 0;
 
 	for (uint32_t i = 0; i < p->n; i++) {
-		if (n <= IPC_LEAF_BLOCKS && i % IPC_LEAF_BLOCKS == 0)
-			cur = 0;
 		cur = p->owner[i] ? 0 : cur + 1;
 		if (cur >= n)
 			return true;
@@ -467,6 +465,43 @@ static void test_heap_large_run_spans_leaves(void **state)
 	hp_del(&p);
 }
 
+/* Runs of one length up to a quarter of the heap, taken until it is
+ * exhausted, cover at least 85 % of it, whatever the length: a run of 257 blocks crosses leaf edges
+ * rather than taking one 512-block leaf each. */
+static void test_heap_fill_every_length_at_least_85_percent(void **state)
+{
+	struct hp p;
+	const uint32_t nb = 8 * IPC_LEAF_BLOCKS; /* 16 MiB of 4 KiB blocks */
+	uint32_t lens[128], nl = 0;
+
+	(void)state;
+	for (uint32_t v = 1; v <= nb / 4; v <<= 1) {
+		lens[nl++] = v;
+		if (v < nb / 4)
+			lens[nl++] = v + 1;
+		if (v > 2)
+			lens[nl++] = v - 1;
+	}
+	lens[nl++] = IPC_LEAF_BLOCKS / 2 + 1;
+	lens[nl++] = IPC_LEAF_BLOCKS / 3 + 1;
+	hp_new(&p, nb);
+	for (uint32_t i = 0; i < nl; i++) {
+		uint32_t count = 0;
+		while (hp_alloc(&p, lens[i], i + 1) >= 0)
+			count++;
+		double fill = (double)count * lens[i] / nb;
+		if (fill < 0.85)
+			fail_msg("runs of %u blocks fill %.1f %% of the heap", lens[i], 100 * fill);
+		/* equal runs pack end to end: only the tail is left */
+		assert_int_equal(count, nb / lens[i]);
+		for (uint32_t b = 0; b < p.n; b++)
+			if (p.len[b])
+				hp_free(&p, b);
+		assert_int_equal(p.h->free_blocks, nb);
+	}
+	hp_del(&p);
+}
+
 static void test_heap_random_ops_stay_valid(void **state)
 {
 	struct hp p;
@@ -570,6 +605,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_heap_partial_last_leaf_exact_capacity),
 		cmocka_unit_test(test_heap_exhaust_mixed_sizes_all_returned),
 		cmocka_unit_test(test_heap_large_run_spans_leaves),
+		cmocka_unit_test(test_heap_fill_every_length_at_least_85_percent),
 		cmocka_unit_test(test_heap_random_ops_stay_valid),
 		cmocka_unit_test(test_heap_repair_after_half_done_ops_valid),
 	};

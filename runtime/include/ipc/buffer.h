@@ -93,7 +93,9 @@ struct ipc_channel_opts {
 };
 
 struct ipc_buffer_stats {
-	uint64_t size;      /* bytes of the heap (data region) */
+	uint64_t size;      /* bytes of the heap: opts.size rounded up to 4 KiB
+	                       (the heap keeps 64 KiB more for record headers
+	                       and rings, counted neither here nor in free) */
 	uint64_t free;      /* heap bytes not allocated */
 	uint64_t slab;      /* heap bytes held by slabs */
 	uint64_t records;   /* bytes of live records (as asked for) */
