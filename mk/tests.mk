@@ -10,7 +10,7 @@
 # top-level make (BUILD=build) and hands the paths to a BUILD=build/tsan make.
 TSAN_BUILD ?= build/tsan
 
-UNIT_NAMES   := heap buffer record segment channel ring
+UNIT_NAMES   := heap buffer record segment channel ring integrity
 STRESS_NAMES := stress_threads stress_procs stress_alloc stress_pingpong \
                 stress_many stress_kill
 TSAN_NAMES   := unit/test_heap unit/test_ring unit/test_channel unit/test_record \

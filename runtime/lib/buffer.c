@@ -101,11 +101,12 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 int ipc__lock_buf(struct ipc_buffer *b)
 {
 	int rc = ipc__lock(&b->hdr->lock);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
-	/* The previous holder died inside: the heap may be half-updated. */
-	uint32_t slab = ipc__heap_repair(b->heap);
-	b->hdr->slab_used = slab;
+	/* The previous holder died inside: the heap may be half-updated. A
+	 * stray write may have moved its header (reported, put back). */
+	if (rc > 0 || !ipc__heap_check(b->heap, b->geo.nblocks))
+		b->hdr->slab_used = ipc__heap_repair(b->heap);
 	return 0;
 }
 
@@ -114,30 +115,15 @@ void ipc__unlock_buf(struct ipc_buffer *b)
 	ipc__unlock(&b->hdr->lock);
 }
 
-static struct ipc__proc *procs(struct ipc_buffer *b)
-{
-	return (struct ipc__proc *)(b->base + b->hdr->procs_off);
-}
-
-static struct ipc__tslot *tslots(struct ipc_buffer *b)
-{
-	return (struct ipc__tslot *)(b->base + b->hdr->tls_off);
-}
-
-static struct ipc__dirent *dir(struct ipc_buffer *b)
-{
-	return (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-}
-
 /* Take a process slot (L held). */
 static int proc_attach_locked(struct ipc_buffer *b)
 {
-	struct ipc__proc *p = procs(b);
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
-		if (ipc__load_relaxed(&p[i].pid) == 0) {
-			p[i].gen++;
-			p[i].start = b->start;
-			ipc__store_release(&p[i].pid, (int32_t)b->pid);
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		if (ipc__load_relaxed(&p->pid) == 0) {
+			p->gen++;
+			p->start = b->start;
+			ipc__store_release(&p->pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
 			return 0;
@@ -146,14 +132,20 @@ static int proc_attach_locked(struct ipc_buffer *b)
 	return -EUSERS;
 }
 
-static void set_views(struct ipc_buffer *b)
+/* Our views of the mapping, from the header's geometry once checked
+ * (ipc__geo_load): 0 or -EBADMSG. */
+static int set_views(struct ipc_buffer *b)
 {
 	b->base = b->shm.base;
 	b->hdr = (struct ipc__hdr *)b->base;
 	b->map_size = b->shm.size;
-	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
-	b->data = b->base + b->hdr->data_off;
-	b->rec_span = b->map_size - b->hdr->data_off - sizeof(struct ipc__rec);
+	int err = ipc__geo_load(b);
+	if (err)
+		return err;
+	b->heap = (struct ipc__heap *)(b->base + b->geo.heap_off);
+	b->data = b->base + b->geo.data_off;
+	b->rec_span = b->map_size - b->geo.data_off - sizeof(struct ipc__rec);
+	return 0;
 }
 
 static int creator_init(struct ipc_buffer *b, const struct layout *l,
@@ -185,7 +177,9 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	err = ipc__lock_create(&h->lock, sem, b->handle);
 	if (err)
 		return err;
-	set_views(b);
+	err = set_views(b);
+	if (err)
+		return err;
 	ipc__heap_init(b->heap, l->nblocks);
 	proc_attach_locked(b);
 	ipc__store_release(&h->state, IPC__ST_READY);
@@ -242,7 +236,9 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 	}
 	if (strcmp(h->handle, b->handle) != 0)
 		return -EEXIST; /* SysV key collision with another handle */
-	set_views(b);
+	err = set_views(b);
+	if (err)
+		return err;
 	err = ipc__lock_buf(b);
 	if (err)
 		return -EAGAIN;
@@ -312,6 +308,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 			err = creator_init(b, &l, &o, o.sem);
 			if (err == 0) {
 				ipc__keeper_start(b);
+				ipc__handle_register(b);
 				return b;
 			}
 			ipc__shm_unlink(&b->shm, handle);
@@ -323,6 +320,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		err = attach(b, o.shm, deadline);
 		if (err == 0) {
 			ipc__keeper_start(b);
+			ipc__handle_register(b);
 			return b;
 		}
 		ipc__shm_detach(&b->shm);
@@ -355,6 +353,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 
 	if (!b)
 		return -EINVAL;
+	ipc__handle_unregister(b);
 	if (b->pid != getpid()) { /* inherited across fork: not ours to count */
 		ipc__shm_detach(&b->shm);
 		free(b);
@@ -365,8 +364,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	ipc__keeper_stop(b);
 	err = ipc__lock_buf(b);
 	if (err == 0) {
-		struct ipc__proc *p = &procs(b)[b->proc];
-		ipc__store_release(&p->pid, 0);
+		ipc__store_release(&ipc__proc_at(b, b->proc)->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		ipc__reap_locked(b);
 		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
@@ -456,9 +454,14 @@ static uint32_t dir_slot(uint64_t id, uint32_t cap)
 	return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
 }
 
+static struct ipc__dirent *dir(struct ipc_buffer *b)
+{
+	return ipc__dirent_at(b, 0);
+}
+
 struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
 {
-	uint32_t cap = b->hdr->dir_cap;
+	uint32_t cap = b->geo.dir_cap;
 	struct ipc__dirent *d = dir(b);
 	for (uint32_t i = dir_slot(id, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
 		if (d[i].off == IPC__DIR_EMPTY)
@@ -472,7 +475,7 @@ struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
 int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 {
 	struct ipc__hdr *h = b->hdr;
-	uint32_t cap = h->dir_cap;
+	uint32_t cap = b->geo.dir_cap;
 	struct ipc__dirent *d = dir(b);
 
 	if (h->dir_live + 1 > cap / 4 * 3)
@@ -489,9 +492,11 @@ int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 				ipc__dir_insert(b, copy[i].id, copy[i].off);
 		free(copy);
 	}
-	uint32_t i = dir_slot(id, cap);
-	while (d[i].off > IPC__DIR_TOMB)
+	uint32_t i = dir_slot(id, cap), n = 0;
+	while (d[i].off > IPC__DIR_TOMB && ++n < cap)
 		i = (i + 1) & (cap - 1);
+	if (n == cap) /* its counters said there was room */
+		return ipc__corrupt(b, "directory: full, but counts %u live entries", h->dir_live);
 	if (d[i].off == IPC__DIR_EMPTY)
 		h->dir_used++;
 	d[i].id = id;
@@ -505,19 +510,37 @@ int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e)
 {
 	e->off = IPC__DIR_TOMB;
-	b->hdr->dir_live--;
+	if (b->hdr->dir_live > 0)
+		b->hdr->dir_live--;
+}
+
+int ipc__dir_obj(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out)
+{
+	uint64_t off = d->off, id = d->id;
+	uint32_t kind = ipc__run_kind(b, off, NULL);
+	void *o = kind == IPC__BLK_CHANNEL ? (void *)ipc__chan_at(b, off, id)
+	        : kind == IPC__BLK_SEGMENT ? (void *)ipc__seg_at(b, off, id) : NULL;
+
+	if (!o)
+		return ipc__corrupt(b, "directory entry of id %llu: offset %llu holds no valid %s",
+		                    (unsigned long long)id, (unsigned long long)off,
+		                    kind == IPC__BLK_CHANNEL ? "channel"
+		                    : kind == IPC__BLK_SEGMENT ? "segment" : "channel or segment");
+	if (kind != want)
+		return -EPROTOTYPE;
+	*out = o;
+	return 0;
 }
 
 /* ---- dead processes (L held) ------------------------------------------- */
 
 static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 {
-	struct ipc__hdr *h = b->hdr;
 	struct ipc__dirent *d = dir(b);
 
 	/* Its threads' slots: fold counters, free the slots. */
-	for (uint32_t i = 0; i < h->max_tls; i++) {
-		struct ipc__tslot *t = &tslots(b)[i];
+	for (uint32_t i = 0; i < b->geo.max_tls; i++) {
+		struct ipc__tslot *t = ipc__tslot_at(b, i);
 		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
 			continue;
 		ipc__free_reap_locked(b, t);
@@ -527,12 +550,12 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 	}
 	/* Its slabs: seal those still being carved, as their owner would; give
 	 * back the empty ones it kept aside. */
-	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
-		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
-		uint32_t len = k->len ? k->len : 1;
-		struct ipc__slab *s = ipc__block_ptr(b, blk);
-		if (k->len && k->kind == IPC__BLK_SLAB && s->magic == IPC__SLAB_MAGIC &&
-		    ipc__load_relaxed(&s->proc) == slot) {
+	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
+		uint32_t len = b->blk[blk].len;
+		if (len == 0 || len > b->geo.nblocks - blk)
+			len = 1;
+		struct ipc__slab *s = ipc__slab_at(b, b->geo.data_off + (uint64_t)blk * IPC_BLOCK);
+		if (s && ipc__load_relaxed(&s->proc) == slot) {
 			if (!s->sealed)
 				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
 				                              ipc__load_relaxed(&s->local_freed));
@@ -542,11 +565,9 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		blk += len;
 	}
 	/* Its channel ends: dead, so that peers drain and stop. */
-	for (uint32_t i = 0; i < h->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
-			continue;
-		struct ipc__chan *c = ipc__ptr(b, d[i].off, sizeof(*c));
-		if (!c || c->type != IPC_CHANNEL_SPSC)
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		struct ipc__chan *c;
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj(b, &d[i], IPC__BLK_CHANNEL, (void **)&c))
 			continue;
 		uint32_t f = ipc__load_acquire(&c->flags);
 		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
@@ -566,15 +587,15 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 
 int ipc__reap_locked(struct ipc_buffer *b)
 {
-	struct ipc__proc *p = procs(b);
 	int n = 0;
 
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
-		pid_t pid = ipc__load_relaxed(&p[i].pid);
-		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p[i].start))
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		pid_t pid = ipc__load_relaxed(&p->pid);
+		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p->start))
 			continue;
 		reap_proc(b, i, pid);
-		ipc__store_release(&p[i].pid, 0);
+		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		n++;
 	}

@@ -45,12 +45,15 @@
 #define FIRST_NAP_US 200      /* the first sleep after setting the flag (see top) */
 #define LIVENESS_EVERY_MS 20
 
+/* The channel entry d names, or NULL (not a channel; reported if corrupt). */
 static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
 {
-	return ipc__ptr(b, d->off, sizeof(struct ipc__chan));
+	void *c;
+	return ipc__dir_obj(b, d, IPC__BLK_CHANNEL, &c) == 0 ? c : NULL;
 }
 
-/* The record in ring slot pos, if the slot holds a valid one (L held). */
+/* The record in ring slot pos, if the slot holds a valid one (L held; the
+ * ring's geometry checked by the caller). */
 static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
 {
 	char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[pos & c->mask])),
@@ -72,7 +75,11 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 	uint32_t bit = role == IPC_PRODUCER ? (dead ? IPC__P_DEAD : IPC__P_CLOSED)
 	                                    : (dead ? IPC__C_DEAD : IPC__C_CLOSED);
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
-	if (dead && role == IPC_CONSUMER) {
+	bool geo_ok = ipc__chan_geo_ok(b, c);
+	if (!geo_ok)
+		ipc__corrupt(b, "channel %llu: ring mask %llu or capacity %u does not fit its run",
+		             (unsigned long long)c->id, (unsigned long long)c->mask, c->capacity);
+	if (dead && role == IPC_CONSUMER && geo_ok) {
 		/* It may have died between taking the record at the head and
 		 * releasing the slot: the record goes back to the channel. */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
@@ -89,6 +96,8 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc)
 {
+	if (!ipc__chan_geo_ok(b, c))
+		return; /* reported by the detach before it */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	/* Did it die between filling a slot and publishing tail? The consumer
 	 * may take that record already (it reads slots, not tail): count it. */
@@ -111,7 +120,7 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 {
 	struct ipc__chan *c = dirent_chan(b, d);
-	if (!c || c->type != IPC_CHANNEL_SPSC)
+	if (!c)
 		return;
 	uint32_t f = ipc__load_acquire(&c->flags);
 	bool p_done = (f & IPC__P_ATTACHED) && (f & (IPC__P_CLOSED | IPC__P_DEAD));
@@ -153,15 +162,11 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 		return -EIDRM;
 	d = ipc__dir_find(b, id);
 	if (d) {
-		c = dirent_chan(b, d);
-		if (!c) {
-			err = -EBADMSG;
+		void *o;
+		err = ipc__dir_obj(b, d, IPC__BLK_CHANNEL, &o);
+		if (err)
 			goto out;
-		}
-		if (c->type != IPC_CHANNEL_SPSC) {
-			err = -EPROTOTYPE;
-			goto out;
-		}
+		c = o;
 	} else {
 		uint64_t slots = ipc__ring_slots(cap);
 		uint64_t bytes = sizeof(*c) + slots * sizeof(uint64_t);
@@ -294,16 +299,19 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 
 	if (!b || ipc__lock_buf(b))
 		return 0;
-	d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o;
+		uint32_t kind = ipc__run_kind(b, d[i].off, NULL);
+		/* a corrupt entry is reported, and not listed */
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj(b, &d[i], kind, &o))
 			continue;
 		if (n < max && out) {
 			struct ipc_channel_info *ci = &out[n];
-			struct ipc__chan *c = dirent_chan(b, &d[i]);
+			struct ipc__chan *c = kind == IPC__BLK_CHANNEL ? o : NULL;
 			memset(ci, 0, sizeof(*ci));
 			ci->id = d[i].id;
-			if (c && c->type == IPC_CHANNEL_SPSC) {
+			if (c) {
 				uint32_t f = ipc__load_acquire(&c->flags);
 				uint64_t head = ipc__load_acquire(&c->idx.head);
 				uint64_t tail = ipc__load_acquire(&c->idx.tail);
@@ -316,8 +324,8 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 				ci->consumer = (f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD));
 				ci->closed = f & IPC__P_CLOSED;
 				ci->aborted = f & IPC__P_DEAD;
-			} else if (c) {
-				struct ipc__seg *s = (struct ipc__seg *)c;
+			} else {
+				struct ipc__seg *s = o;
 				ci->type = IPC_CHANNEL_SEGMENT;
 				ci->size = s->size;
 			}
@@ -348,7 +356,7 @@ static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t
 		return false;
 	struct ipc__dirent *d = ipc__dir_find(t->b, id);
 	c = d ? dirent_chan(t->b, d) : NULL;
-	if (c && c->type == IPC_CHANNEL_SPSC) {
+	if (c) {
 		*flags = ipc__load_acquire(&c->flags);
 		*pending = ipc__ring_count(&c->idx);
 		found = true;
@@ -484,8 +492,12 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	/* off < 2^48: no overflow; the check bounds it to the mapping */
+	/* off < 2^48: no overflow; the check bounds it to the mapping, and
+	 * its size to its slab or run (so a forged size never reaches the
+	 * caller) */
 	struct ipc__rec *r = ipc__rec_check_fast(t->b, t->b->base + off + sizeof(struct ipc__rec));
+	if (r && !ipc__rec_in_place(t->b, r))
+		r = NULL;
 	/* Ours before the slot is released: if we die in between, the reaper
 	 * finds it at the head of the ring and gives it back to the channel. */
 	if (r)

@@ -114,7 +114,7 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 
 struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 {
-	struct ipc__tslot *slots;
+	struct ipc__tslot *slot;
 	struct ipc_tls *t;
 
 	if (!b || b->pid != getpid()) {
@@ -130,9 +130,9 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		goto fail;
 	t->b = b;
 	t->thread_id = thread_id;
-	t->slab_max = b->hdr->data_size / IPC_BLOCK / 8;
-	if (t->slab_max < b->hdr->slab_blocks)
-		t->slab_max = b->hdr->slab_blocks;
+	t->slab_max = b->geo.nblocks / 8;
+	if (t->slab_max < b->geo.slab_blocks)
+		t->slab_max = b->geo.slab_blocks;
 	t->small_max = ((uint64_t)t->slab_max * IPC_BLOCK - IPC__SLAB_HDR) / 8;
 	if (t->small_max > MEDIUM_MAX)
 		t->small_max = MEDIUM_MAX;
@@ -141,11 +141,11 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		errno = EIDRM;
 		goto fail;
 	}
-	slots = (struct ipc__tslot *)(b->base + b->hdr->tls_off);
-	for (uint32_t i = 0; i < b->hdr->max_tls; i++) {
-		if (ipc__load_relaxed(&slots[i].used) == 0) {
+	for (uint32_t i = 0; i < b->geo.max_tls; i++) {
+		slot = ipc__tslot_at(b, i);
+		if (ipc__load_relaxed(&slot->used) == 0) {
 			t->slot = i;
-			t->ts = &slots[i];
+			t->ts = slot;
 			ipc__tslot_reset(t->ts, 0);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
@@ -229,15 +229,10 @@ void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t c
 		ipc__slab_give_back_locked(b, s);
 }
 
-static struct ipc__tslot *tslot_at(struct ipc_buffer *b, uint32_t i)
-{
-	return i < b->hdr->max_tls ? (struct ipc__tslot *)(b->base + b->hdr->tls_off) + i : NULL;
-}
-
 /* A freer emptied sealed slab s: hand it to its owner, or to the heap. */
 static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 {
-	struct ipc__tslot *o = tslot_at(b, s->tslot);
+	struct ipc__tslot *o = ipc__tslot_at(b, s->tslot);
 
 	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
 		uint64_t head = ipc__load_acquire(&o->returned);
@@ -265,10 +260,15 @@ void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_
 {
 	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
 	for (int i = 0; i < 2; i++) {
+		/* A slab given back leaves the list: a cycle ends at the first
+		 * offset that is no longer a slab. */
 		for (uint64_t off = lists[i]; off > IPC__RET_CLOSED;) {
-			struct ipc__slab *s = ipc__ptr(b, off, sizeof(*s));
-			if (!s)
+			struct ipc__slab *s = ipc__slab_at(b, off);
+			if (!s) {
+				ipc__corrupt(b, "thread slot: returned slab at offset %llu is none",
+				             (unsigned long long)off);
 				break;
+			}
 			off = s->next;
 			ipc__slab_give_back_locked(b, s);
 		}
@@ -296,7 +296,7 @@ static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
  * (at most t->slab_max blocks). */
 static uint32_t slab_blocks_for(const struct ipc_tls *t, uint64_t need)
 {
-	uint32_t n = t->b->hdr->slab_blocks;
+	uint32_t n = t->b->geo.slab_blocks;
 	if (need * 8 <= (uint64_t)n * IPC_BLOCK - IPC__SLAB_HDR)
 		return n;
 	uint64_t want = (need * 16 + IPC__SLAB_HDR + IPC_BLOCK - 1) / IPC_BLOCK;
@@ -336,8 +336,8 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
 	}
 	if (t->spare) {
-		struct ipc__slab *sp = ipc__ptr(b, t->spare, sizeof(*sp));
-		if (sp && sp->magic == IPC__SLAB_MAGIC && slab_room(sp, need)) {
+		struct ipc__slab *sp = ipc__slab_at(b, t->spare);
+		if (sp && slab_room(sp, need)) {
 			t->spare = sp->next;
 			ipc__add_relaxed(&t->ts->nreturned, (uint32_t)-1);
 			/* The slot may have changed hands since it was carved. */
@@ -349,8 +349,11 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 			}
 			return 0;
 		}
-		if (!sp || sp->magic != IPC__SLAB_MAGIC)
+		if (!sp) {
+			ipc__corrupt(b, "thread slot %u: returned slab at offset %llu is none",
+			             t->slot, (unsigned long long)t->spare);
 			t->spare = 0;
+		}
 	}
 	if (ipc__lock_buf(b))
 		return -EIDRM;
@@ -422,7 +425,7 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		if ((uint64_t)(t->end - t->cur) < need) {
 			int err = slab_refill(t, need);
 			/* No room for a medium slab: a run of its own may fit. */
-			if (err == -ENOMEM && slab_blocks_for(t, need) > b->hdr->slab_blocks)
+			if (err == -ENOMEM && slab_blocks_for(t, need) > b->geo.slab_blocks)
 				return rec_alloc_direct(t, n, need);
 			if (err) {
 				errno = -err;
@@ -459,24 +462,17 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 	return rec_alloc(t, n);
 }
 
-/* r (checked by ipc__rec_check_fast) lies where its slab field says: a
- * whole-run record at a block's start, or inside a live slab. */
-static bool rec_in_place(struct ipc_buffer *b, struct ipc__rec *r)
+bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r)
 {
-	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (slab == IPC__REC_DIRECT)
-		return ((uint64_t)((char *)r - b->data) % IPC_BLOCK) == 0;
-	if (slab >= b->heap->nblocks)
-		return false;
-	struct ipc__slab *s = ipc__block_ptr(b, slab);
-	return s->magic == IPC__SLAB_MAGIC && (char *)r >= (char *)s + IPC__SLAB_HDR &&
-	       (char *)(r + 1) + ipc__rec_size(r) <= (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	uint64_t bytes;
+	return ipc__run_kind(b, ipc__off(b, r), &bytes) == IPC__BLK_RECORD &&
+	       ipc__rec_size((struct ipc__rec *)r) <= bytes - sizeof(*r);
 }
 
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 {
 	struct ipc__rec *r = ipc__rec_check_fast(b, payload);
-	return r && rec_in_place(b, r) ? r : NULL;
+	return r && ipc__rec_in_place(b, r) ? r : NULL;
 }
 
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
@@ -506,29 +502,44 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
  * visit emptied it, and it may be reused at once). */
 typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
 
+/* s was checked by ipc__slab_at: its nblocks is its run's. Records follow
+ * one another; a size that runs past the slab ends the walk (reported). */
 static void walk_slab(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
-	char *p = (char *)s + IPC__SLAB_HDR, *end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	uint64_t pos = IPC__SLAB_HDR, end = (uint64_t)s->nblocks * IPC_BLOCK;
 	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
 
-	for (uint32_t i = 0; i < carved && p + sizeof(struct ipc__rec) <= end; i++) {
-		struct ipc__rec *r = (struct ipc__rec *)p;
-		p += sizeof(*r) + ((ipc__rec_size(r) + 15) & ~UINT64_C(15));
+	for (uint32_t i = 0; i < carved && end - pos >= sizeof(struct ipc__rec); i++) {
+		struct ipc__rec *r = (struct ipc__rec *)((char *)s + pos);
+		uint64_t size = ipc__rec_size(r);
+		if (size > end - pos - sizeof(*r)) {
+			ipc__corrupt(b, "slab at offset %llu: record %u of %u claims %llu bytes",
+			             (unsigned long long)ipc__off(b, s), i, carved,
+			             (unsigned long long)size);
+			return;
+		}
+		pos += sizeof(*r) + ((size + 15) & ~UINT64_C(15));
 		if (ipc__rec_check(b, r + 1) && fn(b, r, arg) != 0)
+			return;
+		if (pos > end)
 			return;
 	}
 }
 
 static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
 {
-	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
-		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
-		uint32_t len = k->len ? k->len : 1;
-		if (k->len && k->kind == IPC__BLK_SLAB) {
-			struct ipc__slab *s = ipc__block_ptr(b, blk);
-			if (s->magic == IPC__SLAB_MAGIC)
+	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
+		uint32_t len = b->blk[blk].len;
+		uint64_t off = b->geo.data_off + (uint64_t)blk * IPC_BLOCK;
+		if (len == 0 || len > b->geo.nblocks - blk) {
+			blk++;
+			continue;
+		}
+		if (b->blk[blk].kind == IPC__BLK_SLAB) {
+			struct ipc__slab *s = ipc__slab_at(b, off);
+			if (s)
 				walk_slab(b, s, fn, arg);
-		} else if (k->len && k->kind == IPC__BLK_RECORD) {
+		} else if (b->blk[blk].kind == IPC__BLK_RECORD) {
 			struct ipc__rec *r = ipc__block_ptr(b, blk);
 			if (ipc__rec_check(b, r + 1))
 				fn(b, r, arg);
@@ -599,14 +610,18 @@ void ipc__free_flush(struct ipc_tls *t)
 void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 {
 	uint32_t n = ipc__load_relaxed(&ts->pend_count);
-	struct ipc__slab *s = ipc__ptr(b, ipc__load_relaxed(&ts->pend_slab), sizeof(*s));
+	uint64_t off = ipc__load_relaxed(&ts->pend_slab);
+	struct ipc__slab *s = n ? ipc__slab_at(b, off) : NULL;
 
 	ipc__store_relaxed(&ts->pend_count, 0);
-	if (n && s && s->magic == IPC__SLAB_MAGIC && ipc__sub_acq_rel(&s->live, n) == n)
+	if (n && !s)
+		ipc__corrupt(b, "thread slot: pending frees in offset %llu, which is no slab",
+		             (unsigned long long)off);
+	if (n && s && ipc__sub_acq_rel(&s->live, n) == n)
 		slab_return(b, s, true);
 }
 
-/* Count a free in t's batch for r's slab (checked by rec_in_place). */
+/* Count a free in t's batch for r's slab (checked by ipc__rec_in_place). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
 	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
@@ -640,7 +655,7 @@ static inline int release(struct ipc_tls *t, void *rec)
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
 	}
-	if (!rec_in_place(t->b, r))
+	if (!ipc__rec_in_place(t->b, r))
 		return -EINVAL;
 	if (blk != IPC__REC_DIRECT) {
 		free_batched(t, r);
@@ -664,7 +679,15 @@ void ipc_record_free(struct ipc_tls *t, void *rec)
 
 size_t ipc_record_size(const void *rec)
 {
+	bool elsewhere = false;
 	if (!rec || ((uintptr_t)rec & 15))
+		return 0;
+	struct ipc_buffer *b = ipc__handle_find(rec, &elsewhere);
+	if (b) {
+		struct ipc__rec *r = ipc__rec_check(b, rec);
+		return r ? (size_t)ipc__rec_size(r) : 0;
+	}
+	if (!elsewhere) /* in no buffer of ours: not read */
 		return 0;
 	struct ipc__rec *r = (struct ipc__rec *)rec - 1;
 	uint64_t size = ipc__rec_size(r);

@@ -57,19 +57,24 @@ static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
 	if (ipc__lock_buf(b))
 		return;
 	struct ipc__dirent *d = ipc__dir_find(b, id);
-	if (s && d && ipc__ptr(b, d->off, sizeof(*s)) == (void *)s && s->by_proc[b->proc] > 0)
+	void *o;
+	if (s && d && ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o) == 0 && o == (void *)s &&
+	    s->by_proc[b->proc] > 0)
 		seg_drop_locked(b, d, s, b->proc, 1);
 	ipc__unlock_buf(b);
 }
 
 void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc)
 {
-	struct ipc__dirent *d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	struct ipc__dirent *d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o;
+		if (d[i].off <= IPC__DIR_TOMB ||
+		    ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_SEGMENT ||
+		    ipc__dir_obj(b, &d[i], IPC__BLK_SEGMENT, &o))
 			continue;
-		struct ipc__seg *s = ipc__ptr(b, d[i].off, sizeof(*s));
-		if (s && s->type == IPC_CHANNEL_SEGMENT && s->by_proc[proc] > 0)
+		struct ipc__seg *s = o;
+		if (s->by_proc[proc] > 0)
 			seg_drop_locked(b, &d[i], s, proc, s->by_proc[proc]);
 	}
 }
@@ -84,6 +89,7 @@ static int seg_attach(struct ipc_tls *t, uint64_t id, struct ipc__seg *s, void *
 		return err ? err : -ENOMEM;
 	}
 	e->seg = s;
+	e->seg_size = s->size; /* checked against its run by ipc__seg_at */
 	if (out)
 		*out = seg_data(s);
 	return 0;
@@ -108,12 +114,12 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		return -EIDRM;
 	d = ipc__dir_find(b, id);
 	if (d) {
-		s = ipc__ptr(b, d->off, sizeof(*s));
-		if (!s || s->type != IPC_CHANNEL_SEGMENT)
-			err = -EPROTOTYPE;
-		else if (n > s->size)
+		void *o = NULL;
+		err = ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o);
+		s = o;
+		if (err == 0 && n > s->size)
 			err = -EINVAL;
-		else
+		if (err == 0)
 			seg_use_locked(b, s);
 		ipc__unlock_buf(b);
 		return err ? err : seg_attach(t, id, s, NULL);
@@ -167,12 +173,11 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	if (ipc__lock_buf(b))
 		return -EIDRM;
 	d = ipc__dir_find(b, id);
+	void *o = NULL;
 	if (!d)
 		err = -ENOENT;
-	else if (!(s = ipc__ptr(b, d->off, sizeof(*s))) || s->type != IPC_CHANNEL_SEGMENT)
-		err = -EPROTOTYPE;
-	else
-		seg_use_locked(b, s);
+	else if ((err = ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o)) == 0)
+		seg_use_locked(b, s = o);
 	ipc__unlock_buf(b);
 	return err ? err : seg_attach(t, id, s, out);
 }
@@ -180,7 +185,7 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 size_t ipc_segment_size(struct ipc_tls *t, uint64_t id)
 {
 	struct ipc__end *e = t ? ipc__end_find(t, id, 0) : NULL;
-	return e ? (size_t)e->seg->size : 0;
+	return e ? (size_t)e->seg_size : 0;
 }
 
 int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e)

@@ -560,24 +560,34 @@ static void test_heap_repair_after_half_done_ops_valid(void **state)
 	for (int i = 0; i < 300; i++) {
 		uint32_t n = (uint32_t)tu_rand_range(&rng, 1, 40);
 		enum ipc__blk_kind kind = i % 3 ? IPC__BLK_RECORD : IPC__BLK_SLAB;
-		int64_t b = ipc__heap_alloc(p.h, n, kind, 1);
-		if (b < 0)
+		if (p.h->free_blocks < 100) /* room for the half-done one below */
 			break;
+		int64_t b = ipc__heap_alloc(p.h, n, kind, 1);
+		assert_true(b >= 0);
 		held[nheld++] = b;
 		if (kind == IPC__BLK_SLAB)
 			slab_blocks += n;
 	}
-	/* a free half done: bits cleared, its run still recorded */
+	/* a free half done: its run entries cleared, its bits still set */
 	int64_t victim = held[--nheld];
 	struct ipc__blk save = *ipc__heap_blk(p.h, (uint32_t)victim);
 	assert_int_equal(ipc__heap_free(p.h, (uint32_t)victim), 0);
-	*ipc__heap_blk(p.h, (uint32_t)victim) = save;
+	for (uint32_t j = 0; j < save.len; j++) { /* the bits as they were */
+		uint32_t b = (uint32_t)victim + j;
+		struct ipc__leaf *lf = (struct ipc__leaf *)((char *)p.h + 16) + b / IPC_LEAF_BLOCKS;
+		lf->bits[(b % IPC_LEAF_BLOCKS) / 64] |= 1ull << (b % 64);
+	}
 	if (save.kind == IPC__BLK_SLAB)
 		slab_blocks -= save.len;
-	/* an allocation half done: bits set, no run recorded */
+	/* an allocation half done: its run recorded, only some bits set: kept */
 	int64_t stray = ipc__heap_alloc(p.h, 7, IPC__BLK_RECORD, 1);
 	assert_true(stray >= 0);
-	memset(ipc__heap_blk(p.h, (uint32_t)stray), 0, sizeof(struct ipc__blk));
+	{
+		uint32_t b = (uint32_t)stray + 3;
+		struct ipc__leaf *lf = (struct ipc__leaf *)((char *)p.h + 16) + b / IPC_LEAF_BLOCKS;
+		lf->bits[(b % IPC_LEAF_BLOCKS) / 64] &= ~(1ull << (b % 64));
+	}
+	held[nheld++] = stray;
 	assert_false(ipc__heap_valid(p.h));
 
 	assert_int_equal(ipc__heap_repair(p.h), slab_blocks);
@@ -587,6 +597,54 @@ static void test_heap_repair_after_half_done_ops_valid(void **state)
 	assert_int_equal(p.h->free_blocks, nb);
 	assert_true(ipc__heap_valid(p.h));
 	assert_int_equal(ipc__heap_longest(p.h), nb);
+	hp_del(&p);
+}
+
+/* Forged bitmap, leaf figures, order and header: the heap never hands a
+ * block out twice, never reads out of bounds, and is whole again after. */
+static void test_heap_forged_index_no_overlap_rebuilt(void **state)
+{
+	struct hp p;
+	const uint32_t nb = 4 * IPC_LEAF_BLOCKS;
+	struct ipc__leaf *lf;
+	uint32_t *ord;
+	int64_t a, b;
+
+	(void)state;
+	hp_new(&p, nb);
+	lf = (struct ipc__leaf *)((char *)p.h + 16);
+	ord = (uint32_t *)(lf + 4);
+	a = ipc__heap_alloc(p.h, 300, IPC__BLK_RECORD, 1);
+	assert_int_equal(a, 0);
+	/* the bitmap says the run is free */
+	memset(lf[0].bits, 0, sizeof(lf[0].bits));
+	lf[0].longest = lf[0].prefix = IPC_LEAF_BLOCKS;
+	b = ipc__heap_alloc(p.h, 10, IPC__BLK_RECORD, 2);
+	assert_true(b >= 300);
+	assert_true(ipc__heap_valid(p.h));
+	/* leaf figures beyond a leaf, order indices out of range */
+	lf[1].suffix = 100000;
+	lf[2].prefix = 70000;
+	ord[0] = 0xffffffffu;
+	lf[3].pos = 1234567;
+	int64_t c = ipc__heap_alloc(p.h, 600, IPC__BLK_RECORD, 3);
+	assert_true(c >= 310 && c + 600 <= nb);
+	assert_true(ipc__heap_valid(p.h));
+	/* a forged length does not free the neighbours */
+	ipc__heap_blk(p.h, (uint32_t)b)->len = 310;
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)b), -EBADMSG);
+	ipc__heap_blk(p.h, (uint32_t)b)->len = 10;
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)b), 0);
+	/* a forged header is put back from the private copy */
+	p.h->nblocks = 0x7fffffff;
+	p.h->nleaves = 0xffff;
+	assert_false(ipc__heap_check(p.h, nb));
+	assert_true(ipc__heap_check(p.h, nb));
+	assert_true(ipc__heap_valid(p.h));
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)a), 0);
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)c), 0);
+	assert_int_equal(p.h->free_blocks, nb);
+	assert_true(ipc__heap_valid(p.h));
 	hp_del(&p);
 }
 
@@ -608,6 +666,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_heap_fill_every_length_at_least_85_percent),
 		cmocka_unit_test(test_heap_random_ops_stay_valid),
 		cmocka_unit_test(test_heap_repair_after_half_done_ops_valid),
+		cmocka_unit_test(test_heap_forged_index_no_overlap_rebuilt),
 	};
 
 	tu_init(argc, argv);
