@@ -290,7 +290,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 	}
 	if (o.open_timeout_ms == 0)
 		o.open_timeout_ms = 5000;
-	b = calloc(1, sizeof(*b));
+	o.shm = ipc__handle_backend(handle, o.shm);
+	b = ipc__buf_new();
 	if (!b)
 		return NULL;
 	snprintf(b->handle, sizeof(b->handle), "%s", handle);
@@ -308,6 +309,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 			err = creator_init(b, &l, &o, o.sem);
 			if (err == 0) {
 				ipc__keeper_start(b);
+				b->magic = IPC__LIVE;
 				ipc__handle_register(b);
 				return b;
 			}
@@ -320,6 +322,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		err = attach(b, o.shm, deadline);
 		if (err == 0) {
 			ipc__keeper_start(b);
+			b->magic = IPC__LIVE;
 			ipc__handle_register(b);
 			return b;
 		}
@@ -332,7 +335,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		}
 	}
 	pthread_mutex_destroy(&b->tls_mu);
-	free(b);
+	ipc__buf_retire(b);
 	errno = -err;
 	return NULL;
 }
@@ -346,24 +349,45 @@ static void destroy(struct ipc_buffer *b)
 		ipc__shm_unlink(&b->shm, b->handle);
 }
 
+/* The records this process still holds (allocated and not sent, received
+ * and not freed, by any of its threads) go back to the heap as if it had
+ * died: those it queued become their channels' first (L held). */
+static void give_back_locked(struct ipc_buffer *b)
+{
+	struct ipc__dirent *d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o;
+		if (d[i].off <= IPC__DIR_TOMB || ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_CHANNEL ||
+		    ipc__dir_obj(b, &d[i], IPC__BLK_CHANNEL, &o))
+			continue;
+		struct ipc__chan *c = o;
+		if ((ipc__load_acquire(&c->flags) & IPC__P_ATTACHED) && c->prod.proc == b->proc)
+			ipc__chan_adopt_locked(b, c, b->proc);
+	}
+	ipc__rec_reap_locked(b, b->proc);
+}
+
 int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 {
 	bool last = false;
-	int err;
+	int err = ipc__buf_check(b);
 
-	if (!b)
-		return -EINVAL;
-	ipc__handle_unregister(b);
-	if (b->pid != getpid()) { /* inherited across fork: not ours to count */
+	if (err == -ECHILD) { /* inherited across fork: not ours to count */
+		ipc__handle_unregister(b);
 		ipc__shm_detach(&b->shm);
-		free(b);
+		ipc__buf_retire(b);
 		return 0;
 	}
+	if (err)
+		return err; /* NULL, or closed already */
+	ipc__handle_unregister(b);
+	b->magic = IPC__DEAD; /* from here on, a second close is -EBADF */
 	while (b->tls_list)
 		ipc_tls_close(b->tls_list);
 	ipc__keeper_stop(b);
 	err = ipc__lock_buf(b);
 	if (err == 0) {
+		give_back_locked(b);
 		ipc__store_release(&ipc__proc_at(b, b->proc)->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		ipc__reap_locked(b);
@@ -380,7 +404,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	}
 	ipc__shm_detach(&b->shm);
 	pthread_mutex_destroy(&b->tls_mu);
-	free(b);
+	ipc__buf_retire(b);
 	return err;
 }
 
@@ -403,8 +427,9 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 	struct ipc_buffer_stats s = {0};
 	struct ipc__hdr *h;
 
-	if (!b || !out)
-		return -EINVAL;
+	int bad = ipc__buf_check(b);
+	if (bad || !out)
+		return bad ? bad : -EINVAL;
 	h = b->hdr;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
@@ -425,7 +450,7 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 bool ipc_buffer_has_channels(struct ipc_buffer *b)
 {
 	bool any;
-	if (!b || ipc__lock_buf(b))
+	if (ipc__buf_check(b) || ipc__lock_buf(b))
 		return false;
 	any = b->hdr->dir_live > 0;
 	ipc__unlock_buf(b);
@@ -434,17 +459,17 @@ bool ipc_buffer_has_channels(struct ipc_buffer *b)
 
 const char *ipc_buffer_handle(const struct ipc_buffer *b)
 {
-	return b ? b->handle : NULL;
+	return ipc__buf_check(b) ? NULL : b->handle;
 }
 
 enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b)
 {
-	return b ? (enum ipc_shm_kind)b->hdr->shm_kind : IPC_SHM_DEFAULT;
+	return ipc__buf_check(b) ? IPC_SHM_DEFAULT : b->shm.kind;
 }
 
 enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b)
 {
-	return b ? (enum ipc_sem_kind)b->hdr->sem_kind : IPC_SEM_DEFAULT;
+	return ipc__buf_check(b) ? IPC_SEM_DEFAULT : (enum ipc_sem_kind)b->hdr->sem_kind;
 }
 
 /* ---- directory (L held) ------------------------------------------------ */
@@ -604,9 +629,9 @@ int ipc__reap_locked(struct ipc_buffer *b)
 
 int ipc_buffer_reap(struct ipc_buffer *b)
 {
-	int n;
-	if (!b)
-		return -EINVAL;
+	int n = ipc__buf_check(b);
+	if (n)
+		return n;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
 	n = ipc__reap_locked(b);
@@ -689,10 +714,11 @@ const char *ipc_strerror(int err)
 	case -ENOMEM: return "the shared buffer is exhausted";
 	case -EINVAL: return "invalid argument";
 	case -EPIPE: return "the consumer closed or died";
-	case -EALREADY: return "this TLS already holds that end";
+	case -EALREADY: return "already done: this TLS holds that end, or the record was sent";
 	case -EOWNERDEAD: return "the creator died before it finished";
 	case -ETIMEDOUT: return "timed out";
 	case -EPROTO: return "buffer made by another version of libipc";
+	case -EBADMSG: return "corrupt shared memory (reported on stderr)";
 	case -ENOSPC: return "no room: too many channels, threads or processes";
 	default: return err < 0 ? strerror(-err) : "unknown result";
 	}

@@ -86,7 +86,7 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 		if (head != ipc__load_acquire(&c->idx.tail)) {
 			struct ipc__rec *r = slot_rec(b, c, head);
 			if (r && ipc__rec_holder(r) == o->proc + 1)
-				ipc__rec_hold(r, 0);
+				ipc__store_relaxed(&r->word, ipc__rec_size(r) | IPC__REC_QUEUED);
 		}
 	}
 	ipc__store_relaxed(&o->pid, 0);
@@ -111,8 +111,9 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 		if (!r)
 			continue;
 		/* A live consumer may take it meanwhile: then its mark stays. */
-		uint64_t w = ipc__rec_size(r) | (uint64_t)(proc + 1) << 48;
-		atomic_compare_exchange_strong_explicit(&r->word, &w, ipc__rec_size(r),
+		uint64_t w = ipc__rec_size(r) | (uint64_t)(proc + 1) << 48 | IPC__REC_QUEUED;
+		atomic_compare_exchange_strong_explicit(&r->word, &w,
+		                                        ipc__rec_size(r) | IPC__REC_QUEUED,
 		                                        memory_order_relaxed, memory_order_relaxed);
 	}
 }
@@ -149,7 +150,9 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	uint32_t cap, wait;
 	int err = 0;
 
-	if (!t || (role != IPC_PRODUCER && role != IPC_CONSUMER))
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (role != IPC_PRODUCER && role != IPC_CONSUMER)
 		return -EINVAL;
 	b = t->b;
 	cap = opts && opts->capacity ? opts->capacity : b->hdr->def_capacity;
@@ -244,8 +247,9 @@ int ipc_channel_abort(struct ipc_tls *t, uint64_t id)
 {
 	struct ipc__end *e;
 
-	if (!t)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad)
+		return bad;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	return end_detach(t, e, true);
@@ -256,8 +260,9 @@ int ipc_channel_close(struct ipc_tls *t, uint64_t id)
 	struct ipc__end *e;
 	int err = -ENOENT;
 
-	if (!t)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad)
+		return bad;
 	if ((e = ipc__end_find(t, id, IPC_PRODUCER)))
 		err = ipc__chan_close_end(t, e);
 	if ((e = ipc__end_find(t, id, IPC_CONSUMER)))
@@ -272,7 +277,7 @@ bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms)
 	struct ipc_buffer *b;
 	int64_t deadline;
 
-	if (!t)
+	if (ipc__tls_check(t))
 		return false;
 	b = t->b;
 	deadline = ipc__now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -297,7 +302,7 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 	struct ipc__dirent *d;
 	size_t n = 0;
 
-	if (!b || ipc__lock_buf(b))
+	if (ipc__buf_check(b) || ipc__lock_buf(b))
 		return 0;
 	d = ipc__dirent_at(b, 0);
 	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
@@ -369,7 +374,7 @@ bool ipc_channel_has_producer(struct ipc_tls *t, uint64_t id)
 {
 	uint32_t f;
 	uint64_t n;
-	return t && chan_state(t, id, &f, &n) && (f & IPC__P_ATTACHED) &&
+	return !ipc__tls_check(t) && chan_state(t, id, &f, &n) && (f & IPC__P_ATTACHED) &&
 	       !(f & (IPC__P_CLOSED | IPC__P_DEAD));
 }
 
@@ -377,7 +382,7 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 {
 	uint32_t f;
 	uint64_t n;
-	return t && chan_state(t, id, &f, &n) ? (size_t)n : 0;
+	return !ipc__tls_check(t) && chan_state(t, id, &f, &n) ? (size_t)n : 0;
 }
 
 /* ---- send and receive --------------------------------------------------- */
@@ -461,11 +466,16 @@ static inline __attribute__((always_inline)) int try_send(struct ipc_tls *t, str
 
 	if (!r)
 		return -EINVAL;
+	uint64_t w = ipc__load_relaxed(&r->word);
+	if (__builtin_expect((w >> 48) != t->b->proc + 1, 0)) /* not ours, or queued */
+		return (w & IPC__REC_QUEUED) ? -EALREADY : -EINVAL;
 	if (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD))
 		return -EPIPE;
 	if (ipc__ring_full(&e->v))
 		return IPC_TX_RETRY;
-	/* The record stays marked as ours while queued (see ipc__chan_adopt). */
+	/* Queued, and still marked as ours (see ipc__chan_adopt); put's
+	 * release store of the slot publishes it with the record. */
+	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
 	ipc__ring_put(&e->v, ipc__off(t->b, r), false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep) &&
@@ -684,8 +694,9 @@ static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ip
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
@@ -697,8 +708,9 @@ int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);
@@ -710,8 +722,9 @@ int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
@@ -721,8 +734,9 @@ int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);

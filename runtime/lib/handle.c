@@ -9,7 +9,10 @@
  * the very buffer its pointer is in is using a record after its buffer's
  * close, which the API forbids.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -60,4 +63,116 @@ struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere)
 	}
 	*maybe_elsewhere = ipc__load_relaxed(&unlisted) != 0;
 	return NULL;
+}
+
+/*
+ * Stale handles. A struct ipc_tls or struct ipc_buffer is never given back
+ * to malloc: a closed one is marked dead and kept for the next open, so a
+ * call through a closed handle reads memory that is still ours and fails
+ * with -EBADF instead of crashing (like a closed file descriptor, a handle
+ * may be reused by a later open). Across fork the child inherits handles
+ * that are its parent's: every handle remembers the fork generation it was
+ * opened in, and a call from a child fails with -ECHILD without touching
+ * shared memory (a child using its parent's TLS would otherwise share its
+ * cursors and receive the parent's records).
+ */
+uint32_t ipc__fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static struct ipc_tls *spare_tls;
+static struct ipc_buffer *spare_bufs;
+
+static void in_child(void)
+{
+	ipc__fork_gen++; /* one thread in the child: no race */
+	pthread_mutex_init(&open_mu, NULL);
+}
+
+static void atfork_setup(void)
+{
+	pthread_atfork(NULL, NULL, in_child);
+}
+
+int ipc__handle_bad(const void *h, uint32_t magic, uint32_t fork_gen)
+{
+	if (!h)
+		return -EINVAL;
+	if (magic != IPC__LIVE)
+		return -EBADF;
+	return fork_gen != ipc__fork_gen ? -ECHILD : -EBADF;
+}
+
+struct ipc_tls *ipc__tls_new(void)
+{
+	struct ipc_tls *t;
+	pthread_mutex_lock(&open_mu);
+	t = spare_tls;
+	if (t)
+		spare_tls = t->next;
+	pthread_mutex_unlock(&open_mu);
+	if (!t && !(t = malloc(sizeof(*t))))
+		return NULL;
+	memset(t, 0, sizeof(*t));
+	t->fork_gen = ipc__fork_gen;
+	return t;
+}
+
+void ipc__tls_retire(struct ipc_tls *t)
+{
+	free(t->ends);
+	memset(t, 0, sizeof(*t));
+	t->magic = IPC__DEAD;
+	pthread_mutex_lock(&open_mu);
+	t->next = spare_tls;
+	spare_tls = t;
+	pthread_mutex_unlock(&open_mu);
+}
+
+struct ipc_buffer *ipc__buf_new(void)
+{
+	struct ipc_buffer *b;
+	pthread_once(&atfork_once, atfork_setup);
+	pthread_mutex_lock(&open_mu);
+	b = spare_bufs;
+	if (b)
+		spare_bufs = b->spare_next;
+	pthread_mutex_unlock(&open_mu);
+	if (!b && !(b = malloc(sizeof(*b))))
+		return NULL;
+	memset(b, 0, sizeof(*b));
+	b->fork_gen = ipc__fork_gen;
+	return b;
+}
+
+void ipc__buf_retire(struct ipc_buffer *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->magic = IPC__DEAD;
+	pthread_mutex_lock(&open_mu);
+	b->spare_next = spare_bufs;
+	spare_bufs = b;
+	pthread_mutex_unlock(&open_mu);
+}
+
+/*
+ * One buffer per handle, whichever backend an opener asks for: when the
+ * handle already names a buffer under another backend, attach to that one
+ * (ipc_buffer_shm_kind() tells which). Two first openers asking for
+ * different backends at the very same time may still each create one.
+ */
+enum ipc_shm_kind ipc__handle_backend(const char *handle, enum ipc_shm_kind asked)
+{
+	static const enum ipc_shm_kind kinds[] = {IPC_SHM_POSIX, IPC_SHM_SYSV, IPC_SHM_MEMFD};
+	struct ipc__shm s;
+
+	if (ipc__shm_open(&s, asked, handle) == 0) {
+		ipc__shm_detach(&s);
+		return asked;
+	}
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (kinds[i] == asked || ipc__shm_open(&s, kinds[i], handle) != 0)
+			continue;
+		ipc__shm_detach(&s);
+		return kinds[i];
+	}
+	return asked;
 }

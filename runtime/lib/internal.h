@@ -23,7 +23,13 @@
 
 /* ---- private, per process ---------------------------------------------- */
 
+#define IPC__LIVE 0x4556494cu /* "LIVE": an open handle */
+#define IPC__DEAD 0x44414544u /* "DEAD": closed, kept for reuse (handle.c) */
+
 struct ipc_buffer {
+	uint32_t magic;           /* IPC__LIVE while open */
+	uint32_t fork_gen;        /* ipc__fork_gen when opened */
+	struct ipc_buffer *spare_next; /* closed, in handle.c's spares */
 	struct ipc__shm shm;
 	char *base;
 	struct ipc__hdr *hdr;
@@ -64,6 +70,8 @@ struct ipc__end {
 };
 
 struct ipc_tls {
+	uint32_t magic;           /* IPC__LIVE while open */
+	uint32_t fork_gen;        /* ipc__fork_gen when opened */
 	struct ipc_buffer *b;
 	struct ipc__tslot *ts;
 	uint32_t slot;
@@ -125,6 +133,32 @@ static inline uint64_t ipc__off(const struct ipc_buffer *b, const void *p)
 static inline void *ipc__block_ptr(const struct ipc_buffer *b, uint32_t block)
 {
 	return b->data + (size_t)block * IPC_BLOCK;
+}
+
+/* Handles (handle.c). ipc__fork_gen: bumped in every child of a fork.
+ * new: a zeroed handle (a closed one reused, or fresh); retire: mark it
+ * closed and keep it (a TLS's ends table is freed). check: 0 for an open
+ * handle of this process, else -EINVAL (NULL), -EBADF (closed), -ECHILD
+ * (opened by the parent of this forked process). */
+extern __attribute__((visibility("hidden"))) uint32_t ipc__fork_gen;
+struct ipc_tls *ipc__tls_new(void);
+void ipc__tls_retire(struct ipc_tls *t);
+struct ipc_buffer *ipc__buf_new(void);
+/* The backend that already holds handle's buffer, else asked. */
+enum ipc_shm_kind ipc__handle_backend(const char *handle, enum ipc_shm_kind asked);
+void ipc__buf_retire(struct ipc_buffer *b);
+int ipc__handle_bad(const void *h, uint32_t magic, uint32_t fork_gen) __attribute__((cold));
+static inline int ipc__tls_check(const struct ipc_tls *t)
+{
+	if (__builtin_expect(t && t->magic == IPC__LIVE && t->fork_gen == ipc__fork_gen, 1))
+		return 0;
+	return ipc__handle_bad(t, t ? t->magic : 0, t ? t->fork_gen : 0);
+}
+static inline int ipc__buf_check(const struct ipc_buffer *b)
+{
+	if (__builtin_expect(b && b->magic == IPC__LIVE && b->fork_gen == ipc__fork_gen, 1))
+		return 0;
+	return ipc__handle_bad(b, b ? b->magic : 0, b ? b->fork_gen : 0);
 }
 
 /* This process's open buffers (handle.c): listed once open, until close.

@@ -238,12 +238,29 @@ _Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
 #define IPC__REC_FREED 0xdeadf4eeu
 #define IPC__REC_DIRECT UINT32_MAX
 #define IPC__REC_SIZE_MASK ((UINT64_C(1) << 48) - 1)
+#define IPC__REC_HOLDER_MASK 0x7fffu
+#define IPC__REC_QUEUED (UINT64_C(1) << 63)
+/*
+ * A record's states, in its word:
+ *
+ *   held      holder = slot + 1 of the process that allocated or received it
+ *   queued    QUEUED | holder (a queued record keeps its producer's mark),
+ *             or QUEUED | 0 once its channel adopted it (producer dead)
+ *   freed     check == IPC__REC_FREED
+ *
+ *   alloc -> held --send--> queued --receive--> held (the consumer's)
+ *   held --free--> freed; queued --channel destroyed--> freed
+ *
+ * So a send of a queued record (sent twice) is -EALREADY, a send of a
+ * record another process holds is -EINVAL, a send or free of a freed one
+ * is -EINVAL, and a free of a queued one is -EALREADY: it stays queued.
+ */
 struct ipc__rec {
-	ipc_a64 word;             /* size as asked for (low 48 bits) | holder << 48:
-	                             the process slot + 1 that allocated or last
-	                             received it (a queued record keeps its
-	                             producer's mark), 0 once its channel adopted
-	                             it. Written by the holder only; the reaper
+	ipc_a64 word;             /* size as asked for (low 48 bits) | holder << 48
+	                             | QUEUED (bit 63); written by its holder (the
+	                             sender sets QUEUED before it publishes the
+	                             slot; the receiver's hold clears it), by the
+	                             channel's adoption under the lock; the reaper
 	                             frees what a dead process held. */
 	ipc_a32 slab;             /* first block of its slab, or IPC__REC_DIRECT */
 	ipc_a32 check;            /* see IPC__REC_MAGIC, or IPC__REC_FREED */
@@ -262,10 +279,10 @@ static inline uint64_t ipc__rec_size(struct ipc__rec *r)
 
 static inline uint32_t ipc__rec_holder(struct ipc__rec *r)
 {
-	return (uint32_t)(ipc__load_relaxed(&r->word) >> 48);
+	return (uint32_t)(ipc__load_relaxed(&r->word) >> 48) & IPC__REC_HOLDER_MASK;
 }
 
-/* holder: process slot + 1, or 0 for "in a channel". */
+/* Held by holder (process slot + 1): no longer queued. */
 static inline void ipc__rec_hold(struct ipc__rec *r, uint32_t holder)
 {
 	ipc__store_relaxed(&r->word, ipc__rec_size(r) | (uint64_t)holder << 48);

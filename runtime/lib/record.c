@@ -60,9 +60,16 @@ struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role)
 	}
 }
 
-static int ends_grow(struct ipc_tls *t)
+/* Rehash into a table with room for twice the live ends: the same size
+ * when closed ends' tombstones filled it, so that adding and closing ends
+ * forever never grows it. */
+static int ends_rehash(struct ipc_tls *t)
 {
-	uint32_t cap = t->ends_cap * 2;
+	uint32_t live = 0, cap = t->ends_cap;
+	for (uint32_t i = 0; i < t->ends_cap; i++)
+		live += t->ends[i].used == 1;
+	if ((live + 1) * 4 > cap)
+		cap *= 2;
 	struct ipc__end *old = t->ends, *n = calloc(cap, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
@@ -76,6 +83,7 @@ static int ends_grow(struct ipc_tls *t)
 	}
 	t->ends = n;
 	t->ends_cap = cap;
+	t->ends_used = live;
 	memset(t->last, 0, sizeof(t->last));
 	free(old);
 	return 0;
@@ -83,7 +91,7 @@ static int ends_grow(struct ipc_tls *t)
 
 struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 {
-	if ((t->ends_used + 1) * 2 > t->ends_cap && ends_grow(t))
+	if ((t->ends_used + 1) * 2 > t->ends_cap && ends_rehash(t))
 		return NULL;
 	uint32_t i = end_hash(id, role) & (t->ends_cap - 1);
 	while (t->ends[i].used == 1)
@@ -100,7 +108,7 @@ struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 {
-	e->used = 2; /* tombstone: ends_used counts it until the next grow */
+	e->used = 2; /* tombstone: ends_used counts it until the next rehash */
 	if (e->pidfd >= 0)
 		close(e->pidfd);
 	e->pidfd = -1;
@@ -117,11 +125,12 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 	struct ipc__tslot *slot;
 	struct ipc_tls *t;
 
-	if (!b || b->pid != getpid()) {
-		errno = EINVAL;
+	int bad = ipc__buf_check(b);
+	if (bad) {
+		errno = -bad;
 		return NULL;
 	}
-	t = calloc(1, sizeof(*t));
+	t = ipc__tls_new();
 	if (!t)
 		return NULL;
 	t->ends_cap = 16;
@@ -162,19 +171,28 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 	t->next = b->tls_list;
 	b->tls_list = t;
 	pthread_mutex_unlock(&b->tls_mu);
+	t->magic = IPC__LIVE;
 	return t;
 fail:
-	free(t->ends);
-	free(t);
+	ipc__tls_retire(t);
 	return NULL;
 }
 
 void ipc_tls_close(struct ipc_tls *t)
 {
 	struct ipc_buffer *b;
+	int bad = ipc__tls_check(t);
 
-	if (!t)
+	if (bad == -ECHILD) { /* the parent's: only our copy goes */
+		ipc__tls_retire(t);
 		return;
+	}
+	if (bad) {
+		if (bad == -EBADF)
+			fprintf(stderr, "libipc: ipc_tls_close(%p): already closed: ignored\n",
+			        (void *)t);
+		return;
+	}
 	b = t->b;
 	for (uint32_t i = 0; i < t->ends_cap; i++) {
 		struct ipc__end *e = &t->ends[i];
@@ -202,8 +220,7 @@ void ipc_tls_close(struct ipc_tls *t)
 		}
 	}
 	pthread_mutex_unlock(&b->tls_mu);
-	free(t->ends);
-	free(t);
+	ipc__tls_retire(t);
 }
 
 /* ---- slabs -------------------------------------------------------------- */
@@ -451,8 +468,9 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 
 void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 {
-	if (!t) {
-		errno = EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad) {
+		errno = -bad;
 		return NULL;
 	}
 	if (!ipc__end_find(t, id, IPC_PRODUCER)) {
@@ -640,14 +658,17 @@ static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 static inline int release(struct ipc_tls *t, void *rec)
 {
 	struct ipc__rec *r;
+	int bad = ipc__tls_check(t);
 
-	if (!t)
-		return -EINVAL;
+	if (bad)
+		return bad;
 	if (!rec)
 		return 0;
 	r = ipc__rec_check_fast(t->b, rec);
 	if (!r)
 		return -EINVAL;
+	if (ipc__load_relaxed(&r->word) & IPC__REC_QUEUED)
+		return -EALREADY; /* in a channel: the consumer will free it */
 	uint32_t blk = ipc__load_relaxed(&r->slab);
 	if (blk == t->slab_blk && t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur) {
 		/* Our own current slab: counted privately until the seal. */
@@ -672,9 +693,13 @@ int ipc_record_release(struct ipc_tls *t, void *rec)
 
 void ipc_record_free(struct ipc_tls *t, void *rec)
 {
-	if (release(t, rec) == -EINVAL)
+	int err = release(t, rec);
+	if (err == -EINVAL)
 		fprintf(stderr, "libipc: ipc_record_free(%p): not a live record of this buffer "
 		        "(double free?): ignored\n", rec);
+	else if (err == -EALREADY)
+		fprintf(stderr, "libipc: ipc_record_free(%p): the record was sent and is still "
+		        "queued (free after send?): ignored\n", rec);
 }
 
 size_t ipc_record_size(const void *rec)

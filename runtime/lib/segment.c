@@ -103,7 +103,9 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	struct ipc__seg *s;
 	int err = 0;
 
-	if (!t || n == 0)
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (n == 0)
 		return -EINVAL;
 	b = t->b;
 	if (n > ipc__heap_asked(b))
@@ -163,7 +165,9 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	struct ipc__end *e;
 	int err = 0;
 
-	if (!t || !out)
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (!out)
 		return -EINVAL;
 	if ((e = ipc__end_find(t, id, 0))) {
 		*out = seg_data(e->seg);
@@ -184,7 +188,7 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 
 size_t ipc_segment_size(struct ipc_tls *t, uint64_t id)
 {
-	struct ipc__end *e = t ? ipc__end_find(t, id, 0) : NULL;
+	struct ipc__end *e = ipc__tls_check(t) ? NULL : ipc__end_find(t, id, 0);
 	return e ? (size_t)e->seg_size : 0;
 }
 

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,373 @@ static void test_integrity_thread_slot_offsets_forged_no_crash(void **state)
 	tu_assert_clean(h);
 }
 
+/* ---- misuse: record states ---------------------------------------------- */
+
+static void test_integrity_double_send_ealready_received_once(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1);
+	uint64_t *r, *copy, *got;
+
+	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
+	for (int size = 8; size <= 1 << 20; size <<= 6) { /* a slab's, and a run's */
+		r = ipc_record_alloc(t, (size_t)size, 1);
+		assert_non_null(r);
+		*r = 77;
+		copy = r;
+		assert_int_equal(ipc_record_send(t, 1, (void **)&r), 0);
+		assert_null(r);
+		r = copy;
+		assert_int_equal(ipc_record_send(t, 1, (void **)&r), -EALREADY);
+		assert_ptr_equal(r, copy);
+		/* free while queued: refused, the record stays queued */
+		assert_int_equal(ipc_record_release(t, copy), -EALREADY);
+		assert_int_equal(ipc_channel_pending(t, 1), 1);
+		assert_int_equal(ipc_record_recv(t, 1, (void **)&got), 0);
+		assert_ptr_equal(got, copy);
+		assert_int_equal(*got, 77);
+		assert_int_equal(ipc_record_recv(t, 1, (void **)&got), IPC_TX_RETRY);
+		/* received, it is the receiver's: forwarding it is allowed */
+		r = copy;
+		assert_int_equal(ipc_record_send(t, 1, (void **)&r), 0);
+		assert_int_equal(ipc_record_recv(t, 1, (void **)&got), 0);
+		assert_int_equal(ipc_record_release(t, got), 0);
+		/* send and free after free */
+		r = copy;
+		assert_int_equal(ipc_record_send(t, 1, (void **)&r), -EINVAL);
+		assert_int_equal(ipc_record_release(t, copy), -EINVAL);
+		assert_int_equal(ipc_channel_pending(t, 1), 0);
+	}
+	assert_int_equal(ipc_channel_close(t, 1), 0);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+struct held {
+	const char *h;
+	int fd[2];
+};
+
+/* Receives one record and keeps it; a parent that sends it again is told. */
+static int holder_child(void *arg)
+{
+	struct held *hd = arg;
+	struct ipc_buffer *b = ipc_buffer_open(hd->h, NULL);
+	CHECK(b != NULL);
+	struct ipc_tls *t = ipc_tls_open(b, 9);
+	CHECK(t != NULL);
+	CHECK_EQ(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
+	void *r;
+	CHECK_EQ(ipc_record_recv_wait(t, 1, &r, 5000), 0);
+	tu_notify(hd->fd[1], 'r');
+	CHECK_EQ(ipc_record_recv_wait(t, 1, &r, 300), IPC_TX_RETRY);
+	ipc_tls_close(t);
+	CHECK_EQ(ipc_buffer_close(b, false), 0);
+	return 0;
+}
+
+static void test_integrity_send_of_received_record_einval(void **state)
+{
+	struct held hd = { .h = FIX(state)->handle };
+	struct ipc_buffer *b = open_buf(hd.h);
+	struct ipc_tls *t = tls(b, 1);
+	void *r, *copy;
+
+	tu_pipe(hd.fd);
+	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	pid_t pid = tu_spawn(holder_child, &hd);
+	r = copy = ipc_record_alloc(t, 64, 1);
+	assert_non_null(r);
+	assert_int_equal(ipc_record_send(t, 1, &r), 0);
+	assert_int_equal(tu_await(hd.fd[0], 5000), 'r');
+	/* the child holds it now: a second send from here is refused */
+	r = copy;
+	assert_int_equal(ipc_record_send(t, 1, &r), -EINVAL);
+	tu_wait_ok(pid, 10000);
+	ipc_tls_close(t);
+	close(hd.fd[0]);
+	close(hd.fd[1]);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(hd.h);
+}
+
+/* ---- misuse: stale handles ------------------------------------------------ */
+
+static void test_integrity_tls_after_close_ebadf(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1), *u = tls(b, 2);
+	void *r = NULL, *seg;
+
+	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(u, 1, IPC_CONSUMER), 0);
+	ipc_tls_close(t);
+	/* every call through the closed handle: an error, no crash */
+	errno = 0;
+	assert_null(ipc_record_alloc(t, 8, 1));
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(ipc_record_send(t, 1, &r), -EBADF);
+	assert_int_equal(ipc_record_recv(t, 1, &r), -EBADF);
+	assert_int_equal(ipc_record_send_wait(t, 1, &r, 10), -EBADF);
+	assert_int_equal(ipc_record_recv_wait(t, 1, &r, 10), -EBADF);
+	assert_int_equal(ipc_channel_add(t, 2, IPC_PRODUCER), -EBADF);
+	assert_int_equal(ipc_channel_close(t, 1), -EBADF);
+	assert_int_equal(ipc_channel_abort(t, 1), -EBADF);
+	assert_int_equal(ipc_record_release(t, r), -EBADF);
+	assert_int_equal(ipc_segment_add(t, 3, 10, NULL, NULL), -EBADF);
+	assert_int_equal(ipc_segment_open(t, 3, &seg), -EBADF);
+	assert_int_equal(ipc_segment_size(t, 3), 0);
+	assert_false(ipc_channel_exists(t, 1, 0));
+	assert_false(ipc_channel_has_producer(t, 1));
+	assert_int_equal(ipc_channel_pending(t, 1), 0);
+	ipc_tls_close(t); /* twice: reported, ignored */
+	/* the consumer saw the producer's close */
+	assert_int_equal(ipc_record_recv(u, 1, &r), IPC_TX_EOF);
+	ipc_tls_close(u);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	/* the buffer after close */
+	struct ipc_buffer_stats s;
+	errno = 0;
+	assert_null(ipc_tls_open(b, 3));
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(ipc_buffer_stats(b, &s), -EBADF);
+	assert_int_equal(ipc_buffer_reap(b), -EBADF);
+	assert_false(ipc_buffer_has_channels(b));
+	assert_int_equal(ipc_channel_list(b, NULL, 0), 0);
+	assert_null(ipc_buffer_handle(b));
+	assert_int_equal(ipc_buffer_close(b, false), -EBADF);
+	assert_int_equal(ipc_buffer_close(NULL, false), -EINVAL);
+	tu_assert_clean(h);
+}
+
+struct forked {
+	struct ipc_buffer *b;
+	struct ipc_tls *t;
+};
+
+/* Uses the parent's handles: refused, and nothing of the parent's moves. */
+static int stale_child(void *arg)
+{
+	struct forked *f = arg;
+	void *r = NULL;
+	CHECK_EQ(ipc_record_recv(f->t, 1, &r), -ECHILD);
+	CHECK_EQ(ipc_record_recv_wait(f->t, 1, &r, 50), -ECHILD);
+	CHECK(r == NULL);
+	errno = 0;
+	CHECK(ipc_record_alloc(f->t, 8, 2) == NULL && errno == ECHILD);
+	CHECK_EQ(ipc_channel_add(f->t, 9, IPC_PRODUCER), -ECHILD);
+	CHECK(ipc_tls_open(f->b, 5) == NULL && errno == ECHILD);
+	struct ipc_buffer_stats s;
+	CHECK_EQ(ipc_buffer_stats(f->b, &s), -ECHILD);
+	ipc_tls_close(f->t);                       /* only the child's copy */
+	CHECK_EQ(ipc_buffer_close(f->b, true), 0); /* unmaps, nothing more */
+	return 0;
+}
+
+static void test_integrity_forked_child_parent_handles_echild(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct forked f = { .b = open_buf(h) };
+	f.t = tls(f.b, 1);
+
+	assert_int_equal(ipc_channel_add(f.t, 1, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(f.t, 1, IPC_CONSUMER), 0);
+	assert_int_equal(ipc_channel_add(f.t, 2, IPC_PRODUCER), 0);
+	for (uint64_t i = 0; i < 10; i++)
+		send_u64(f.t, 1, i);
+	tu_wait_ok(tu_spawn(stale_child, &f), 10000);
+	/* the parent receives every record, in order */
+	for (uint64_t i = 0; i < 10; i++)
+		assert_int_equal(recv_u64(f.t, 1), i);
+	assert_channel_works(f.t, 3);
+	ipc_tls_close(f.t);
+	assert_int_equal(ipc_buffer_close(f.b, false), 0);
+	tu_assert_clean(h);
+}
+
+static void test_integrity_record_size_non_records_zero(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1);
+	_Alignas(16) char stack[64] = {0};
+	char *heap = malloc(64);
+	unsigned char *r;
+
+	assert_non_null(heap);
+	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	r = ipc_record_alloc(t, 100, 1);
+	assert_non_null(r);
+	assert_int_equal(ipc_record_size(r), 100);
+	assert_int_equal(ipc_record_size(NULL), 0);
+	assert_int_equal(ipc_record_size(stack + 16), 0);
+	assert_int_equal(ipc_record_size(heap), 0);     /* would read 16 bytes before */
+	assert_int_equal(ipc_record_size(r + 1), 0);    /* misaligned */
+	assert_int_equal(ipc_record_size(r + 32), 0);   /* inside a record */
+	assert_int_equal(ipc_record_size(b->base + 4096), 0); /* the tables */
+	assert_int_equal(ipc_record_size(b->data), 0);  /* a slab header */
+	assert_int_equal(ipc_record_size((void *)(uintptr_t)16), 0);
+	assert_int_equal(ipc_record_release(t, r), 0);
+	assert_int_equal(ipc_record_size(r), 0); /* freed */
+	free(heap);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	assert_int_equal(ipc_record_size(r), 0); /* its buffer closed: not read */
+	tu_assert_clean(h);
+}
+
+static void test_integrity_memfd_close_on_exec(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer_opts o = { .size = 1u << 20, .shm = IPC_SHM_MEMFD };
+	struct ipc_buffer *b = ipc_buffer_open(h, &o);
+
+	assert_non_null(b);
+	assert_int_equal(ipc_buffer_shm_kind(b), IPC_SHM_MEMFD);
+	assert_true(b->shm.fd >= 0);
+	int fl = fcntl(b->shm.fd, F_GETFD);
+	assert_true(fl >= 0 && (fl & FD_CLOEXEC));
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+static int other_backend_child(void *arg)
+{
+	const char *h = arg;
+	/* ask for the backend the parent did not use */
+	const char *env = getenv("IPC_SHM");
+	struct ipc_buffer_opts o = { .size = 2u << 20 };
+	o.shm = env && !strcmp(env, "sysv") ? IPC_SHM_POSIX : IPC_SHM_SYSV;
+	struct ipc_buffer *b = ipc_buffer_open(h, &o);
+	CHECK(b != NULL);
+	CHECK(ipc_buffer_shm_kind(b) != o.shm); /* attached to the parent's */
+	struct ipc_tls *t = ipc_tls_open(b, 2);
+	CHECK(t != NULL);
+	CHECK(ipc_channel_exists(t, 7, 0));
+	CHECK_EQ(ipc_channel_add(t, 7, IPC_CONSUMER), 0);
+	void *r;
+	CHECK_EQ(ipc_record_recv_wait(t, 7, &r, 5000), 0);
+	CHECK_EQ(*(uint64_t *)r, 99);
+	ipc_record_free(t, r);
+	ipc_tls_close(t);
+	CHECK_EQ(ipc_buffer_close(b, false), 0);
+	return 0;
+}
+
+static void test_integrity_two_backends_one_buffer(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1);
+
+	assert_int_equal(ipc_channel_add(t, 7, IPC_PRODUCER), 0);
+	send_u64(t, 7, 99);
+	tu_wait_ok(tu_spawn(other_backend_child, (void *)h), 10000);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+/* ---- nothing grows or leaks ------------------------------------------------ */
+
+static int holding_child(void *arg)
+{
+	const char *h = arg;
+	struct ipc_buffer *b = ipc_buffer_open(h, NULL);
+	CHECK(b != NULL);
+	struct ipc_tls *t = ipc_tls_open(b, 2);
+	CHECK(t != NULL);
+	CHECK_EQ(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	CHECK_EQ(ipc_channel_add(t, 2, IPC_CONSUMER), 0);
+	for (int i = 0; i < 50; i++) /* allocated, never sent nor freed */
+		CHECK(ipc_record_alloc(t, i % 2 ? 64 : 100000, 1) != NULL);
+	void *r;
+	for (int i = 0; i < 5; i++) /* received, never freed */
+		CHECK_EQ(ipc_record_recv_wait(t, 2, &r, 5000), 0);
+	for (int i = 0; i < 3; i++) { /* sent, still queued: the channel's */
+		r = ipc_record_alloc(t, 64, 1);
+		CHECK(r != NULL);
+		CHECK_EQ(ipc_record_send(t, 1, &r), 0);
+	}
+	ipc_tls_close(t); /* the records stay the process's */
+	CHECK_EQ(ipc_buffer_close(b, false), 0);
+	return 0;
+}
+
+static void test_integrity_clean_close_gives_records_back(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1);
+	struct ipc_buffer_stats s0, s1;
+
+	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
+	assert_int_equal(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
+	assert_int_equal(ipc_channel_add(t, 2, IPC_PRODUCER), 0);
+	for (uint64_t i = 0; i < 5; i++)
+		send_u64(t, 2, i);
+	tu_wait_ok(tu_spawn(holding_child, (void *)h), 10000);
+	/* the queued ones are still delivered */
+	for (uint64_t i = 0; i < 3; i++) {
+		void *r;
+		assert_int_equal(ipc_record_recv(t, 1, &r), 0);
+		ipc_record_free(t, r);
+	}
+	void *r;
+	assert_int_equal(ipc_record_recv(t, 1, &r), IPC_TX_EOF);
+	assert_int_equal(ipc_channel_close(t, 1), 0);
+	assert_int_equal(ipc_channel_close(t, 2), 0);
+	assert_int_equal(ipc_buffer_stats(b, &s1), 0);
+	assert_int_equal(s1.record_count, 0);
+	assert_int_equal(s1.channels, 0);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_stats(b, &s1), 0);
+	assert_int_equal(s1.free, s0.free);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+static void test_integrity_end_table_reused_no_growth(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tls(b, 1);
+	/* 10^6 as the issue measured; fewer under ASan and valgrind (slow) */
+	const char *pre = getenv("LD_PRELOAD");
+	bool slow = TU_SANITIZED || (pre && strstr(pre, "vgpreload"));
+	const uint64_t cycles = tu_arg("cycles", slow ? 50000 : 1000000);
+	struct ipc_buffer_stats s0, s1;
+
+	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
+	/* a few ends that stay, and one that comes and goes */
+	for (uint64_t id = 1; id <= 5; id++)
+		assert_int_equal(ipc_channel_add(t, id, IPC_PRODUCER), 0);
+	uint32_t cap = 0;
+	for (uint64_t i = 0; i < cycles; i++) {
+		uint64_t id = 100 + i;
+		assert_int_equal(ipc_channel_add(t, id, IPC_PRODUCER), 0);
+		assert_int_equal(ipc_channel_add(t, id, IPC_CONSUMER), 0);
+		assert_int_equal(ipc_channel_close(t, id), 0);
+		if (i == 1000)
+			cap = t->ends_cap;
+	}
+	fprintf(stderr, "# %llu add/close cycles: end table of %u slots (%u after 1000)\n",
+	        (unsigned long long)cycles, t->ends_cap, cap);
+	assert_int_equal(t->ends_cap, cap);
+	assert_true(t->ends_cap <= 64);
+	for (uint64_t id = 1; id <= 5; id++)
+		assert_int_equal(ipc_channel_close(t, id), 0);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_stats(b, &s1), 0);
+	assert_int_equal(s1.channels, 5); /* producers without consumers stay */
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_fixture_setup, tu_fixture_teardown)
 
 int main(int argc, char **argv)
@@ -435,6 +803,15 @@ int main(int argc, char **argv)
 		T(test_integrity_record_size_forged_not_delivered),
 		T(test_integrity_segment_size_forged_ebadmsg),
 		T(test_integrity_thread_slot_offsets_forged_no_crash),
+		T(test_integrity_double_send_ealready_received_once),
+		T(test_integrity_send_of_received_record_einval),
+		T(test_integrity_tls_after_close_ebadf),
+		T(test_integrity_forked_child_parent_handles_echild),
+		T(test_integrity_record_size_non_records_zero),
+		T(test_integrity_memfd_close_on_exec),
+		T(test_integrity_two_backends_one_buffer),
+		T(test_integrity_clean_close_gives_records_back),
+		T(test_integrity_end_table_reused_no_growth),
 	};
 
 	tu_init(argc, argv);

@@ -222,7 +222,9 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id);
 
 /* Queue *rec on channel id; on success *rec = NULL and the record belongs to
  * the consumer. Returns 0, IPC_TX_RETRY (full), -EPIPE (consumer closed or
- * died), -ENOENT, -EINVAL (not a record of this buffer). */
+ * died), -ENOENT, -EALREADY (the record is already queued: sent twice),
+ * -EINVAL (not a record of this buffer held by this process: freed, or
+ * received by another process). A record received may be sent on. */
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec);
 
 /* Take the next record of channel id into *rec. Returns 0, IPC_TX_RETRY
@@ -237,14 +239,18 @@ int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec,
                          int timeout_ms);
 
 /* Give a record back; any thread or process of the buffer may free any
- * record once. A NULL rec is ignored. A pointer that is not a live record
- * is reported on stderr and ignored. */
+ * record once. A NULL rec is ignored. A pointer that is not a live record,
+ * or a record still queued in a channel (freed after it was sent), is
+ * reported on stderr and ignored. */
 void ipc_record_free(struct ipc_tls *t, void *rec);
 
-/* As ipc_record_free, returning 0 or -EINVAL (not a live record). */
+/* As ipc_record_free, returning 0, -EINVAL (not a live record: freed
+ * already, or not a record) or -EALREADY (sent and still queued: the
+ * consumer will free it). */
 int ipc_record_release(struct ipc_tls *t, void *rec);
 
-/* Size asked for at allocation, or 0 for a pointer that is not a record. */
+/* Size asked for at allocation, or 0 for a pointer that is not a live record
+ * of a buffer this process has open (never read outside those buffers). */
 size_t ipc_record_size(const void *rec);
 
 /*
