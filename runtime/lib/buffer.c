@@ -309,7 +309,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 			err = creator_init(b, &l, &o, o.sem);
 			if (err == 0) {
 				ipc__keeper_start(b);
-				b->magic = IPC__LIVE;
+				b->live = ipc__live_token;
 				ipc__handle_register(b);
 				return b;
 			}
@@ -322,7 +322,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		err = attach(b, o.shm, deadline);
 		if (err == 0) {
 			ipc__keeper_start(b);
-			b->magic = IPC__LIVE;
+			b->live = ipc__live_token;
 			ipc__handle_register(b);
 			return b;
 		}
@@ -381,7 +381,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	if (err)
 		return err; /* NULL, or closed already */
 	ipc__handle_unregister(b);
-	b->magic = IPC__DEAD; /* from here on, a second close is -EBADF */
+	b->live = (uint64_t)IPC__DEAD << 32; /* from here on, a second close is -EBADF */
 	while (b->tls_list)
 		ipc_tls_close(b->tls_list);
 	ipc__keeper_stop(b);

@@ -502,16 +502,11 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	/* off < 2^48: no overflow; the check bounds it to the mapping, and
-	 * its size to its slab or run (so a forged size never reaches the
-	 * caller) */
-	struct ipc__rec *r = ipc__rec_check_fast(t->b, t->b->base + off + sizeof(struct ipc__rec));
-	if (r && !ipc__rec_in_place(t->b, r))
-		r = NULL;
-	/* Ours before the slot is released: if we die in between, the reaper
-	 * finds it at the head of the ring and gives it back to the channel. */
-	if (r)
-		ipc__rec_hold(r, t->b->proc + 1);
+	/* Checked (its size bounded by its slab or run, so a forged size never
+	 * reaches the caller) and ours before the slot is released: if we die
+	 * in between, the reaper finds it at the head of the ring and gives it
+	 * back to the channel. */
+	struct ipc__rec *r = ipc__rec_take(t->b, off, t->b->proc + 1);
 	ipc__ring_take(&e->v, false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	/* Wake a sleeping producer only once half the ring is free (or the

@@ -71,19 +71,19 @@ struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere)
  * call through a closed handle reads memory that is still ours and fails
  * with -EBADF instead of crashing (like a closed file descriptor, a handle
  * may be reused by a later open). Across fork the child inherits handles
- * that are its parent's: every handle remembers the fork generation it was
- * opened in, and a call from a child fails with -ECHILD without touching
- * shared memory (a child using its parent's TLS would otherwise share its
+ * that are its parent's: every handle's live word holds the fork generation
+ * it was opened in (ipc__live_token), and a call from a child fails with
+ * -ECHILD without touching shared memory (a child using its parent's TLS would otherwise share its
  * cursors and receive the parent's records).
  */
-uint32_t ipc__fork_gen;
+uint64_t ipc__live_token = (uint64_t)IPC__LIVE << 32;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static struct ipc_tls *spare_tls;
 static struct ipc_buffer *spare_bufs;
 
 static void in_child(void)
 {
-	ipc__fork_gen++; /* one thread in the child: no race */
+	ipc__live_token++; /* one thread in the child: no race */
 	pthread_mutex_init(&open_mu, NULL);
 }
 
@@ -92,13 +92,11 @@ static void atfork_setup(void)
 	pthread_atfork(NULL, NULL, in_child);
 }
 
-int ipc__handle_bad(const void *h, uint32_t magic, uint32_t fork_gen)
+int ipc__handle_bad(const void *h, uint64_t live)
 {
 	if (!h)
 		return -EINVAL;
-	if (magic != IPC__LIVE)
-		return -EBADF;
-	return fork_gen != ipc__fork_gen ? -ECHILD : -EBADF;
+	return live >> 32 == IPC__LIVE ? -ECHILD : -EBADF;
 }
 
 struct ipc_tls *ipc__tls_new(void)
@@ -112,7 +110,6 @@ struct ipc_tls *ipc__tls_new(void)
 	if (!t && !(t = malloc(sizeof(*t))))
 		return NULL;
 	memset(t, 0, sizeof(*t));
-	t->fork_gen = ipc__fork_gen;
 	return t;
 }
 
@@ -120,7 +117,7 @@ void ipc__tls_retire(struct ipc_tls *t)
 {
 	free(t->ends);
 	memset(t, 0, sizeof(*t));
-	t->magic = IPC__DEAD;
+	t->live = (uint64_t)IPC__DEAD << 32;
 	pthread_mutex_lock(&open_mu);
 	t->next = spare_tls;
 	spare_tls = t;
@@ -139,14 +136,13 @@ struct ipc_buffer *ipc__buf_new(void)
 	if (!b && !(b = malloc(sizeof(*b))))
 		return NULL;
 	memset(b, 0, sizeof(*b));
-	b->fork_gen = ipc__fork_gen;
 	return b;
 }
 
 void ipc__buf_retire(struct ipc_buffer *b)
 {
 	memset(b, 0, sizeof(*b));
-	b->magic = IPC__DEAD;
+	b->live = (uint64_t)IPC__DEAD << 32;
 	pthread_mutex_lock(&open_mu);
 	b->spare_next = spare_bufs;
 	spare_bufs = b;

@@ -27,8 +27,7 @@
 #define IPC__DEAD 0x44414544u /* "DEAD": closed, kept for reuse (handle.c) */
 
 struct ipc_buffer {
-	uint32_t magic;           /* IPC__LIVE while open */
-	uint32_t fork_gen;        /* ipc__fork_gen when opened */
+	uint64_t live;            /* ipc__live_token while open (handle.c) */
 	struct ipc_buffer *spare_next; /* closed, in handle.c's spares */
 	struct ipc__shm shm;
 	char *base;
@@ -70,8 +69,7 @@ struct ipc__end {
 };
 
 struct ipc_tls {
-	uint32_t magic;           /* IPC__LIVE while open */
-	uint32_t fork_gen;        /* ipc__fork_gen when opened */
+	uint64_t live;            /* ipc__live_token while open (handle.c) */
 	struct ipc_buffer *b;
 	struct ipc__tslot *ts;
 	uint32_t slot;
@@ -135,30 +133,32 @@ static inline void *ipc__block_ptr(const struct ipc_buffer *b, uint32_t block)
 	return b->data + (size_t)block * IPC_BLOCK;
 }
 
-/* Handles (handle.c). ipc__fork_gen: bumped in every child of a fork.
- * new: a zeroed handle (a closed one reused, or fresh); retire: mark it
- * closed and keep it (a TLS's ends table is freed). check: 0 for an open
- * handle of this process, else -EINVAL (NULL), -EBADF (closed), -ECHILD
- * (opened by the parent of this forked process). */
-extern __attribute__((visibility("hidden"))) uint32_t ipc__fork_gen;
+/* Handles (handle.c). An open handle's live word is ipc__live_token:
+ * IPC__LIVE << 32 | the fork generation, bumped in every child of a fork;
+ * a closed one's is IPC__DEAD << 32. new: a zeroed handle (a closed one
+ * reused, or fresh); retire: mark it closed and keep it (a TLS's ends table
+ * is freed). check: 0 for an open handle of this process, else -EINVAL
+ * (NULL), -EBADF (closed), -ECHILD (opened by the parent of this forked
+ * process). One load and one compare besides the NULL test. */
+extern __attribute__((visibility("hidden"))) uint64_t ipc__live_token;
 struct ipc_tls *ipc__tls_new(void);
 void ipc__tls_retire(struct ipc_tls *t);
 struct ipc_buffer *ipc__buf_new(void);
+void ipc__buf_retire(struct ipc_buffer *b);
 /* The backend that already holds handle's buffer, else asked. */
 enum ipc_shm_kind ipc__handle_backend(const char *handle, enum ipc_shm_kind asked);
-void ipc__buf_retire(struct ipc_buffer *b);
-int ipc__handle_bad(const void *h, uint32_t magic, uint32_t fork_gen) __attribute__((cold));
+int ipc__handle_bad(const void *h, uint64_t live) __attribute__((cold));
 static inline int ipc__tls_check(const struct ipc_tls *t)
 {
-	if (__builtin_expect(t && t->magic == IPC__LIVE && t->fork_gen == ipc__fork_gen, 1))
+	if (__builtin_expect(t && t->live == ipc__live_token, 1))
 		return 0;
-	return ipc__handle_bad(t, t ? t->magic : 0, t ? t->fork_gen : 0);
+	return ipc__handle_bad(t, t ? t->live : 0);
 }
 static inline int ipc__buf_check(const struct ipc_buffer *b)
 {
-	if (__builtin_expect(b && b->magic == IPC__LIVE && b->fork_gen == ipc__fork_gen, 1))
+	if (__builtin_expect(b && b->live == ipc__live_token, 1))
 		return 0;
-	return ipc__handle_bad(b, b ? b->magic : 0, b ? b->fork_gen : 0);
+	return ipc__handle_bad(b, b ? b->live : 0);
 }
 
 /* This process's open buffers (handle.c): listed once open, until close.
@@ -229,6 +229,38 @@ static inline bool ipc__rec_in_place(const struct ipc_buffer *b, struct ipc__rec
 	       (const char *)(r + 1) + ipc__rec_size(r) <=
 	               (const char *)s + (size_t)nblocks * IPC_BLOCK;
 }
+/* The receive path's check, fused: the record at offset off (read from a
+ * ring slot) is a live record of this buffer that its slab or run holds
+ * whole (ipc__rec_check's checks, each field loaded once); then it is held
+ * by holder, no longer queued. NULL when it is not. */
+static inline struct ipc__rec *ipc__rec_take(const struct ipc_buffer *b, uint64_t off,
+                                             uint32_t holder)
+{
+	uint64_t at = off - (uint64_t)(b->data - b->base); /* from the heap's start */
+	if ((off & 15) || at >= b->rec_span) /* also: the header fits before the end */
+		return NULL;
+	struct ipc__rec *r = (struct ipc__rec *)(b->base + off);
+	uint64_t size = ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
+	uint32_t slab = ipc__load_relaxed(&r->slab);
+	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab))
+		return NULL;
+	if (__builtin_expect(slab != IPC__REC_DIRECT, 1)) {
+		if (slab >= b->geo.nblocks)
+			return NULL;
+		const struct ipc__slab *s = (const struct ipc__slab *)ipc__block_ptr(b, slab);
+		uint64_t in = at - (uint64_t)slab * IPC_BLOCK; /* r's offset in its slab */
+		uint32_t nblocks = s->nblocks;
+		if (s->magic != IPC__SLAB_MAGIC || nblocks > b->geo.nblocks - slab ||
+		    in < IPC__SLAB_HDR || in + sizeof(*r) > (uint64_t)nblocks * IPC_BLOCK ||
+		    size > (uint64_t)nblocks * IPC_BLOCK - in - sizeof(*r))
+			return NULL;
+	} else if (!ipc__rec_direct_ok(b, r)) {
+		return NULL;
+	}
+	ipc__store_relaxed(&r->word, size | (uint64_t)holder << 48);
+	return r;
+}
+
 /* Free a record; locked: L held. Returns 1 when that emptied its slab (which
  * then belongs to someone else), 0, or a negative errno. */
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked);

@@ -171,7 +171,7 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 	t->next = b->tls_list;
 	b->tls_list = t;
 	pthread_mutex_unlock(&b->tls_mu);
-	t->magic = IPC__LIVE;
+	t->live = ipc__live_token;
 	return t;
 fail:
 	ipc__tls_retire(t);
