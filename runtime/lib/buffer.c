@@ -123,6 +123,7 @@ static int proc_attach_locked(struct ipc_buffer *b)
 		if (ipc__load_relaxed(&p->pid) == 0) {
 			p->gen++;
 			p->start = b->start;
+			/* Pairs with the acquire loads of pid (reap, gc, notice.c): publishes gen and start. */
 			ipc__store_release(&p->pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
@@ -182,6 +183,7 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 		return err;
 	ipc__heap_init(b->heap, l->nblocks);
 	proc_attach_locked(b);
+	/* Pairs with attach's load of state, and with the futex wait on it. */
 	ipc__store_release(&h->state, IPC__ST_READY);
 	/* Pairs with the opener's acquire load of magic: publishes the header. */
 	ipc__store_release(&h->magic, IPC__MAGIC);
@@ -358,9 +360,10 @@ static void give_back_locked(struct ipc_buffer *b)
 	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
 		void *o;
 		if (d[i].off <= IPC__DIR_TOMB || ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_CHANNEL ||
-		    ipc__dir_obj(b, &d[i], IPC__BLK_CHANNEL, &o))
+		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o))
 			continue;
 		struct ipc__chan *c = o;
+		/* Pairs with the attach's ipc__or_acq_rel of P_ATTACHED. */
 		if ((ipc__load_acquire(&c->flags) & IPC__P_ATTACHED) && c->prod.proc == b->proc)
 			ipc__chan_adopt_locked(b, c, b->proc);
 	}
@@ -388,11 +391,13 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	err = ipc__lock_buf(b);
 	if (err == 0) {
 		give_back_locked(b);
+		/* Pairs with the acquire loads of pid: the slot is free. */
 		ipc__store_release(&ipc__proc_at(b, b->proc)->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		ipc__reap_locked(b);
 		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
 		if (last)
+			/* Pairs with attach's check of state: a late opener starts over. */
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
 		else if (unlink && !b->hdr->name_unlinked) {
 			ipc__shm_unlink(&b->shm, b->handle);
@@ -484,7 +489,7 @@ static struct ipc__dirent *dir(struct ipc_buffer *b)
 	return ipc__dirent_at(b, 0);
 }
 
-struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
+struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id)
 {
 	uint32_t cap = b->geo.dir_cap;
 	struct ipc__dirent *d = dir(b);
@@ -497,7 +502,7 @@ struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
 	return NULL;
 }
 
-int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
+int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off)
 {
 	struct ipc__hdr *h = b->hdr;
 	uint32_t cap = b->geo.dir_cap;
@@ -514,7 +519,7 @@ int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 		h->dir_used = h->dir_live = 0;
 		for (uint32_t i = 0; i < cap; i++)
 			if (copy[i].off > IPC__DIR_TOMB)
-				ipc__dir_insert(b, copy[i].id, copy[i].off);
+				ipc__dir_insert_locked(b, copy[i].id, copy[i].off);
 		free(copy);
 	}
 	uint32_t i = dir_slot(id, cap), n = 0;
@@ -527,19 +532,20 @@ int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 	d[i].id = id;
 	d[i].off = off;
 	h->dir_live++;
+	/* Pairs with ipc_channel_exists' acquire load of dir_gen: the entry is in. */
 	ipc__add_acq_rel(&h->dir_gen, 1);
 	ipc__futex_wake(&h->dir_gen);
 	return 0;
 }
 
-void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e)
+void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e)
 {
 	e->off = IPC__DIR_TOMB;
 	if (b->hdr->dir_live > 0)
 		b->hdr->dir_live--;
 }
 
-int ipc__dir_obj(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out)
+int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out)
 {
 	uint64_t off = d->off, id = d->id;
 	uint32_t kind = ipc__run_kind(b, off, NULL);
@@ -559,7 +565,7 @@ int ipc__dir_obj(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t wan
 
 /* ---- dead processes (L held) ------------------------------------------- */
 
-static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
+static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 {
 	struct ipc__dirent *d = dir(b);
 
@@ -570,7 +576,8 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			continue;
 		ipc__free_reap_locked(b, t);
 		ipc__slab_drain_locked(b, t, 0);
-		ipc__tslot_reset(t, IPC__RET_CLOSED);
+		ipc__tslot_reset_locked(t, IPC__RET_CLOSED);
+		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
 		ipc__store_release(&t->used, 0);
 	}
 	/* Its slabs: seal those still being carved, as their owner would; give
@@ -584,6 +591,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			if (!s->sealed)
 				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
 				                              ipc__load_relaxed(&s->local_freed));
+			/* Pairs with the freers' acq_rel decrements: every free is seen. */
 			else if (ipc__load_acquire(&s->live) == 0)
 				ipc__slab_give_back_locked(b, s);
 		}
@@ -592,8 +600,9 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 	/* Its channel ends: dead, so that peers drain and stop. */
 	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
 		struct ipc__chan *c;
-		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj(b, &d[i], IPC__BLK_CHANNEL, (void **)&c))
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, (void **)&c))
 			continue;
+		/* Pairs with the ends' ipc__or_acq_rel of their flags. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
 		    ipc__load_relaxed(&c->prod.pid) == pid && c->prod.proc == slot)
@@ -603,7 +612,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
 		if ((f & IPC__P_ATTACHED) && c->prod.proc == slot)
 			ipc__chan_adopt_locked(b, c, slot);
-		ipc__chan_maybe_destroy(b, &d[i]);
+		ipc__chan_maybe_destroy_locked(b, &d[i]);
 	}
 	ipc__seg_reap_locked(b, slot);
 	/* What it held (allocated and not sent, or received and not freed). */
@@ -619,7 +628,8 @@ int ipc__reap_locked(struct ipc_buffer *b)
 		pid_t pid = ipc__load_relaxed(&p->pid);
 		if (pid == 0 || (pid == b->pid && i == b->proc) || ipc__pid_alive(pid, p->start))
 			continue;
-		reap_proc(b, i, pid);
+		reap_proc_locked(b, i, pid);
+		/* Pairs with the acquire loads of pid: the slot is free. */
 		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		n++;

@@ -46,15 +46,15 @@
 #define LIVENESS_EVERY_MS 20
 
 /* The channel entry d names, or NULL (not a channel; reported if corrupt). */
-static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
+static struct ipc__chan *dirent_chan_locked(struct ipc_buffer *b, struct ipc__dirent *d)
 {
 	void *c;
-	return ipc__dir_obj(b, d, IPC__BLK_CHANNEL, &c) == 0 ? c : NULL;
+	return ipc__dir_obj_locked(b, d, IPC__BLK_CHANNEL, &c) == 0 ? c : NULL;
 }
 
 /* The record in ring slot pos, if the slot holds a valid one (L held; the
  * ring's geometry checked by the caller). */
-static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
+static struct ipc__rec *slot_rec_locked(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
 {
 	char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[pos & c->mask])),
 	                   sizeof(struct ipc__rec));
@@ -63,6 +63,8 @@ static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint
 
 void ipc__chan_wake_all(struct ipc__chan *c)
 {
+	/* Pairs with nap's acquire load of each sequence word: a sleeper that read
+	 * the old value is woken, one that reads the new one does not sleep. */
 	ipc__add_acq_rel(&c->cons_seq, 1);
 	ipc__futex_wake(&c->cons_seq);
 	ipc__add_acq_rel(&c->prod_seq, 1);
@@ -82,14 +84,17 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 	if (dead && role == IPC_CONSUMER && geo_ok) {
 		/* It may have died between taking the record at the head and
 		 * releasing the slot: the record goes back to the channel. */
+		/* Pairs with the ends' release stores of head and tail (ring.h). */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
 		if (head != ipc__load_acquire(&c->idx.tail)) {
-			struct ipc__rec *r = slot_rec(b, c, head);
+			struct ipc__rec *r = slot_rec_locked(b, c, head);
 			if (r && ipc__rec_holder(r) == o->proc + 1)
 				ipc__store_relaxed(&r->word, ipc__rec_size(r) | IPC__REC_QUEUED);
 		}
 	}
 	ipc__store_relaxed(&o->pid, 0);
+	/* Pairs with the other end's acquire load of flags (try_recv, nap,
+	 * chan_state): this end closed or died, after its last slot. */
 	ipc__or_acq_rel(&c->flags, bit);
 	ipc__chan_wake_all(c);
 }
@@ -98,6 +103,7 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 {
 	if (!ipc__chan_geo_ok(b, c))
 		return; /* reported by the detach before it */
+	/* Pairs with the ends' release stores of head and tail (ring.h). */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	/* Did it die between filling a slot and publishing tail? The consumer
 	 * may take that record already (it reads slots, not tail): count it. */
@@ -105,9 +111,10 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 	ipc__ring_view_init(&v, &c->idx, c->ring, c->mask, c->capacity, false);
 	v.pos = tail;
 	if (tail - head < c->capacity && ipc__ring_peek(&v) != 0)
+		/* Pairs with the consumer's acquire loads of tail (ring.h). */
 		ipc__store_release(&c->idx.tail, ++tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		struct ipc__rec *r = slot_rec(b, c, head);
+		struct ipc__rec *r = slot_rec_locked(b, c, head);
 		if (!r)
 			continue;
 		/* A live consumer may take it meanwhile: then its mark stays. */
@@ -118,11 +125,12 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 	}
 }
 
-void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
+void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *d)
 {
-	struct ipc__chan *c = dirent_chan(b, d);
+	struct ipc__chan *c = dirent_chan_locked(b, d);
 	if (!c)
 		return;
+	/* Pairs with the ends' ipc__or_acq_rel of their flags. */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	bool p_done = (f & IPC__P_ATTACHED) && (f & (IPC__P_CLOSED | IPC__P_DEAD));
 	bool c_done = (f & IPC__C_ATTACHED) && (f & (IPC__C_CLOSED | IPC__C_DEAD));
@@ -131,13 +139,13 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	/* Records still queued go back to the heap. */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		struct ipc__rec *r = slot_rec(b, c, head);
+		struct ipc__rec *r = slot_rec_locked(b, c, head);
 		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
 		if (holder == 0 || holder == c->prod.proc + 1)
 			ipc__rec_free(b, r, true);
 	}
 	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
-	ipc__dir_remove(b, d);
+	ipc__dir_remove_locked(b, d);
 	ipc__heap_free(b->heap, blk);
 }
 
@@ -163,10 +171,10 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 		return -EALREADY;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	if (d) {
 		void *o;
-		err = ipc__dir_obj(b, d, IPC__BLK_CHANNEL, &o);
+		err = ipc__dir_obj_locked(b, d, IPC__BLK_CHANNEL, &o);
 		if (err)
 			goto out;
 		c = o;
@@ -187,7 +195,7 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 		c->capacity = cap;
 		c->mask = slots - 1;
 		c->wait = wait;
-		err = ipc__dir_insert(b, id, ipc__off(b, c));
+		err = ipc__dir_insert_locked(b, id, ipc__off(b, c));
 		if (err) {
 			ipc__heap_free(b->heap, (uint32_t)blk);
 			goto out;
@@ -206,7 +214,10 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
 	o->proc = b->proc;
 	o->start = b->start;
+	/* Pairs with peer_check's and nap's acquire loads of pid: publishes proc
+	 * and start. */
 	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
+	/* Pairs with the peer's acquire load of flags: this end is attached. */
 	ipc__or_acq_rel(&c->flags, bit);
 	/* A peer asleep since before we came waits on nothing that says we
 	 * could die (see nap): let it look again, and watch us. */
@@ -228,10 +239,10 @@ static int end_detach(struct ipc_tls *t, struct ipc__end *e, bool abort)
 {
 	struct ipc_buffer *b = t->b;
 	if (ipc__lock_buf(b) == 0) {
-		struct ipc__dirent *d = ipc__dir_find(b, e->id);
+		struct ipc__dirent *d = ipc__dir_find_locked(b, e->id);
 		ipc__chan_end_detach_locked(b, e->c, e->role, abort);
 		if (d)
-			ipc__chan_maybe_destroy(b, d);
+			ipc__chan_maybe_destroy_locked(b, d);
 		ipc__unlock_buf(b);
 	}
 	ipc__end_del(t, e);
@@ -282,10 +293,11 @@ bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms)
 	b = t->b;
 	deadline = ipc__now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {
+		/* Pairs with ipc__dir_insert_locked's acq_rel bump of dir_gen. */
 		uint32_t gen = ipc__load_acquire(&b->hdr->dir_gen);
 		if (ipc__lock_buf(b))
 			return false;
-		bool found = ipc__dir_find(b, id) != NULL;
+		bool found = ipc__dir_find_locked(b, id) != NULL;
 		ipc__unlock_buf(b);
 		if (found)
 			return true;
@@ -309,7 +321,7 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 		void *o;
 		uint32_t kind = ipc__run_kind(b, d[i].off, NULL);
 		/* a corrupt entry is reported, and not listed */
-		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj(b, &d[i], kind, &o))
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], kind, &o))
 			continue;
 		if (n < max && out) {
 			struct ipc_channel_info *ci = &out[n];
@@ -317,6 +329,7 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 			memset(ci, 0, sizeof(*ci));
 			ci->id = d[i].id;
 			if (c) {
+				/* Pairs with the ends' flag updates and index stores. */
 				uint32_t f = ipc__load_acquire(&c->flags);
 				uint64_t head = ipc__load_acquire(&c->idx.head);
 				uint64_t tail = ipc__load_acquire(&c->idx.tail);
@@ -359,8 +372,8 @@ static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t
 	}
 	if (ipc__lock_buf(t->b))
 		return false;
-	struct ipc__dirent *d = ipc__dir_find(t->b, id);
-	c = d ? dirent_chan(t->b, d) : NULL;
+	struct ipc__dirent *d = ipc__dir_find_locked(t->b, id);
+	c = d ? dirent_chan_locked(t->b, d) : NULL;
 	if (c) {
 		*flags = ipc__load_acquire(&c->flags);
 		*pending = ipc__ring_count(&c->idx);
@@ -426,6 +439,7 @@ static struct ipc__end_owner *peer_of(struct ipc__end *e)
 static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
 	struct ipc__end_owner *o = peer_of(e);
+	/* Pairs with the attach's release store of pid: publishes start. */
 	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->start == t->b->start;
 }
 
@@ -473,7 +487,7 @@ static inline __attribute__((always_inline)) int try_send(struct ipc_tls *t, str
 		return -EPIPE;
 	if (ipc__ring_full(&e->v))
 		return IPC_TX_RETRY;
-	/* Queued, and still marked as ours (see ipc__chan_adopt); put's
+	/* Queued, and still marked as ours (see ipc__chan_adopt_locked); put's
 	 * release store of the slot publishes it with the record. */
 	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
 	ipc__ring_put(&e->v, ipc__off(t->b, r), false);
@@ -496,6 +510,8 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	if (off == 0) {
 		if (t->fcount)
 			ipc__free_flush(t); /* idle: count batched frees now */
+		/* Pairs with the producer's ipc__or_acq_rel of P_CLOSED / P_DEAD, made
+		 * after its last put. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		/* Closed or dead after its last put: look once more. */
 		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
@@ -551,13 +567,18 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 	bool prod = e->role == IPC_PRODUCER;
 	ipc_a32 *seq = prod ? &c->prod_seq : &c->cons_seq;
 	ipc_a32 *flag = prod ? &c->prod_sleep : &c->cons_sleep;
+	/* Pairs with the waker's acq_rel bump of the sequence word. */
 	uint32_t s = ipc__load_acquire(seq);
 	bool fresh = ipc__load_relaxed(flag) == 0;
 
+	/* seq_cst flag store, then seq_cst index load: pairs with the other side's
+	 * index store and flag load (see the top of this file): either it sees
+	 * the flag or this sees its index. */
 	if (fresh)
 		ipc__store_seq_cst(flag, 1);
 	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
+	/* Pairs with the peer's ipc__or_acq_rel of its closed / dead flag. */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (!still || (f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
 		return;

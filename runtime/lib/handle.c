@@ -57,6 +57,7 @@ struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere)
 {
 	uintptr_t a = (uintptr_t)p;
 	for (int i = 0; i < MAX_OPEN; i++) {
+		/* Pairs with ipc__handle_register's release store: b's views are set. */
 		struct ipc_buffer *b = atomic_load_explicit(&open_bufs[i], memory_order_acquire);
 		if (b && a - (uintptr_t)b->data < b->map_size - b->geo.data_off)
 			return b;

@@ -2,6 +2,11 @@
  * libipc's private structures (per process) and the functions the library's
  * files share. The shared-memory layout, its offset tables and its checked
  * accessors live in layout.h.
+ *
+ * Naming: a function that expects the buffer's lock (L, ipc__lock_buf) held
+ * ends in _locked; one that takes L itself does not; the few that serve both
+ * take `bool locked`. heap.c is the exception: all of it runs under L
+ * (heap.h). Every acquire and release says what it pairs with.
  */
 #ifndef IPC_INTERNAL_H
 #define IPC_INTERNAL_H
@@ -99,7 +104,7 @@ struct ipc_tls {
 
 /* Clear a TLS slot (L held; freers may read it meanwhile). returned: 0 for
  * a new owner, IPC__RET_CLOSED for a slot given up. */
-static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
+static inline void ipc__tslot_reset_locked(struct ipc__tslot *ts, uint64_t returned)
 {
 	ts->proc = 0;
 	ts->thread_id = 0;
@@ -172,13 +177,13 @@ int ipc__lock_buf(struct ipc_buffer *b);
 void ipc__unlock_buf(struct ipc_buffer *b);
 
 /* Directory (L): find, insert, remove by id. */
-struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id);
-int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off);
-void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e);
+struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id);
+int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off);
+void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 /* The object entry d names, checked (layout.h): 0 and *out when it is of
  * kind want (IPC__BLK_CHANNEL or IPC__BLK_SEGMENT); -EPROTOTYPE when it is
  * the other; -EBADMSG (reported) when it is neither or not valid. */
-int ipc__dir_obj(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out);
+int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out);
 
 /* TLS end map: the end last used in each role first, then the map. */
 struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role);
@@ -280,7 +285,7 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts);
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 
 /* Channels (L held): destroy when both ends are done; mark ends of a dead process. */
-void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *e);
+void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
 void ipc__chan_wake_all(struct ipc__chan *c);

@@ -155,9 +155,10 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		if (ipc__load_relaxed(&slot->used) == 0) {
 			t->slot = i;
 			t->ts = slot;
-			ipc__tslot_reset(t->ts, 0);
+			ipc__tslot_reset_locked(t->ts, 0);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
+			/* Pairs with the reaper's load of used: the slot was reset first. */
 			ipc__store_release(&t->ts->used, 1);
 			break;
 		}
@@ -208,7 +209,8 @@ void ipc_tls_close(struct ipc_tls *t)
 		if (t->slab)
 			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
 		ipc__slab_drain_locked(b, t->ts, t->spare);
-		ipc__tslot_reset(t->ts, IPC__RET_CLOSED);
+		ipc__tslot_reset_locked(t->ts, IPC__RET_CLOSED);
+		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
 		ipc__store_release(&t->ts->used, 0);
 		ipc__unlock_buf(b);
 	}
@@ -252,6 +254,7 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 	struct ipc__tslot *o = ipc__tslot_at(b, s->tslot);
 
 	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
+		/* Pairs with the owner's acq_rel exchange of returned (refill, drain). */
 		uint64_t head = ipc__load_acquire(&o->returned);
 		while (head != IPC__RET_CLOSED) {
 			s->next = head;
@@ -275,6 +278,8 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare)
 {
+	/* Pairs with the freers' release CAS: takes every slab pushed, with its
+	 * next, and closes the stack. */
 	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
 	for (int i = 0; i < 2; i++) {
 		/* A slab given back leaves the list: a cycle ends at the first
@@ -339,6 +344,7 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		s->sealed = 1;
 		t->slab = NULL;
 		t->cur = t->end = NULL;
+		/* acq_rel: pairs with every freer's decrement (see top). */
 		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
 			/* empty: ours alone again, no lock needed */
 			if (slab_room(s, need)) {
@@ -458,7 +464,7 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
 			ipc__prefetch_write(t->pf);
 		rec_init(b, r, n, t->slab_blk);
-		/* Pairs with walk_slab's acquire load of carved: publishes the
+		/* Pairs with walk_slab_locked's acquire load of carved: publishes the
 		 * header written just before. */
 		ipc__store_release(&t->slab->carved, ++t->carved);
 		return r + 1;
@@ -522,7 +528,7 @@ typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
 
 /* s was checked by ipc__slab_at: its nblocks is its run's. Records follow
  * one another; a size that runs past the slab ends the walk (reported). */
-static void walk_slab(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
+static void walk_slab_locked(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
 	uint64_t pos = IPC__SLAB_HDR, end = (uint64_t)s->nblocks * IPC_BLOCK;
 	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
@@ -544,7 +550,7 @@ static void walk_slab(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, v
 	}
 }
 
-static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
+static void walk_records_locked(struct ipc_buffer *b, rec_visit fn, void *arg)
 {
 	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
 		uint32_t len = b->blk[blk].len;
@@ -556,7 +562,7 @@ static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
 		if (b->blk[blk].kind == IPC__BLK_SLAB) {
 			struct ipc__slab *s = ipc__slab_at(b, off);
 			if (s)
-				walk_slab(b, s, fn, arg);
+				walk_slab_locked(b, s, fn, arg);
 		} else if (b->blk[blk].kind == IPC__BLK_RECORD) {
 			struct ipc__rec *r = ipc__block_ptr(b, blk);
 			if (ipc__rec_check(b, r + 1))
@@ -576,7 +582,7 @@ static int reap_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
 void ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
 {
 	uint32_t holder = proc + 1;
-	walk_records(b, reap_one, &holder);
+	walk_records_locked(b, reap_one, &holder);
 }
 
 static int census_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
@@ -591,7 +597,7 @@ static int census_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
 void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *bytes)
 {
 	uint64_t acc[2] = {0, 0};
-	walk_records(b, census_one, acc);
+	walk_records_locked(b, census_one, acc);
 	*count = acc[0];
 	*bytes = acc[1];
 }
@@ -635,6 +641,7 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 	if (n && !s)
 		ipc__corrupt(b, "thread slot: pending frees in offset %llu, which is no slab",
 		             (unsigned long long)off);
+	/* acq_rel: pairs with the seal and with other freers (see top). */
 	if (n && s && ipc__sub_acq_rel(&s->live, n) == n)
 		slab_return(b, s, true);
 }

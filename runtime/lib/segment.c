@@ -19,6 +19,7 @@ static void *seg_data(struct ipc__seg *s)
 static int seg_wait_ready(struct ipc__seg *s)
 {
 	for (;;) {
+		/* Pairs with the creator's release store of READY: init's writes. */
 		uint32_t st = ipc__load_acquire(&s->state);
 		if (st == IPC__SEG_READY)
 			return 0;
@@ -47,7 +48,7 @@ static void seg_drop_locked(struct ipc_buffer *b, struct ipc__dirent *d, struct 
 	s->by_proc[proc] -= (uint16_t)n;
 	s->users -= n;
 	if (s->users == 0) {
-		ipc__dir_remove(b, d);
+		ipc__dir_remove_locked(b, d);
 		ipc__heap_free(b->heap, (uint32_t)(((char *)s - b->data) / IPC_BLOCK));
 	}
 }
@@ -56,9 +57,9 @@ static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
 {
 	if (ipc__lock_buf(b))
 		return;
-	struct ipc__dirent *d = ipc__dir_find(b, id);
+	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
 	void *o;
-	if (s && d && ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o) == 0 && o == (void *)s &&
+	if (s && d && ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o) == 0 && o == (void *)s &&
 	    s->by_proc[b->proc] > 0)
 		seg_drop_locked(b, d, s, b->proc, 1);
 	ipc__unlock_buf(b);
@@ -71,7 +72,7 @@ void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc)
 		void *o;
 		if (d[i].off <= IPC__DIR_TOMB ||
 		    ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_SEGMENT ||
-		    ipc__dir_obj(b, &d[i], IPC__BLK_SEGMENT, &o))
+		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_SEGMENT, &o))
 			continue;
 		struct ipc__seg *s = o;
 		if (s->by_proc[proc] > 0)
@@ -114,10 +115,10 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		return -EALREADY;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	if (d) {
 		void *o = NULL;
-		err = ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o);
+		err = ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o);
 		s = o;
 		if (err == 0 && n > s->size)
 			err = -EINVAL;
@@ -141,7 +142,7 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	seg_use_locked(b, s);
 	s->creator_pid = (int32_t)b->pid;
 	s->creator_start = b->start;
-	err = ipc__dir_insert(b, id, ipc__off(b, s));
+	err = ipc__dir_insert_locked(b, id, ipc__off(b, s));
 	if (err) {
 		ipc__heap_free(b->heap, (uint32_t)blk);
 		ipc__unlock_buf(b);
@@ -152,6 +153,8 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		init(seg_data(s), arg);
 	else
 		memset(seg_data(s), 0, n);
+	/* Pairs with seg_wait_ready's acquire load of state: publishes init's
+	 * writes. */
 	ipc__store_release(&s->state, IPC__SEG_READY);
 	ipc__futex_wake(&s->state);
 	return seg_attach(t, id, s, NULL);
@@ -176,11 +179,11 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	b = t->b;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	void *o = NULL;
 	if (!d)
 		err = -ENOENT;
-	else if ((err = ipc__dir_obj(b, d, IPC__BLK_SEGMENT, &o)) == 0)
+	else if ((err = ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o)) == 0)
 		seg_use_locked(b, s = o);
 	ipc__unlock_buf(b);
 	return err ? err : seg_attach(t, id, s, out);

@@ -64,7 +64,7 @@ static void assert_channel_works(struct ipc_tls *t, uint64_t id)
 static struct ipc__chan *chan_of(struct ipc_buffer *b, uint64_t id)
 {
 	assert_int_equal(ipc__lock_buf(b), 0);
-	struct ipc__dirent *d = ipc__dir_find(b, id);
+	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
 	ipc__unlock_buf(b);
 	assert_non_null(d);
 	return (struct ipc__chan *)(b->base + d->off);
@@ -280,7 +280,7 @@ static void test_integrity_forged_dirent_ebadmsg(void **state)
 	};
 	assert_int_equal(ipc__lock_buf(b), 0);
 	for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
-		assert_int_equal(ipc__dir_insert(b, 100 + i, offs[i]), 0);
+		assert_int_equal(ipc__dir_insert_locked(b, 100 + i, offs[i]), 0);
 	ipc__unlock_buf(b);
 	for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		assert_int_equal(ipc_channel_add(t, 100 + i, IPC_CONSUMER), -EBADMSG);
