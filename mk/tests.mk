@@ -66,4 +66,5 @@ fuzz-buffer: $(FUZZ_BUFFER)
 fuzz: fuzz-buffer
 
 fuzz-short:
+	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SHORT)

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian packages a target needs when they are missing.
-#   deps.sh test | run | valgrind
+#   deps.sh test | run | valgrind | fuzz
 set -e
 case "$1" in
 run)      pkgs="libinih-dev libffi-dev pkg-config" ;;
 valgrind) pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config valgrind" ;;
+fuzz)     pkgs="libinih-dev libffi-dev pkg-config clang" ;;
 *)        pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config" ;;
 esac
 missing=""

@@ -105,8 +105,8 @@ int ipc__lock_buf(struct ipc_buffer *b)
 		return rc;
 	/* The previous holder died inside: the heap may be half-updated. A
 	 * stray write may have moved its header (reported, put back). */
-	if (rc > 0 || !ipc__heap_check(b->heap, b->geo.nblocks))
-		b->hdr->slab_used = ipc__heap_repair(b->heap);
+	if (!ipc__heap_check(b->heap, b->geo.nblocks) || rc > 0)
+		b->hdr->slab_used = ipc__heap_repair(b->heap, rc > 0);
 	return 0;
 }
 

@@ -231,7 +231,7 @@ static bool mark(struct ipc__heap *h, uint32_t start, uint32_t n, bool set)
 static void corrupt(struct ipc__heap *h, const char *what)
 {
 	fprintf(stderr, "libipc: heap: corrupt %s: rebuilt from its run table\n", what);
-	ipc__heap_repair(h);
+	ipc__heap_repair(h, false);
 }
 
 void ipc__heap_init(struct ipc__heap *h, uint32_t nblocks)
@@ -368,7 +368,7 @@ bool ipc__heap_check(struct ipc__heap *h, uint32_t nblocks)
 	        h->free_blocks, nblocks);
 	h->nblocks = nblocks;
 	h->nleaves = nleaves;
-	ipc__heap_repair(h);
+	ipc__heap_repair(h, false);
 	return false;
 }
 
@@ -448,7 +448,7 @@ bool ipc__heap_valid(const struct ipc__heap *h)
 	return true;
 }
 
-uint32_t ipc__heap_repair(struct ipc__heap *h)
+uint32_t ipc__heap_repair(struct ipc__heap *h, bool after_death)
 {
 	struct ipc__leaf *lv = leaves(h);
 	struct ipc__blk *bk = blks(h);
@@ -456,13 +456,17 @@ uint32_t ipc__heap_repair(struct ipc__heap *h)
 
 	/* Runs that stand: a start with its length and kind, and every block
 	 * after it marked with that kind (alloc writes them before the bits,
-	 * free clears them first). The bits are not asked: they are an index,
-	 * and a forged one must not free a run someone holds. */
+	 * free clears them first). After a death, a run whose bits are not all
+	 * set was being allocated: it is dropped (nobody got it). After
+	 * corruption the bits are not asked: they are an index, and a forged
+	 * one must not free a run someone holds. */
 	for (uint32_t b = 0; b < h->nblocks;) {
 		uint32_t n = bk[b].len;
 		bool whole = n > 0 && n <= h->nblocks - b && bk[b].kind != IPC__BLK_FREE;
 		for (uint32_t j = b + 1; whole && j < b + n; j++)
 			whole = bk[j].len == 0 && bk[j].kind == bk[b].kind;
+		for (uint32_t j = b; whole && after_death && j < b + n; j++)
+			whole = bit_get(lv[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS);
 		if (!whole) {
 			memset(&bk[b], 0, sizeof(bk[b]));
 			b++;

@@ -78,15 +78,15 @@ struct ipc__blk *ipc__heap_blk(struct ipc__heap *h, uint32_t block);
 uint32_t ipc__heap_longest(const struct ipc__heap *h);
 /* Check every invariant; false with a message on stderr if one fails. */
 bool ipc__heap_valid(const struct ipc__heap *h);
-/* Rebuild every invariant after a holder of the lock died mid-operation, or
- * after corruption was found: the run table is the truth (a run's first
- * block has its length and kind, every other block of it the same kind, no
- * length); everything else in it is cleared, and the bitmap, the leaves'
- * figures, their order and free_blocks are recomputed from it. Alloc writes
- * the run table before the bits and free clears it first, so a death inside
- * either leaves either a whole run (kept, held by the dead process) or
- * none. Returns the blocks held by slabs. */
-uint32_t ipc__heap_repair(struct ipc__heap *h);
+/* Rebuild every invariant after a holder of the lock died mid-operation
+ * (after_death), or after corruption was found: the run table is the truth
+ * (a run's first block has its length and kind, every other block of it the
+ * same kind, no length); everything else in it is cleared, and the bitmap,
+ * the leaves' figures, their order and free_blocks are recomputed from it.
+ * Alloc writes the run table before the bits and free clears it first, so
+ * after a death a run with some bits clear was being allocated, and is
+ * dropped; after corruption it is kept. Returns the blocks held by slabs. */
+uint32_t ipc__heap_repair(struct ipc__heap *h, bool after_death);
 /* The header says nblocks blocks (the opener's private copy): if not, report
  * it on stderr, restore it and repair. false when it had to. */
 bool ipc__heap_check(struct ipc__heap *h, uint32_t nblocks);

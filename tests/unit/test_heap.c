@@ -579,7 +579,8 @@ static void test_heap_repair_after_half_done_ops_valid(void **state)
 	}
 	if (save.kind == IPC__BLK_SLAB)
 		slab_blocks -= save.len;
-	/* an allocation half done: its run recorded, only some bits set: kept */
+	/* an allocation half done: its run recorded, only some bits set:
+	 * dropped after a death (nobody got it), kept after corruption */
 	int64_t stray = ipc__heap_alloc(p.h, 7, IPC__BLK_RECORD, 1);
 	assert_true(stray >= 0);
 	{
@@ -587,10 +588,18 @@ static void test_heap_repair_after_half_done_ops_valid(void **state)
 		struct ipc__leaf *lf = (struct ipc__leaf *)((char *)p.h + 16) + b / IPC_LEAF_BLOCKS;
 		lf->bits[(b % IPC_LEAF_BLOCKS) / 64] &= ~(1ull << (b % 64));
 	}
-	held[nheld++] = stray;
 	assert_false(ipc__heap_valid(p.h));
+	uint8_t *copy = malloc(ipc__heap_meta_size(nb));
+	assert_non_null(copy);
+	memcpy(copy, p.h, ipc__heap_meta_size(nb));
+	assert_int_equal(ipc__heap_repair(p.h, false), slab_blocks);
+	assert_true(ipc__heap_valid(p.h));
+	assert_int_equal(ipc__heap_blk(p.h, (uint32_t)stray)->len, 7);
+	memcpy(p.h, copy, ipc__heap_meta_size(nb));
+	free(copy);
 
-	assert_int_equal(ipc__heap_repair(p.h), slab_blocks);
+	assert_int_equal(ipc__heap_repair(p.h, true), slab_blocks);
+	assert_int_equal(ipc__heap_blk(p.h, (uint32_t)stray)->len, 0);
 	assert_true(ipc__heap_valid(p.h));
 	for (uint32_t i = 0; i < nheld; i++)
 		assert_int_equal(ipc__heap_free(p.h, (uint32_t)held[i]), 0);

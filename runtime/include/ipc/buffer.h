@@ -10,8 +10,15 @@
  *  - Out-parameters come last and are written only on success.
  *  - A struct ipc_buffer may be shared by the threads of one process; a
  *    struct ipc_tls belongs to exactly one thread at a time.
- *  - After fork(), a child must call ipc_buffer_open() itself; closing an
- *    inherited struct ipc_buffer in the child only unmaps it.
+ *  - After fork(), a child must call ipc_buffer_open() itself: a call through
+ *    a struct ipc_buffer or struct ipc_tls its parent opened fails with
+ *    -ECHILD (NULL and errno ECHILD) and touches nothing shared; closing
+ *    them in the child only unmaps and forgets them.
+ *  - A call through a closed handle fails with -EBADF (closing twice too).
+ *    Like a file descriptor, a closed handle may be reused by a later open.
+ *  - Shared memory is checked before use: what another process corrupted is
+ *    reported (one line on stderr naming the buffer and what was wrong) and
+ *    the call that met it fails with -EBADMSG; what is intact keeps working.
  */
 #ifndef IPC_BUFFER_H
 #define IPC_BUFFER_H
@@ -121,7 +128,10 @@ struct ipc_tls;
 /*
  * Create the buffer named by handle, or attach to it if it exists. Safe to
  * call from every process at once: exactly one creates, the others wait (at
- * most opts->open_timeout_ms) until it is ready. Returns NULL with errno set:
+ * most opts->open_timeout_ms) until it is ready. A handle names one buffer
+ * whatever backend is asked for: when it exists under another backend, the
+ * opener attaches to that one (ipc_buffer_shm_kind() tells which). Returns
+ * NULL with errno set:
  * EINVAL bad handle or options, ETIMEDOUT creator still not done,
  * EOWNERDEAD creator died half-way, EPROTO version or layout mismatch,
  * EEXIST another object holds the name, or what the OS said.
@@ -132,8 +142,11 @@ struct ipc_buffer *ipc_buffer_open(const char *handle,
 /*
  * Detach. The last process to close removes every OS object of the buffer.
  * unlink: also remove the name now, so that later opens create a new buffer
- * (processes already attached keep working). Closes any TLS still open.
- * Returns 0, or a negative errno (the buffer is detached anyway).
+ * (processes already attached keep working). Closes any TLS still open, and
+ * gives back the records this process still holds (allocated and not sent,
+ * received and not freed), as its death would; those it sent stay queued
+ * for their consumers. Returns 0, -EBADF (closed already), or a negative
+ * errno (the buffer is detached anyway).
  */
 int ipc_buffer_close(struct ipc_buffer *b, bool unlink);
 
@@ -174,8 +187,11 @@ int ipc_buffer_gc(const char *handle, enum ipc_shm_kind shm);
 struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id);
 
 /* Close this thread's channel ends (a producer's close is end-of-stream) and
- * segments, and give back its slabs; records still in flight stay valid
- * until their receiver frees them. */
+ * segments, and give back its slabs. Records are the process's, not the
+ * thread's: those this thread still holds stay valid (another thread may
+ * free or send them) until freed, or until the process closes the buffer,
+ * which gives them back. Records in flight stay valid until their receiver
+ * frees them. A second close is reported on stderr and ignored. */
 void ipc_tls_close(struct ipc_tls *t);
 
 /* Attach to channel id as producer or consumer, creating it if needed.
