@@ -395,7 +395,14 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 		ipc__store_release(&ipc__proc_at(b, b->proc)->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		ipc__reap_locked(b);
-		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
+		/* The slots say who is left, not the counter: a forged count
+		 * must not remove a buffer others still use. */
+		last = true;
+		for (uint32_t i = 0; i < b->geo.max_procs && last; i++)
+			last = ipc__load_relaxed(&ipc__proc_at(b, i)->pid) == 0;
+		if (last != (ipc__load_relaxed(&b->hdr->nprocs) == 0))
+			ipc__corrupt(b, "header: %u processes counted, the process table says %s",
+			             ipc__load_relaxed(&b->hdr->nprocs), last ? "none" : "more");
 		if (last)
 			/* Pairs with attach's check of state: a late opener starts over. */
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
