@@ -606,9 +606,11 @@ static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 	}
 	/* Its channel ends: dead, so that peers drain and stop. */
 	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
-		struct ipc__chan *c;
-		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, (void **)&c))
+		void *o = NULL;
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o) ||
+		    !o)
 			continue;
+		struct ipc__chan *c = o;
 		/* Pairs with the ends' ipc__or_acq_rel of their flags. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&

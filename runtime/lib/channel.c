@@ -318,7 +318,7 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 		return 0;
 	d = ipc__dirent_at(b, 0);
 	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
-		void *o;
+		void *o = NULL;
 		uint32_t kind = ipc__run_kind(b, d[i].off, NULL);
 		/* a corrupt entry is reported, and not listed */
 		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], kind, &o))
@@ -342,7 +342,7 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 				ci->consumer = (f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD));
 				ci->closed = f & IPC__P_CLOSED;
 				ci->aborted = f & IPC__P_DEAD;
-			} else {
+			} else if (o) {
 				struct ipc__seg *s = o;
 				ci->type = IPC_CHANNEL_SEGMENT;
 				ci->size = s->size;

@@ -401,7 +401,7 @@ int ipc__geo_load(struct ipc_buffer *b);
 /* Report corrupt shared memory: one line on stderr naming the buffer and
  * what was wrong. Returns -EBADMSG, for the caller to return. */
 int ipc__corrupt(const struct ipc_buffer *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3), cold));
+	__attribute__((format(printf, 2, 3)));
 
 /* Table entries by index; NULL when i is out of range. */
 struct ipc__proc *ipc__proc_at(const struct ipc_buffer *b, uint32_t i);

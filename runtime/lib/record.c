@@ -70,6 +70,8 @@ static int ends_rehash(struct ipc_tls *t)
 		live += t->ends[i].used == 1;
 	if ((live + 1) * 4 > cap)
 		cap *= 2;
+	if (cap < 16)
+		cap = 16;
 	struct ipc__end *old = t->ends, *n = calloc(cap, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
