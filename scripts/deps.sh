@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian packages a target needs when they are missing.
-#   deps.sh test | run | valgrind | mpi
+#   deps.sh test | run | valgrind | mpi | fuzz
 set -e
 case "$1" in
 run)      pkgs="libinih-dev libffi-dev pkg-config" ;;
 valgrind) pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config valgrind" ;;
+fuzz)     pkgs="libinih-dev libffi-dev pkg-config clang" ;;
 mpi)      pkgs="openmpi-bin libopenmpi-dev libzmq3-dev iproute2 util-linux" ;;
 *)        pkgs="libcmocka-dev libinih-dev libffi-dev pkg-config jq tmux" ;;
 esac
