@@ -6,7 +6,8 @@
 #   make check      the same suite built with ASan+UBSan, and the threaded tests with TSan
 #   make bench      benchmarks (never part of test)
 #   make lint       cppcheck and clang-tidy
-#   make fuzz       libFuzzer target for the topology loader
+#   make fuzz       libFuzzer targets: the segment image, the topology loader
+#                   (FUZZ_TIME s each; make fuzz-short: FUZZ_SHORT s, for CI)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install what the tests need (scripts/deps.sh test); every
 #                   target that compiles checks its own first; DEPS=no skips
@@ -45,7 +46,7 @@ TSAN_TESTS  :=
 INTEGRATION_DEPS :=
 BENCH_TARGETS :=
 
-.PHONY: all run test check valgrind bench lint fuzz install uninstall clean deps deps-run \
+.PHONY: all run test check valgrind bench lint fuzz fuzz-short install uninstall clean deps deps-run \
         test-unit test-integration
 .DEFAULT_GOAL := all
 

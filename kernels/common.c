@@ -66,6 +66,15 @@ enum kx_end kx__send(struct ipc_kernel *k, struct ipc_port *out, void *rec)
 	return KX_FAILED;
 }
 
+enum kx_end kx__emit_failed(struct ipc_kernel *k, struct ipc_port *out, int rc)
+{
+	if (rc == -EPIPE)
+		return KX_GONE;
+	kx__errorf(k, "emit on %s failed: %s", ipc_port_name(out),
+	           ipc_strerror(rc));
+	return KX_FAILED;
+}
+
 /* Why an allocation returned NULL, as an end. */
 static enum kx_end alloc_failed(struct ipc_kernel *k, bool source)
 {

@@ -3,9 +3,11 @@
  * library exports only the kernel functions and their IPC_KERNEL specs.
  *
  * Conventions every stock kernel follows (documented for users in README.md):
- *  - Text records hold the text followed by one NUL, and their size counts
- *    the NUL, so a function kernel taking `str` can read them in place.
- *    Kernels reading text accept records with or without that NUL.
+ *  - Kernels move items (ipc_emit / ipc_next), packed many to a record as
+ *    the topology's batch says. Text items hold the text followed by one
+ *    NUL, and their size counts the NUL, so a function kernel taking `str`
+ *    reads them in place. Kernels reading text accept items with or without
+ *    that NUL.
  *  - An input ending with IPC_TX_ABORTED (its producer died) makes the kernel
  *    stop, say so on stderr and return 1: a kernel that sees the abort never
  *    reports a partial stream as a complete result.
@@ -57,6 +59,22 @@ enum kx_end kx__send_copy(struct ipc_kernel *k, struct ipc_port *out,
 /* Send text (len bytes, not NUL-terminated) as a text record. */
 enum kx_end kx__send_text(struct ipc_kernel *k, struct ipc_port *out,
                           const char *text, size_t len, bool source);
+
+/* Emit one item on out (see ipc_emit). KX_DONE, KX_GONE (-EPIPE) or
+ * KX_FAILED (reported). Inline: it is on every kernel's per-item path. */
+enum kx_end kx__emit_failed(struct ipc_kernel *k, struct ipc_port *out, int rc);
+static inline enum kx_end kx__emit(struct ipc_kernel *k, struct ipc_port *out,
+                                   const void *item, size_t n)
+{
+	int rc = ipc_emit(out, item, n);
+
+	return rc == 0 ? KX_DONE : kx__emit_failed(k, out, rc);
+}
+
+/* Longest line the line sources accept (bytes, without the newline): a
+ * longer one is an error naming the file and the line, never a buffer
+ * growing without limit. */
+#define KX_LINE_MAX (1u << 20)
 
 /* Classify the end of an input: EOF -> KX_DONE, ABORTED -> KX_ABORTED,
  * anything else (a negative errno) -> KX_FAILED, reported on stderr. */

@@ -3,9 +3,10 @@
  * `order = keep`, usable on their own in a topology as well.
  *
  *   seq_split_rr / seq_split_hash: number every record (0, 1, ...) and send
- *     it, behind a 16-byte sequence header, to out0, out1, ... in turn or by
- *     a hash of its bytes (as split_hash hashes them). The hash split also
- *     tells the merge where each record went, on its `route` output.
+ *     it, behind a 16-byte sequence header, to out0, out1, ... in turn, or
+ *     number every item and send it to the output a hash of its bytes picks
+ *     (as split_hash hashes items). The hash split also tells the merge
+ *     where each item went, on its `route` output.
  *   merge_ordered: the outputs of the replicas, in the order of the split's
  *     input. It reads the replica that holds the next number (out of N
  *     round-robin, or as `route` says) and nothing else, so it keeps no
@@ -72,6 +73,25 @@ static struct ipc_port **numbered(struct ipc_kernel *k, bool out, size_t *count)
 	return p;
 }
 
+/* Send size bytes at rec to out behind a sequence header numbered seq. */
+static enum kx_end send_numbered(struct ipc_kernel *k, struct ipc_port *out,
+                                 const void *rec, size_t size, uint64_t seq)
+{
+	char *m = kx__alloc(k, out, size + IPC__SEQ_HDR);
+	if (!m)
+		return KX_FAILED;
+	struct ipc__seq_hdr h = {seq, 0, IPC__SEQ_MAGIC};
+	memcpy(m, &h, sizeof h);
+	memcpy(m + IPC__SEQ_HDR, rec, size);
+	return kx__send(k, out, m);
+}
+
+/*
+ * The round-robin split numbers whole records (a batch of items is one
+ * record: its items stay together and in order). The hash split must send
+ * equal items to one replica, so it numbers items, each a record of its
+ * own: exact order and exact partitioning at a record per item.
+ */
 static int seq_split(struct ipc_kernel *k, bool hash)
 {
 	struct ipc_port *in = kx__need_in(k, "in");
@@ -84,17 +104,19 @@ static int seq_split(struct ipc_kernel *k, bool hash)
 	if (!in || !(outs = numbered(k, true, &n)))
 		return 1;
 	while (e == KX_DONE) {
-		void *rec;
+		const void *item = NULL;
+		void *rec = NULL;
 		size_t size, to;
-		int rc = ipc_recv(in, &rec, &size);
+		int rc = hash ? ipc_next(in, &item, &size) : ipc_recv(in, &rec, &size);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
 		if (hash) {
-			to = (size_t)(kx__fnv1a(rec, kx__text_len(rec, size)) % n);
+			to = (size_t)(kx__fnv1a(item, kx__text_len(item, size)) % n);
 		} else {
+			item = rec;
 			to = next;
 			next = next + 1 == n ? 0 : next + 1;
 		}
@@ -103,22 +125,11 @@ static int seq_split(struct ipc_kernel *k, bool hash)
 		if (route) {
 			uint32_t r = (uint32_t)to;
 			e = kx__send_copy(k, route, &r, sizeof r, false);
-			if (e != KX_DONE) {
-				ipc_release(in, rec);
-				break;
-			}
 		}
-		char *m = kx__alloc(k, outs[to], size + IPC__SEQ_HDR);
-		if (!m) {
+		if (e == KX_DONE)
+			e = send_numbered(k, outs[to], item, size, seq++);
+		if (rec)
 			ipc_release(in, rec);
-			e = KX_FAILED;
-			break;
-		}
-		struct ipc__seq_hdr h = {seq++, 0, IPC__SEQ_MAGIC};
-		memcpy(m, &h, sizeof h);
-		memcpy(m + IPC__SEQ_HDR, rec, size);
-		ipc_release(in, rec);
-		e = kx__send(k, outs[to], m);
 	}
 	free(outs);
 	return kx__end(k, e);

@@ -1,27 +1,29 @@
 /*
  * Routing: fan-out (split, broadcast) and fan-in (merge). The number of
  * outputs or inputs is however many out0, out1, ... (in0, in1, ...) the
- * topology connects. Split and merge forward the received record itself: a
- * record crosses them without being copied.
+ * topology connects. Split and broadcast route items (each output packs
+ * its own batches); merge forwards whole records (batches), so a batch
+ * crosses it without being copied.
  */
 #include "kx.h"
 
 #include <stdlib.h>
 
 IPC_KERNEL(split_rr, "in", "out*", "",
-           "sends records to out0, out1, ... in turn (round-robin), without copying");
+           "emits items to out0, out1, ... in turn (round-robin)");
 KX_EXPORT int split_rr(struct ipc_kernel *k);
 
 IPC_KERNEL(split_hash, "in", "out*", "",
-           "sends each record to one output chosen by a hash of its bytes, without copying");
+           "emits each item to one output chosen by a hash of its bytes");
 KX_EXPORT int split_hash(struct ipc_kernel *k);
 
 IPC_KERNEL(broadcast, "in", "out*", "",
-           "sends every record to every output (copies for all but the last)");
+           "emits every item to every output");
 KX_EXPORT int broadcast(struct ipc_kernel *k);
 
 IPC_KERNEL(merge, "in*", "out", "",
-           "forwards records from all inputs, as they come, to out, without copying");
+           "forwards records (whole batches) from all inputs, as they come, "
+           "to out, without copying");
 KX_EXPORT int merge(struct ipc_kernel *k);
 
 /* The connected outputs, in port order; NULL after a message if none. */
@@ -57,21 +59,23 @@ static int split(struct ipc_kernel *k, enum split_mode mode)
 	if (!in || !(outs = outputs(k, &n)))
 		return 1;
 	while (e == KX_DONE) {
-		void *rec;
+		const void *item;
 		size_t size, to;
-		int rc = ipc_recv(in, &rec, &size);
+		int rc = ipc_next(in, &item, &size);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
 		if (mode == SPLIT_HASH) {
-			to = (size_t)(kx__fnv1a(rec, kx__text_len(rec, size)) % n);
+			/* the hash scaled to [0, n): a multiply, not a division */
+			to = (size_t)(((unsigned __int128)kx__fnv1a(item, kx__text_len(item, size)) *
+			               n) >> 64);
 		} else {
 			to = next;
 			next = next + 1 == n ? 0 : next + 1;
 		}
-		e = kx__send(k, outs[to], rec);
+		e = kx__emit(k, outs[to], item, size);
 	}
 	free(outs);
 	return kx__end(k, e);
@@ -97,22 +101,16 @@ int broadcast(struct ipc_kernel *k)
 	if (!in || !(outs = outputs(k, &n)))
 		return 1;
 	while (e == KX_DONE) {
-		void *rec;
+		const void *item;
 		size_t size;
-		int rc = ipc_recv(in, &rec, &size);
+		int rc = ipc_next(in, &item, &size);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		/* Each consumer releases what it receives, so N consumers need
-		 * N records: copies for the first N-1, the original last. */
-		for (size_t i = 0; i + 1 < n && e == KX_DONE; i++)
-			e = kx__send_copy(k, outs[i], rec, size, false);
-		if (e == KX_DONE)
-			e = kx__send(k, outs[n - 1], rec);
-		else
-			ipc_release(in, rec);
+		for (size_t i = 0; i < n && e == KX_DONE; i++)
+			e = kx__emit(k, outs[i], item, size);
 	}
 	free(outs);
 	return kx__end(k, e);

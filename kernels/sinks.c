@@ -1,6 +1,6 @@
 /*
- * Sinks: one input "in", no output. Each drains its input to the end and
- * releases every record. Those that print a result print it once, at
+ * Sinks: one input "in", no output. Each drains its input, item by item, to
+ * the end. "records" in what they print counts items. Those that print a result print it once, at
  * IPC_TX_EOF, in one flushed write per line; an aborted input prints no
  * result (see kx.h).
  */
@@ -36,8 +36,8 @@ IPC_KERNEL(write_bytes, "in", "", "str",
            "writes the records' bytes back to back to a file (\"-\": standard output)");
 KX_EXPORT int write_bytes(struct ipc_kernel *k, const char *path);
 
-/* Receive every record of "in" and hand it to fn; the record is released
- * afterwards. fn returns false to fail the kernel (after reporting). */
+/* Take every item of "in" and hand it to fn. fn returns false to fail the
+ * kernel (after reporting). */
 typedef bool (*sink_fn)(void *ctx, const void *rec, size_t n);
 
 static enum kx_end drain(struct ipc_kernel *k, sink_fn fn, void *ctx)
@@ -47,16 +47,13 @@ static enum kx_end drain(struct ipc_kernel *k, sink_fn fn, void *ctx)
 	if (!in)
 		return KX_FAILED;
 	for (;;) {
-		void *rec;
+		const void *item;
 		size_t n;
-		bool ok;
-		int rc = ipc_recv(in, &rec, &n);
+		int rc = ipc_next(in, &item, &n);
 
 		if (rc != 0)
 			return kx__input_end(k, "in", rc);
-		ok = fn(ctx, rec, n);
-		ipc_release(in, rec);
-		if (!ok)
+		if (!fn(ctx, item, n))
 			return KX_FAILED;
 	}
 }

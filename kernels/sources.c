@@ -9,32 +9,31 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 IPC_KERNEL(seq_source, "", "out", "u64",
-           "sends the 8-byte integers 0, 1, ..., n-1");
+           "emits the 8-byte integers 0, 1, ..., n-1 as items");
 KX_EXPORT int seq_source(struct ipc_kernel *k, uint64_t n);
 
 IPC_KERNEL(blob_source, "", "out", "u64,u64",
-           "sends count records of size bytes; byte i of record j is (i+j) mod 256");
+           "emits count items of size bytes; byte i of item j is (i+j) mod 256");
 KX_EXPORT int blob_source(struct ipc_kernel *k, uint64_t count, uint64_t size);
 
 IPC_KERNEL(file_lines, "", "out", "str",
-           "sends each line of a file as a text record");
+           "emits each line of a file as a text item");
 KX_EXPORT int file_lines(struct ipc_kernel *k, const char *path);
 
 IPC_KERNEL(file_lines_repeat, "", "out", "str,u64",
-           "sends each line of a file as a text record, reading it times times");
+           "emits each line of a file as a text item, reading it times times");
 KX_EXPORT int file_lines_repeat(struct ipc_kernel *k, const char *path,
                                 uint64_t times);
 
 IPC_KERNEL(file_chunks, "", "out", "str,u64",
-           "sends a file as records of size bytes (the last one may be shorter)");
+           "emits a file as items of size bytes (the last one may be shorter)");
 KX_EXPORT int file_chunks(struct ipc_kernel *k, const char *path, uint64_t size);
 
 IPC_KERNEL(stdin_lines, "", "out", "",
-           "sends each line of standard input as a text record");
+           "emits each line of standard input as a text item");
 KX_EXPORT int stdin_lines(struct ipc_kernel *k);
 
 int seq_source(struct ipc_kernel *k, uint64_t n)
@@ -44,8 +43,12 @@ int seq_source(struct ipc_kernel *k, uint64_t n)
 
 	if (!out)
 		return 1;
-	for (uint64_t i = 0; i < n && e == KX_DONE && !ipc_stopping(k); i++)
-		e = kx__send_copy(k, out, &i, sizeof i, true);
+	for (uint64_t i = 0; i < n && e == KX_DONE; i++) {
+		/* the flag is a shared load: look every 1024 items */
+		if ((i & 1023) == 0 && ipc_stopping(k))
+			break;
+		e = kx__emit(k, out, &i, sizeof i);
+	}
 	return kx__end(k, e);
 }
 
@@ -53,34 +56,53 @@ int blob_source(struct ipc_kernel *k, uint64_t count, uint64_t size)
 {
 	struct ipc_port *out = kx__need_out(k, "out");
 	enum kx_end e = KX_DONE;
+	unsigned char *item;
 
 	if (!out)
 		return 1;
-	if (size == 0) {
-		kx__errorf(k, "size must be at least 1");
+	if (size == 0 || size > IPC_ITEM_MAX) {
+		kx__errorf(k, "size must be from 1 to %u", (unsigned)IPC_ITEM_MAX);
+		return 1;
+	}
+	item = malloc((size_t)size);
+	if (!item) {
+		kx__errorf(k, "out of memory for an item of %llu bytes",
+		           (unsigned long long)size);
 		return 1;
 	}
 	for (uint64_t j = 0; j < count && e == KX_DONE && !ipc_stopping(k); j++) {
-		unsigned char *rec = kx__alloc_src(k, out, size);
-
-		if (!rec)
-			return ipc_stopping(k) ? 0 : 1;
 		for (uint64_t i = 0; i < size; i++)
-			rec[i] = (unsigned char)(i + j);
-		e = kx__send(k, out, rec);
+			item[i] = (unsigned char)(i + j);
+		e = kx__emit(k, out, item, (size_t)size);
 	}
+	free(item);
 	return kx__end(k, e);
 }
 
-/* Splits what read() returns into lines; a last line without '\n' counts. */
+/* Lines out of what read() returns, in blocks of LINE_BLOCK bytes: each line
+ * becomes a text item (its '\n' turned into the NUL, so it is emitted in
+ * place); a last line without '\n' counts. */
+#define LINE_BLOCK (256u << 10)
+
 struct line_reader {
 	char *buf;
 	size_t len, cap;
+	uint64_t line;  /* lines emitted */
 };
 
-/* Send every complete line held in r (all of it when final). */
+static enum kx_end line_too_long(struct ipc_kernel *k, const char *what,
+                                 uint64_t line)
+{
+	kx__errorf(k, "%s: line %llu is longer than %u bytes (the longest line a "
+	           "line source takes): use file_chunks for data that is not "
+	           "lines", what, (unsigned long long)line, KX_LINE_MAX);
+	return KX_FAILED;
+}
+
+/* Emit every complete line held in r (all of it when final). */
 static enum kx_end lines_flush(struct ipc_kernel *k, struct ipc_port *out,
-                               struct line_reader *r, bool final)
+                               struct line_reader *r, bool final,
+                               const char *what)
 {
 	size_t start = 0;
 	enum kx_end e = KX_DONE;
@@ -92,12 +114,20 @@ static enum kx_end lines_flush(struct ipc_kernel *k, struct ipc_port *out,
 		if (nl)
 			end = (size_t)(nl - r->buf);
 		else if (final)
-			end = r->len;
+			end = r->len; /* buf keeps a byte for this NUL */
 		else
 			break;
-		e = kx__send_text(k, out, r->buf + start, end - start, true);
-		start = nl ? end + 1 : end;
+		if (end - start > KX_LINE_MAX)
+			return line_too_long(k, what, r->line + 1);
+		r->buf[end] = '\0';
+		e = kx__emit(k, out, r->buf + start, end - start + 1);
+		r->line++;
+		start = end + 1;
 	}
+	if (start > r->len)
+		start = r->len;
+	if (r->len - start > KX_LINE_MAX)
+		return line_too_long(k, what, r->line + 1);
 	memmove(r->buf, r->buf + start, r->len - start);
 	r->len -= start;
 	return e;
@@ -117,18 +147,26 @@ static bool wait_readable(struct ipc_kernel *k, int fd)
 	return false;
 }
 
-/* Send the lines read from fd. */
+/* Emit the lines read from fd. poll_first: wait with wait_readable (a pipe
+ * or a terminal), else read straight away (a regular file). */
 static enum kx_end send_lines(struct ipc_kernel *k, struct ipc_port *out, int fd,
-                              const char *what)
+                              const char *what, bool poll_first)
 {
 	struct line_reader r = {0};
 	enum kx_end e = KX_DONE;
 
+	r.cap = LINE_BLOCK + 1;
+	r.buf = malloc(r.cap);
+	if (!r.buf) {
+		kx__errorf(k, "out of memory reading %s", what);
+		return KX_FAILED;
+	}
 	for (;;) {
 		ssize_t got;
 
-		if (r.cap - r.len < 4096) {
-			size_t cap = r.cap ? r.cap * 2 : 65536;
+		if (r.cap - r.len < LINE_BLOCK / 2 + 1) {
+			/* a long line: room for it (lines_flush bounds it) */
+			size_t cap = r.cap * 2;
 			char *p = realloc(r.buf, cap);
 
 			if (!p) {
@@ -139,9 +177,10 @@ static enum kx_end send_lines(struct ipc_kernel *k, struct ipc_port *out, int fd
 			r.buf = p;
 			r.cap = cap;
 		}
-		if (!wait_readable(k, fd))
+		if (poll_first ? !wait_readable(k, fd) : ipc_stopping(k))
 			break;
-		got = read(fd, r.buf + r.len, r.cap - r.len);
+		/* keep one byte for the NUL of a last line without '\n' */
+		got = read(fd, r.buf + r.len, r.cap - r.len - 1);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
@@ -150,7 +189,7 @@ static enum kx_end send_lines(struct ipc_kernel *k, struct ipc_port *out, int fd
 			break;
 		}
 		r.len += (size_t)got;
-		e = lines_flush(k, out, &r, got == 0);
+		e = lines_flush(k, out, &r, got == 0, what);
 		if (got == 0 || e != KX_DONE)
 			break;
 	}
@@ -179,7 +218,7 @@ int file_lines_repeat(struct ipc_kernel *k, const char *path, uint64_t times)
 
 		if (fd < 0)
 			return 1;
-		e = send_lines(k, out, fd, path);
+		e = send_lines(k, out, fd, path, false);
 		close(fd);
 	}
 	return kx__end(k, e);
@@ -196,7 +235,8 @@ int stdin_lines(struct ipc_kernel *k)
 
 	if (!out)
 		return 1;
-	return kx__end(k, send_lines(k, out, STDIN_FILENO, "standard input"));
+	return kx__end(k, send_lines(k, out, STDIN_FILENO, "standard input",
+	                            true));
 }
 
 /* Fill a whole chunk unless the file ends first; returns bytes read or -1. */
@@ -222,57 +262,42 @@ int file_chunks(struct ipc_kernel *k, const char *path, uint64_t size)
 {
 	struct ipc_port *out = kx__need_out(k, "out");
 	enum kx_end e = KX_DONE;
-	struct stat st;
+	unsigned char *chunk;
 	int fd;
 
 	if (!out)
 		return 1;
-	if (size == 0) {
-		kx__errorf(k, "chunk size must be at least 1");
+	if (size == 0 || size > IPC_ITEM_MAX) {
+		kx__errorf(k, "chunk size must be from 1 to %u", (unsigned)IPC_ITEM_MAX);
+		return 1;
+	}
+	chunk = malloc((size_t)size);
+	if (!chunk) {
+		kx__errorf(k, "out of memory for a chunk of %llu bytes",
+		           (unsigned long long)size);
 		return 1;
 	}
 	fd = open_file(k, path);
-	if (fd < 0)
+	if (fd < 0) {
+		free(chunk);
 		return 1;
-	/* Read straight into the record: a chunk is never copied. The last
-	 * record of a regular file is sized to what is left. */
+	}
+	/* Every chunk but the last is whole; the last holds what is left. */
 	while (e == KX_DONE && !ipc_stopping(k)) {
-		size_t want = (size_t)size;
-		unsigned char *rec;
-		ssize_t got;
+		ssize_t got = read_full(fd, chunk, (size_t)size);
 
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-			off_t pos = lseek(fd, 0, SEEK_CUR);
-
-			if (pos >= st.st_size)
-				break;
-			if (pos >= 0 && (uint64_t)(st.st_size - pos) < size)
-				want = (size_t)(st.st_size - pos);
-		}
-		rec = kx__alloc_src(k, out, want);
-		if (!rec) {
-			e = ipc_stopping(k) ? KX_DONE : KX_FAILED;
+		if (got < 0) {
+			kx__errorf(k, "cannot read '%s': %s", path, strerror(errno));
+			e = KX_FAILED;
 			break;
 		}
-		got = read_full(fd, rec, want);
-		if (got <= 0) {
-			ipc_release(out, rec);
-			if (got < 0) {
-				kx__errorf(k, "cannot read '%s': %s", path,
-				           strerror(errno));
-				e = KX_FAILED;
-			}
+		if (got == 0)
 			break;
-		}
-		if ((size_t)got < want) {
-			/* The file shrank or is not regular: send what came, in
-			 * a record of the right size. */
-			e = kx__send_copy(k, out, rec, (size_t)got, true);
-			ipc_release(out, rec);
-			continue;
-		}
-		e = kx__send(k, out, rec);
+		e = kx__emit(k, out, chunk, (size_t)got);
+		if ((size_t)got < size)
+			break;
 	}
 	close(fd);
+	free(chunk);
 	return kx__end(k, e);
 }

@@ -107,18 +107,15 @@ int top_sink(struct ipc_kernel *k, uint64_t n)
 	if (!in)
 		return 1;
 	for (;;) {
-		void *rec;
+		const void *item;
 		size_t size;
-		bool ok;
-		int rc = ipc_recv(in, &rec, &size);
+		int rc = ipc_next(in, &item, &size);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		ok = top_add(&t, rec, size);
-		ipc_release(in, rec);
-		if (!ok) {
+		if (!top_add(&t, item, size)) {
 			e = KX_FAILED;
 			break;
 		}

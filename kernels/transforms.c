@@ -12,15 +12,16 @@
 #include <string.h>
 
 IPC_KERNEL(tokenize, "in", "out", "",
-           "splits text records into lower-case words of ASCII letters and digits");
+           "splits text items into lower-case words of ASCII letters and "
+           "digits, one text item each");
 KX_EXPORT int tokenize(struct ipc_kernel *k);
 
 IPC_KERNEL(grep_filter, "in", "out", "str",
-           "forwards the text records that match a POSIX extended regex");
+           "forwards the text items that match a POSIX extended regex");
 KX_EXPORT int grep_filter(struct ipc_kernel *k, const char *pattern);
 
 IPC_KERNEL(keyed_count, "in", "out", "",
-           "counts equal records; at the end sends one \"<count> <key>\" text record per key");
+           "counts equal items; at the end emits one \"<count> <key>\" text item per key");
 KX_EXPORT int keyed_count(struct ipc_kernel *k);
 
 static bool is_word_char(unsigned char c)
@@ -33,22 +34,22 @@ int tokenize(struct ipc_kernel *k)
 {
 	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
 	enum kx_end e = KX_DONE;
-	char word[256];
+	char word[257];
 
 	if (!in || !out)
 		return 1;
 	while (e == KX_DONE) {
 		const unsigned char *s;
-		void *rec;
+		const void *item;
 		size_t n;
-		int rc = ipc_recv(in, &rec, &n);
+		int rc = ipc_next(in, &item, &n);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		s = rec;
-		n = kx__text_len(rec, n);
+		s = item;
+		n = kx__text_len(item, n);
 		for (size_t i = 0; i < n && e == KX_DONE;) {
 			size_t len = 0;
 
@@ -60,17 +61,19 @@ int tokenize(struct ipc_kernel *k)
 				/* A word longer than the buffer continues as
 				 * another word, as a line longer than a
 				 * terminal wraps: rare, and never lost. */
-				if (len == sizeof word) {
-					e = kx__send_text(k, out, word, len, false);
+				if (len == sizeof word - 1) {
+					word[len] = '\0';
+					e = kx__emit(k, out, word, len + 1);
 					len = 0;
 				}
 				word[len++] = (char)(s[i] >= 'A' && s[i] <= 'Z'
 				                     ? s[i] - 'A' + 'a' : s[i]);
 			}
-			if (e == KX_DONE)
-				e = kx__send_text(k, out, word, len, false);
+			if (e == KX_DONE) {
+				word[len] = '\0';
+				e = kx__emit(k, out, word, len + 1);
+			}
 		}
-		ipc_release(in, rec);
 	}
 	return kx__end(k, e);
 }
@@ -96,22 +99,21 @@ int grep_filter(struct ipc_kernel *k, const char *pattern)
 	}
 	while (e == KX_DONE) {
 		const char *text;
-		void *rec;
+		const void *item;
 		size_t n;
 
-		rc = ipc_recv(in, &rec, &n);
+		rc = ipc_next(in, &item, &n);
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		text = rec;
+		text = item;
 		if (n == 0 || text[n - 1] != '\0') {
-			/* Not a text record: match a NUL-terminated copy. */
+			/* Not a text item: match a NUL-terminated copy. */
 			if (n + 1 > line_cap) {
 				char *p = realloc(line, n + 1);
 
 				if (!p) {
-					ipc_release(in, rec);
 					kx__errorf(k, "out of memory");
 					e = KX_FAILED;
 					break;
@@ -119,43 +121,52 @@ int grep_filter(struct ipc_kernel *k, const char *pattern)
 				line = p;
 				line_cap = n + 1;
 			}
-			memcpy(line, rec, n);
+			memcpy(line, item, n);
 			line[n] = '\0';
 			text = line;
 		}
 		if (regexec(&re, text, 0, NULL, 0) == 0)
-			e = kx__send(k, out, rec); /* the record itself: no copy */
-		else
-			ipc_release(in, rec);
+			e = kx__emit(k, out, item, n);
 	}
 	regfree(&re);
 	free(line);
 	return kx__end(k, e);
 }
 
-/* Send "<count> <key>" for every key. */
+/* Emit "<count> <key>" for every key. */
 static enum kx_end counter_send(struct ipc_kernel *k, struct ipc_port *out,
                                 const struct kx_counter *c)
 {
 	enum kx_end e = KX_DONE;
+	char *text = NULL;
+	size_t cap = 0;
 
 	for (size_t i = 0; i < c->cap && e == KX_DONE; i++) {
 		const struct kx_count_slot *s = &c->slots[i];
 		char num[24];
 		int nl;
-		char *rec;
 
 		if (!s->used)
 			continue;
 		nl = snprintf(num, sizeof num, "%" PRIu64 " ", s->count);
-		rec = kx__alloc(k, out, (size_t)nl + s->len + 1);
-		if (!rec)
-			return KX_FAILED;
-		memcpy(rec, num, (size_t)nl);
-		memcpy(rec + nl, c->arena + s->key, s->len);
-		rec[(size_t)nl + s->len] = '\0';
-		e = kx__send(k, out, rec);
+		if ((size_t)nl + s->len + 1 > cap) {
+			size_t want = (size_t)nl + s->len + 1 + 64;
+			char *p = realloc(text, want);
+
+			if (!p) {
+				kx__errorf(k, "out of memory");
+				e = KX_FAILED;
+				break;
+			}
+			text = p;
+			cap = want;
+		}
+		memcpy(text, num, (size_t)nl);
+		memcpy(text + nl, c->arena + s->key, s->len);
+		text[(size_t)nl + s->len] = '\0';
+		e = kx__emit(k, out, text, (size_t)nl + s->len + 1);
 	}
+	free(text);
 	return e;
 }
 
@@ -168,18 +179,15 @@ int keyed_count(struct ipc_kernel *k)
 	if (!in || !out)
 		return 1;
 	for (;;) {
-		void *rec;
+		const void *item;
 		size_t n;
-		int rc = ipc_recv(in, &rec, &n);
-		bool ok;
+		int rc = ipc_next(in, &item, &n);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		ok = kx__counter_add(&c, rec, kx__text_len(rec, n), 1);
-		ipc_release(in, rec);
-		if (!ok) {
+		if (!kx__counter_add(&c, item, kx__text_len(item, n), 1)) {
 			kx__errorf(k, "out of memory counting keys");
 			e = KX_FAILED;
 			break;

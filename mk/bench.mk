@@ -31,3 +31,30 @@ $(BENCH_MPI): tests/bench/bench_mpi.c
 tests/bench/bench_hosts.sh: $(BENCH_MPI) $(IPCRUN_NET) $(TESTKERNELS_SO)
 BENCH_TARGETS += tests/bench/bench_hosts.sh
 endif
+
+# Items (issue 10): bench_items runs tests/bench/bench_items.sh, which times
+# the demo, a 3-stage function pipeline, 8-byte items between processes and
+# trickle latency against their plain alternatives (wc_plain, fn_loop,
+# pipe_items), then bench_kapi (kernel API vs raw library, same run).
+BENCH_ITEMS_BINS := $(BUILD)/bench/wc_plain $(BUILD)/bench/fn_loop \
+                    $(BUILD)/bench/pipe_items $(BUILD)/bench/bench_kapi
+BENCH_TARGETS += $(BUILD)/bench/bench_items
+
+$(BUILD)/bench/wc_plain $(BUILD)/bench/pipe_items: $(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@
+
+$(BUILD)/bench/fn_loop: tests/bench/fn_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -ldl -o $@
+
+$(BUILD)/bench/bench_kapi: tests/bench/bench_kapi.c $(LIBIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iruntime/lib $< $(LIBIPC_A) $(ALL_LDFLAGS) -o $@
+
+$(BUILD)/bench/bench_items: tests/bench/bench_items.sh $(BENCH_ITEMS_BINS) \
+                            $(BENCHKERNELS_SO) $(IPCRUN) $(KERNELS_SO)
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec "%s/tests/bench/bench_items.sh" "%s" "$$@"\n' \
+	  "$(CURDIR)" "$(BUILD)" >$@
+	chmod +x $@

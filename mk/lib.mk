@@ -13,9 +13,12 @@ $(LIBIPC_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIBIPC_SO): $(LIB_OBJ)
+# runtime/lib/libipc.map exports exactly the public API (t_exports.sh checks).
+LIBIPC_MAP := runtime/lib/libipc.map
+$(LIBIPC_SO): $(LIB_OBJ) $(LIBIPC_MAP)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libipc.so.1 -o $@.1 $^ $(ALL_LDFLAGS)
+	$(CC) -shared -Wl,-soname,libipc.so.1 -Wl,--version-script=$(LIBIPC_MAP) -o $@.1 \
+	  $(LIB_OBJ) $(ALL_LDFLAGS)
 	ln -sf libipc.so.1 $@
 
 $(BUILD)/lib/pkgconfig/ipc.pc: runtime/lib/ipc.pc.in Makefile

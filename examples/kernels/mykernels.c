@@ -5,13 +5,15 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <ipc/kernel.h>
 
 /*
  * A function kernel: a plain C function, no ipc types at all. The topology
- * declares its signature (signature = i64(i64)); ipcrun receives one record
- * from in0, calls the function and sends the result on out.
+ * declares its signature (signature = i64(i64)); ipcrun takes one item from
+ * in0, calls the function and emits the result on out (items travel many to
+ * a record: the function is called in a loop over each batch).
  */
 int64_t square(int64_t x);
 
@@ -22,12 +24,12 @@ int64_t square(int64_t x)
 
 /*
  * An actor kernel: it owns its loop and reaches its ports by name. It takes
- * 8-byte integers on "in" and sends their running total, starting from
+ * 8-byte integers on "in" and emits their running total, starting from
  * start, on "out". IPC_KERNEL tells ipcrun its ports and argument types, so
  * that a topology that gets them wrong is rejected before anything runs.
  */
 IPC_KERNEL(running_sum, "in", "out", "i64",
-           "sends the running total of the 8-byte integers it receives");
+           "emits the running total of the 8-byte integers it receives");
 int running_sum(struct ipc_kernel *k, int64_t start);
 
 int running_sum(struct ipc_kernel *k, int64_t start)
@@ -38,9 +40,10 @@ int running_sum(struct ipc_kernel *k, int64_t start)
 	if (!in || !out)
 		return 1;
 	for (;;) {
-		void *rec;
+		const void *item;
 		size_t n;
-		int rc = ipc_recv(in, &rec, &n);
+		int64_t v;
+		int rc = ipc_next(in, &item, &n); /* valid until the next call */
 
 		if (rc == IPC_TX_EOF)
 			return 0; /* upstream finished: so do we (out closes) */
@@ -51,22 +54,14 @@ int running_sum(struct ipc_kernel *k, int64_t start)
 			        ipc_kernel_name(k), ipc_strerror(rc));
 			return 1;
 		}
-		if (n != sizeof(int64_t)) {
-			fprintf(stderr, "%s: expected 8-byte records, got %zu bytes\n",
+		if (n != sizeof v) {
+			fprintf(stderr, "%s: expected 8-byte items, got %zu bytes\n",
 			        ipc_kernel_name(k), n);
-			ipc_release(in, rec);
 			return 1;
 		}
-		total += *(const int64_t *)rec;
-		ipc_release(in, rec);
-
-		int64_t *sum = ipc_alloc(out, sizeof *sum);
-		if (!sum) {
-			perror("ipc_alloc");
-			return 1;
-		}
-		*sum = total;
-		if (ipc_send(out, sum) != 0)
+		memcpy(&v, item, sizeof v);
+		total += v;
+		if (ipc_emit(out, &total, sizeof total) != 0)
 			return 0; /* -EPIPE: downstream left; nothing more to do */
 	}
 }

@@ -5,18 +5,20 @@
  * the topology's typed args after the kernel pointer.
  *
  * A function kernel is a plain C function R f(A0, A1, ...). Its driver takes
- * one record from each of in0, in1, ... (a number is a record of exactly its
- * size in host byte order; a str is a NUL-terminated record, passed in place),
- * calls f, and sends the result on out:
- *   - a number: in place in in0's record when A0 has R's type (no copy),
- *     else in a new record;
- *   - str: forwarded as is when f returns one of its argument records,
- *     copied otherwise; NULL sends nothing;
- *   - bool: in0's record is forwarded when true (a filter, no copy);
+ * one item from each of in0, in1, ... (ipc_next: items come many to a
+ * record, so the function is called in a loop over each batch; a number is
+ * an item of exactly its size in host byte order, copied into the argument;
+ * a str is a NUL-terminated item, passed in place), calls f, and emits the
+ * result on out (ipc_emit: results are packed into output batches):
+ *   - a number: an item of its size;
+ *   - str: the string f returns, copied into the batch (NULL emits nothing);
+ *   - bool: in0's item is emitted when true (a filter);
  *   - void: nothing (a sink).
- * It stops at the first input that ends: returns 0 at EOF, 1 when an input
- * was aborted (its producer failed or died) or a record does not fit its type. A
- * consumer that left (-EPIPE) ends it quietly with 0.
+ * The call goes through libffi (its cif prepared once), or directly for the
+ * commonest signatures (fast_of). It stops at the first input that ends:
+ * returns 0 at EOF, 1 when an input was aborted (its producer failed or died) or an
+ * item does not fit its type. A consumer that left (-EPIPE) ends it quietly
+ * with 0.
  */
 #include <errno.h>
 #include <ffi.h>
@@ -104,28 +106,30 @@ int ir_call_actor(const struct ir_kernel *gk, struct ipc_kernel *k)
 	return (int)(ffi_sarg)rc;
 }
 
-/* Check record rec of n bytes from input i against type t and point the
- * argument slot at its value. */
-static int take_arg(const struct ir_kernel *gk, size_t i, void *rec, size_t n,
-                    union slot *s, void **value)
+/* Check item (n bytes) from input i against type t and point the argument
+ * slot at its value: a number is copied into the slot (items need not be
+ * aligned), a str is passed in place. */
+static int take_arg(const struct ir_kernel *gk, size_t i, const void *item,
+                    size_t n, union slot *s, void **value)
 {
 	enum ir_type t = gk->param[i];
 	if (t == IR_STR) {
-		if (!memchr(rec, 0, n)) {
-			fprintf(stderr, "%s: in%zu: a record of %zu bytes without a NUL "
+		if (!memchr(item, 0, n)) {
+			fprintf(stderr, "%s: in%zu: an item of %zu bytes without a NUL "
 			        "where str needs a NUL-terminated string\n", gk->name, i, n);
 			return -1;
 		}
-		s->s = rec;
+		s->s = item;
 		*value = s;
 		return 0;
 	}
 	if (n != ir_type_size(t)) {
-		fprintf(stderr, "%s: in%zu: a record of %zu bytes where %s needs %zu\n",
+		fprintf(stderr, "%s: in%zu: an item of %zu bytes where %s needs %zu\n",
 		        gk->name, i, n, ir_type_name(t), ir_type_size(t));
 		return -1;
 	}
-	*value = rec; /* records are 16-byte aligned: any number reads in place */
+	memcpy(s, item, n);
+	*value = s;
 	return 0;
 }
 
@@ -147,75 +151,128 @@ static void put_result(void *dst, enum ir_type t, const union slot *r)
 	}
 }
 
-static void release_all(struct ipc_kernel *k, void **rec, size_t n)
+/* Emit the result of one call. Returns 0, or -EPIPE / another error. */
+static int emit_result(const struct ir_kernel *gk, struct ipc_port *out,
+                       const void *item0, size_t n0, const union slot *r,
+                       size_t rsize)
 {
-	for (size_t i = 0; i < n; i++)
-		if (rec[i]) {
-			ipc_release(ipc_port_at(k, false, i), rec[i]);
-			rec[i] = NULL;
-		}
-}
-
-/* Send the result of one call. Returns 0, or -EPIPE / another error. */
-static int emit(const struct ir_kernel *gk, struct ipc_kernel *k,
-                struct ipc_port *out, void **rec, const union slot *r)
-{
-	size_t np = gk->nparam;
-	void *msg = NULL;
 	switch (gk->ret) {
 	case IR_VOID:
-		release_all(k, rec, np);
 		return 0;
 	case IR_BOOL:
-		if ((uint8_t)r->ret) {
-			msg = rec[0];
-			rec[0] = NULL;
-		}
-		release_all(k, rec, np);
-		return msg ? ipc_send(out, msg) : 0;
-	case IR_STR: {
-		const char *s = r->s;
-		if (!s) {
-			release_all(k, rec, np);
-			return 0;
-		}
-		for (size_t i = 0; i < np && !msg; i++)
-			if (s == rec[i] && gk->param[i] == IR_STR) {
-				msg = rec[i];
-				rec[i] = NULL;
-			}
-		if (!msg) {
-			size_t len = strlen(s) + 1;
-			msg = ipc_alloc(out, len);
-			if (!msg) {
-				int e = errno;
-				release_all(k, rec, np);
-				fprintf(stderr, "%s: cannot allocate a record of %zu bytes: "
-				        "%s\n", gk->name, len, strerror(e));
-				return -e;
-			}
-			memcpy(msg, s, len);
-		}
-		release_all(k, rec, np);
-		return ipc_send(out, msg);
+		return (uint8_t)r->ret ? ipc_emit(out, item0, n0) : 0;
+	case IR_STR:
+		return r->s ? ipc_emit_text(out, r->s) : 0;
+	default: {
+		unsigned char v[8];
+		put_result(v, gk->ret, r);
+		return ipc_emit(out, v, rsize);
 	}
-	default:
-		if (gk->param[0] == gk->ret) {
-			msg = rec[0];
-			rec[0] = NULL;
-		} else {
-			msg = ipc_alloc(out, ir_type_size(gk->ret));
-			if (!msg) {
-				int e = errno;
-				release_all(k, rec, np);
-				fprintf(stderr, "%s: cannot allocate a record: %s\n", gk->name,
-				        strerror(e));
-				return -e;
-			}
+	}
+}
+
+/* Signatures called directly, without libffi (measured: a libffi call costs
+ * about as much as moving the item through a channel). */
+enum fast_call {
+	FAST_NONE,
+	FAST_I64_I64,    /* int64_t f(int64_t) */
+	FAST_U64_U64,
+	FAST_F64_F64,
+	FAST_I64_I64I64, /* int64_t f(int64_t, int64_t) */
+	FAST_F64_F64F64,
+};
+
+static enum fast_call fast_of(const struct ir_kernel *gk)
+{
+	if (gk->nparam == 1 && gk->param[0] == gk->ret)
+		return gk->ret == IR_I64 ? FAST_I64_I64 : gk->ret == IR_U64 ? FAST_U64_U64 :
+		       gk->ret == IR_F64 ? FAST_F64_F64 : FAST_NONE;
+	if (gk->nparam == 2 && gk->param[0] == gk->ret && gk->param[1] == gk->ret)
+		return gk->ret == IR_I64 ? FAST_I64_I64I64 :
+		       gk->ret == IR_F64 ? FAST_F64_F64F64 : FAST_NONE;
+	return FAST_NONE;
+}
+
+/* Report the end of input in0 (rc from ipc_next): 0 at EOF, else 1. */
+static int input_end(const struct ir_kernel *gk, size_t i, int rc)
+{
+	if (rc == IPC_TX_EOF)
+		return 0;
+	fprintf(stderr, "%s: in%zu: %s\n", gk->name, i,
+	        rc == IPC_TX_ABORTED ? "aborted (its producer failed or died)" : ipc_strerror(rc));
+	return 1;
+}
+
+/* A one-argument function of 8-byte numbers (FAST_*: argument and result of
+ * one type), called in a loop over each run of items of a batch, its
+ * results written straight into the output batch. */
+static int call_runs(const struct ir_kernel *gk, struct ipc_kernel *k,
+                     struct ipc_port *in, struct ipc_port *out,
+                     enum fast_call fast)
+{
+	void *fn = gk->fn;
+	for (;;) {
+		const void *first, *more = NULL;
+		size_t n, m;
+		int rc = ipc_next(in, &first, &n);
+		if (rc != 0)
+			return input_end(gk, 0, rc);
+		if (n != 8) {
+			fprintf(stderr, "%s: in0: an item of %zu bytes where %s needs 8\n",
+			        gk->name, n, ir_type_name(gk->param[0]));
+			return 1;
 		}
-		put_result(msg, gk->ret, r);
-		release_all(k, rec, np);
-		return ipc_send(out, msg);
+		m = 1 + ipc__next_run(in, 8, &more);
+		/* results are computed into res outside the API (a slow
+		 * function must not keep the linger thread from sending the
+		 * open batch), then copied into the output batch */
+		unsigned char res[64 * 8];
+		const unsigned char *src = first;
+		for (size_t done = 0; done < m && !rc;) {
+			size_t c = m - done < 64 ? m - done : 64;
+			for (size_t j = 0; j < c; j++) {
+				union slot a, r;
+				if (done + j == 1)
+					src = more; /* the run follows the first item */
+				memcpy(&a, src, 8);
+				src += 8;
+				switch (fast) {
+				case FAST_I64_I64:
+					r.i64 = ((int64_t (*)(int64_t))fn)(a.i64);
+					break;
+				case FAST_U64_U64:
+					r.u64 = ((uint64_t (*)(uint64_t))fn)(a.u64);
+					break;
+				default:
+					r.f64 = ((double (*)(double))fn)(a.f64);
+					break;
+				}
+				memcpy(res + 8 * j, &r, 8);
+			}
+			for (size_t w = 0; w < c && !rc;) {
+				size_t room;
+				unsigned char *dst = ipc__emit_room(out, 8, &room);
+				if (dst) {
+					size_t k8 = c - w < room ? c - w : room;
+					memcpy(dst, res + 8 * w, 8 * k8);
+					ipc__emit_commit(out, 8, k8);
+					w += k8;
+				} else if (room) { /* failed */
+					rc = -errno;
+				} else { /* a record per item */
+					rc = ipc_emit(out, res + 8 * w, 8);
+					w++;
+				}
+			}
+			done += c;
+		}
+		if (rc == -EPIPE)
+			return 0;
+		if (rc) {
+			if (rc != -ENOMEM)
+				fprintf(stderr, "%s: out: %s\n", gk->name, ipc_strerror(rc));
+			return 1;
+		}
 	}
 }
 
@@ -226,21 +283,32 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k)
 	ffi_type *types[IR_MAX_PARAMS];
 	for (size_t i = 0; i < np; i++)
 		types[i] = ffi_of(gk->param[i]);
+	/* prepared once; called once per item */
 	if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, (unsigned)np, ffi_of(gk->ret),
 	                 types) != FFI_OK) {
 		fprintf(stderr, "%s: libffi cannot prepare the call\n", gk->name);
 		return 1;
 	}
+	enum fast_call fast = fast_of(gk);
+	void *fn = gk->fn;
 	struct ipc_port *out = ipc_out(k, "out");
-	void *rec[IR_MAX_PARAMS] = {0};
+	struct ipc_port *in[IR_MAX_PARAMS];
 	void *values[IR_MAX_PARAMS];
 	union slot args[IR_MAX_PARAMS];
+	for (size_t i = 0; i < np; i++)
+		in[i] = ipc_port_at(k, false, i);
+	size_t rsize = gk->ret == IR_VOID || gk->ret == IR_BOOL || gk->ret == IR_STR
+	               ? 0 : ir_type_size(gk->ret);
+	if (fast == FAST_I64_I64 || fast == FAST_U64_U64 || fast == FAST_F64_F64)
+		return call_runs(gk, k, in[0], out, fast);
 	for (;;) {
+		const void *item0 = NULL;
+		size_t n0 = 0;
 		for (size_t i = 0; i < np; i++) {
+			const void *item;
 			size_t n = 0;
-			int rc = ipc_recv(ipc_port_at(k, false, i), &rec[i], &n);
+			int rc = ipc_next(in[i], &item, &n);
 			if (rc != 0) {
-				release_all(k, rec, np);
 				if (rc == IPC_TX_EOF)
 					return 0;
 				fprintf(stderr, "%s: in%zu: %s\n", gk->name, i,
@@ -248,15 +316,36 @@ int ir_call_function(const struct ir_kernel *gk, struct ipc_kernel *k)
 				                             : ipc_strerror(rc));
 				return 1;
 			}
-			if (take_arg(gk, i, rec[i], n, &args[i], &values[i])) {
-				release_all(k, rec, np);
+			if (take_arg(gk, i, item, n, &args[i], &values[i]))
 				return 1;
+			if (i == 0) {
+				item0 = item;
+				n0 = n;
 			}
 		}
 		union slot r;
-		memset(&r, 0, sizeof r);
-		ffi_call(&cif, FFI_FN(gk->fn), &r, values);
-		int rc = emit(gk, k, out, rec, &r);
+		switch (fast) {
+		case FAST_I64_I64:
+			r.i64 = ((int64_t (*)(int64_t))fn)(args[0].i64);
+			break;
+		case FAST_U64_U64:
+			r.u64 = ((uint64_t (*)(uint64_t))fn)(args[0].u64);
+			break;
+		case FAST_F64_F64:
+			r.f64 = ((double (*)(double))fn)(args[0].f64);
+			break;
+		case FAST_I64_I64I64:
+			r.i64 = ((int64_t (*)(int64_t, int64_t))fn)(args[0].i64, args[1].i64);
+			break;
+		case FAST_F64_F64F64:
+			r.f64 = ((double (*)(double, double))fn)(args[0].f64, args[1].f64);
+			break;
+		default:
+			memset(&r, 0, sizeof r);
+			ffi_call(&cif, FFI_FN(fn), &r, values);
+			break;
+		}
+		int rc = emit_result(gk, out, item0, n0, &r, rsize);
 		if (rc == -EPIPE)
 			return 0; /* the consumer left: whatever failed is reported there */
 		if (rc != 0) {

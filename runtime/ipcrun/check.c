@@ -88,6 +88,31 @@ static void check_graph_keys(struct ir_graph *g)
 		ir_diag(g, g->gstall.line, "stall_timeout '%s' must be a duration "
 		        "such as 5s, 500ms or 1m, at most a day (0: no watchdog)",
 		        g->gstall.val);
+	g->batch = IR_BATCH_DEFAULT;
+	if (g->gbatch.val) {
+		uint64_t v;
+		if (ir_parse_size(g->gbatch.val, &v) || v > IR_BATCH_MAX)
+			ir_diag(g, g->gbatch.line, "batch '%s' must be a size in bytes from "
+			        "0 (one item per record) to 16M", g->gbatch.val);
+		else
+			g->batch = (uint32_t)v;
+	}
+	g->linger_ns = (uint64_t)IR_LINGER_DEFAULT_US * 1000;
+	if (g->glinger.val) {
+		/* a duration: 500us, 1ms, 0.5ms, 2s; a bare number is microseconds */
+		const char *v = g->glinger.val;
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		double mul = !strcmp(end, "") || !strcmp(end, "us") ? 1 :
+		             !strcmp(end, "ms") ? 1e3 : !strcmp(end, "s") ? 1e6 : -1;
+		if (errno || end == v || mul < 0 || !(d * mul >= 1) ||
+		    d * mul > IR_LINGER_MAX_US)
+			ir_diag(g, g->glinger.line, "linger '%s' must be a duration from "
+			        "1us to 10s (e.g. 500us, 1ms)", v);
+		else
+			g->linger_ns = (uint64_t)(d * mul * 1000);
+	}
 	g->wait = IPC_WAIT_DEFAULT; /* auto: decided in ir_check */
 	if (g->gwait.val && strcmp(g->gwait.val, "auto") != 0) {
 		const char *v = g->gwait.val;
@@ -415,10 +440,29 @@ static void check_connections(struct ir_graph *g)
 		ok[i] = a && b;
 		end_ok[2 * i] = a;
 		end_ok[2 * i + 1] = b;
+		bool own_capacity = c->capacity != 0;
 		if (!c->capacity)
 			c->capacity = g->capacity;
 		if (!c->wait)
 			c->wait = g->wait;
+		if (!c->batch_set)
+			c->batch = g->batch;
+		if ((uint64_t)c->batch * 4 > g->buffer) {
+			ir_diag(g, c->line, "batch %u is more than a quarter of the buffer "
+			        "(%llu bytes): lower batch or raise [graph] buffer",
+			        c->batch, (unsigned long long)g->buffer);
+		} else if (c->batch && !own_capacity) {
+			/* Batches in flight on every channel together stay within
+			 * half the buffer: otherwise full queues hold all the memory
+			 * and every producer waits for memory that only they would
+			 * free (a deadlock). A connection's own capacity= is kept. */
+			uint64_t fit = g->buffer / 2 / (g->nconn ? g->nconn : 1) /
+			               ((uint64_t)c->batch + 64);
+			if (fit < 4)
+				fit = 4;
+			if (fit < c->capacity)
+				c->capacity = (uint32_t)fit;
+		}
 		c->id = i + 1;
 		if (!ok[i])
 			continue;

@@ -49,6 +49,11 @@
 #define IR_MAX_ARGS 16       /* actor kernel args */
 #define IR_MAX_PARAMS 8      /* function kernel parameters */
 #define IR_CAPACITY_MAX (1u << 20)
+#define IR_BATCH_MAX (16u << 20)     /* bytes per batch record */
+#define IR_BATCH_DEFAULT 4096u       /* measured: see README, "When does a
+                                        graph pay off?" */
+#define IR_LINGER_DEFAULT_US 500u
+#define IR_LINGER_MAX_US 10000000u
 #define IR_LINE_MAX 199      /* inih's INI_MAX_LINE (200) less its NUL */
 #define IR_MAX_HOSTS 64      /* [graph] hosts */
 #define IR_WINDOW_DEFAULT 4  /* frames in flight per bridged edge */
@@ -151,6 +156,9 @@ struct ir_conn {
 	int line;
 	uint32_t capacity;       /* resolved: the graph's unless given */
 	enum ipc_wait_mode wait; /* resolved: the graph's unless given */
+	uint32_t batch;          /* bytes per batch record, resolved: the graph's
+	                            unless batch_set */
+	bool batch_set;
 	size_t from, to;         /* kernel indexes */
 	uint64_t id;             /* channel id in the buffer */
 	uint32_t window;         /* window=N: frames in flight when bridged; 0: default */
@@ -170,6 +178,7 @@ struct ir_graph {
 	int graph_line;
 	struct ir_key gname, gbuffer, gshm, gsem, gcapacity, gwait;
 	struct ir_key gstall;    /* stall_timeout */
+	struct ir_key gbatch, glinger;
 	/* resolved */
 	char *name;
 	uint64_t buffer;
@@ -178,6 +187,8 @@ struct ir_graph {
 	uint32_t capacity;
 	enum ipc_wait_mode wait;
 	uint64_t stall_ms;       /* stall_timeout: 0 off */
+	uint32_t batch;          /* default bytes per batch record (items) */
+	uint64_t linger_ns;      /* longest a partly filled batch waits */
 	bool threads;            /* --threads: every kernel in one process */
 	struct ir_key ghosts;    /* [graph] hosts = a, b, ... (hosts.c) */
 	char **host;             /* resolved host names, in rank order */

@@ -40,7 +40,7 @@ static const char *const sections[] = {"graph", "process", "kernel",
                                        "connections"};
 static const char *const graph_keys[] = {"name", "buffer", "shm", "sem",
                                          "capacity", "wait", "stall_timeout",
-                                         "hosts", "curve"};
+                                         "hosts", "curve", "batch", "linger"};
 #define NGRAPH_KEYS (sizeof graph_keys / sizeof graph_keys[0])
 static const char *const kernel_keys[] = {"library", "function", "process",
                                           "args", "signature", "in", "out",
@@ -161,7 +161,7 @@ static void unknown_key(struct parse *p, const char *name, const char *where,
 		        where, list);
 }
 
-/* "a.p -> b.q capacity=N wait=W" */
+/* "a.p -> b.q capacity=N batch=B wait=W" */
 static void parse_connect(struct parse *p, const char *value)
 {
 	struct ir_graph *g = p->g;
@@ -211,6 +211,18 @@ static void parse_connect(struct parse *p, const char *value)
 			} else {
 				c.capacity = (uint32_t)v;
 			}
+		} else if (strncmp(opt, "batch=", 6) == 0) {
+			if (c.batch_set) {
+				ir_diag(g, p->line, "batch is given twice");
+				ok = false;
+			} else if (ir_parse_size(opt + 6, &v) || v > IR_BATCH_MAX) {
+				ir_diag(g, p->line, "batch '%s' must be a size in bytes from 0 "
+				        "(one item per record) to 16M", opt + 6);
+				ok = false;
+			} else {
+				c.batch = (uint32_t)v;
+				c.batch_set = true;
+			}
 		} else if (strncmp(opt, "wait=", 5) == 0) {
 			const char *w = opt + 5;
 			c.wait = !strcmp(w, "spin") ? IPC_WAIT_SPIN :
@@ -233,7 +245,7 @@ static void parse_connect(struct parse *p, const char *value)
 			}
 		} else {
 			ir_diag(g, p->line, "unknown connection option '%s' (options: "
-			        "capacity=N, wait=spin|block|hybrid, window=N)", opt);
+			        "capacity=N, batch=BYTES, wait=spin|block|hybrid, window=N)", opt);
 			ok = false;
 		}
 	}
@@ -320,7 +332,7 @@ static int handler_expanded(struct parse *p, const char *name,
 	case SEC_GRAPH: {
 		struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
 		                      &g->gcapacity, &g->gwait, &g->gstall,
-		                      &g->ghosts, &g->gcurve};
+		                      &g->ghosts, &g->gcurve, &g->gbatch, &g->glinger};
 		for (size_t i = 0; i < NGRAPH_KEYS; i++)
 			if (strcmp(name, graph_keys[i]) == 0) {
 				set_key(p, k[i], name, value);
@@ -568,7 +580,7 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 {
 	struct ir_key *k[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
 	                      &g->gcapacity, &g->gwait, &g->gstall,
-	                      &g->ghosts, &g->gcurve};
+	                      &g->ghosts, &g->gcurve, &g->gbatch, &g->glinger};
 	for (size_t i = 0; i < o->ndefines; i++) {
 		const char *d = o->defines[i];
 		const char *eq = strchr(d, '=');
@@ -596,9 +608,9 @@ static void apply_defines(struct ir_graph *g, const struct ir_load_opts *o)
 				        hint, key);
 			else if (!g->define_used || !g->define_used[i])
 				ir_diag(g, 0, "'%s' is neither a [graph] key (name, buffer, "
-				        "shm, sem, capacity, wait, stall_timeout, hosts, curve) "
-				        "nor a "
-				        "parameter the topology uses (as ${%s})", key, key);
+				        "shm, sem, capacity, wait, stall_timeout, hosts, curve, "
+				        "batch, linger) nor a parameter the topology uses (as "
+				        "${%s})", key, key);
 		} else {
 			char *tmp = ir_strdup(eq + 1);
 			free(k[j]->val);
@@ -726,7 +738,7 @@ void ir_graph_free(struct ir_graph *g)
 	free(g->lib);
 	struct ir_key *gk[] = {&g->gname, &g->gbuffer, &g->gshm, &g->gsem,
 	                       &g->gcapacity, &g->gwait, &g->gstall, &g->ghosts,
-	                       &g->gcurve};
+	                       &g->gcurve, &g->gbatch, &g->glinger};
 	for (size_t j = 0; j < sizeof gk / sizeof gk[0]; j++)
 		free_key(gk[j]);
 	for (size_t i = 0; i < g->ndiag; i++) {

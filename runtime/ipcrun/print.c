@@ -139,8 +139,9 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 	char size[32];
 	ir_format_size(g->buffer, size, sizeof size);
 	fprintf(f, "graph %s (%s): buffer %s, shm %s, sem %s, wait %s, "
-	        "capacity %" PRIu32 "\n", g->name, g->file, size, shm_name(g->shm),
-	        sem_name(g->sem), wait_name(g->wait), g->capacity);
+	        "capacity %" PRIu32 ", batch %" PRIu32 ", linger %" PRIu64 "us\n",
+	        g->name, g->file, size, shm_name(g->shm), sem_name(g->sem),
+	        wait_name(g->wait), g->capacity, g->batch, g->linger_ns / 1000);
 	fprintf(f, "%zu process%s, %zu kernel%s (one thread each), %zu channel%s%s\n",
 	        g->nproc, g->nproc == 1 ? "" : "es", g->nkernel,
 	        g->nkernel == 1 ? "" : "s", g->nconn, g->nconn == 1 ? "" : "s",
@@ -174,8 +175,8 @@ void ir_print_check(const struct ir_graph *g, FILE *f)
 	for (size_t i = 0; i < g->nconn; i++) {
 		const struct ir_conn *c = &g->conn[i];
 		fprintf(f, "    %" PRIu64 ": %s.%s -> %s.%s capacity %" PRIu32
-		        " wait %s (%s -> %s)", c->id, c->fk, c->fp, c->tk, c->tp,
-		        c->capacity, wait_name(c->wait),
+		        " batch %" PRIu32 " wait %s (%s -> %s)", c->id, c->fk, c->fp,
+		        c->tk, c->tp, c->capacity, c->batch, wait_name(c->wait),
 		        g->proc[g->kernel[c->from].proc].name,
 		        g->proc[g->kernel[c->to].proc].name);
 		if (c->bridged)

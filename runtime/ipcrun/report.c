@@ -234,7 +234,7 @@ void ir_report_restarts(const struct ir_run *r, FILE *f)
 	const struct ir_graph *g = r->g;
 	for (size_t p = 0; p < g->nproc; p++) {
 		const struct ir_proc_rt *pr = &r->prt[p];
-		if (!pr->restarts && !pr->lost)
+		if (!pr->restarts && (!pr->lost || g->proc[p].policy == IR_RESTART_NO))
 			continue;
 		fprintf(f, "ipcrun: process '%s' was restarted %u time%s (restart = %s); "
 		        "%llu record%s lost\n", g->proc[p].name, pr->restarts,

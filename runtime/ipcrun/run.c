@@ -360,7 +360,10 @@ static void report_stall(struct ir_run *r, const struct ipc_channel_info *ci,
 			const struct ir_port *o = &g->kernel[k].port[j];
 			const struct ir_conn *oc = &g->conn[o->conn];
 			const struct ipc_channel_info *oi = info_of(ci, n, oc->id);
-			if (!o->out && o != p && oi && oi->pending >= oc->capacity) {
+			const struct ir_port *ow = waits_on(r, oc->from);
+			bool full = (oi && oi->pending >= oc->capacity) ||
+			            (ow && ow->conn == o->conn); /* its producer waits */
+			if (!o->out && o != p && full) {
 				fix = oc;
 				because = c;
 			}

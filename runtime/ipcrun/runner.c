@@ -353,6 +353,9 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
+		/* what it emitted goes out first (EOF flushes) */
+		if (go > 0)
+			ipc__kernel_finish(&kt->k);
 		if (gk->seq) /* what an ordered replica still holds back */
 			ipc__kernel_seq_flush(&kt->k);
 		if (kt->k.waiting) /* not waiting any more: the watchdog skips it */
@@ -462,6 +465,7 @@ static void build_kernels(struct runner *rn)
 		kt->k.name = gk->name;
 		kt->k.stop = &rn->stop;
 		kt->k.waiting = rn->r->watch ? &rn->r->watch[i] : NULL;
+		kt->k.linger_ns = g->linger_ns;
 		kt->k.nin = gk->nin;
 		kt->k.nout = gk->nport - gk->nin;
 		/* the ports live in the run's counters segment (status.h), so
@@ -480,7 +484,7 @@ static void build_kernels(struct runner *rn)
 			kt->k.port[j] = (struct ipc_port){
 				.k = &kt->k, .name = gk->port[j].name, .id = c->id,
 				.out = gk->port[j].out, .capacity = c->capacity, .st = st,
-				.seq = gk->seq};
+				.seq = gk->seq, .batch = c->batch};
 		}
 	}
 }

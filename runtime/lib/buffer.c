@@ -36,15 +36,15 @@ static void plan(struct layout *l, uint64_t size)
 	uint32_t cap = 512;
 	while ((uint64_t)cap / 4 * 3 < data / IPC_BLOCK && cap < (1u << 26))
 		cap <<= 1;
-	l->nblocks = (uint32_t)(data / IPC_BLOCK);
-	l->data_size = data;
+	l->nblocks = (uint32_t)(data / IPC_BLOCK) + IPC__HEAP_RESERVE;
+	l->data_size = (uint64_t)l->nblocks * IPC_BLOCK;
 	l->dir_cap = cap;
 	l->procs_off = 4096;
 	l->tls_off = l->procs_off + MAX_PROCS * sizeof(struct ipc__proc);
 	l->dir_off = l->tls_off + MAX_TLS * sizeof(struct ipc__tslot);
 	l->heap_off = align_up(l->dir_off + (uint64_t)cap * sizeof(struct ipc__dirent), 64);
 	l->data_off = align_up(l->heap_off + ipc__heap_meta_size(l->nblocks), IPC_BLOCK);
-	l->map_size = l->data_off + data;
+	l->map_size = l->data_off + l->data_size;
 	/* Slabs of 64 KiB (less in small buffers): a producer and its consumer
 	 * keep about two slabs of a stream in flight, and that working set
 	 * must stay in cache (measured on 64 B records between processes:
@@ -101,11 +101,12 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 int ipc__lock_buf(struct ipc_buffer *b)
 {
 	int rc = ipc__lock(&b->hdr->lock, IPC__HOLDER(b->pid, b->pidns), ipc__holder_dead, b);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
-	/* The previous holder died inside: the heap may be half-updated. */
-	uint32_t slab = ipc__heap_repair(b->heap);
-	b->hdr->slab_used = slab;
+	/* The previous holder died inside: the heap may be half-updated. A
+	 * stray write may have moved its header (reported, put back). */
+	if (!ipc__heap_check(b->heap, b->geo.nblocks) || rc > 0)
+		b->hdr->slab_used = ipc__heap_repair(b->heap, rc > 0);
 	return 0;
 }
 
@@ -114,34 +115,21 @@ void ipc__unlock_buf(struct ipc_buffer *b)
 	ipc__unlock(&b->hdr->lock);
 }
 
-static struct ipc__proc *procs(struct ipc_buffer *b)
-{
-	return (struct ipc__proc *)(b->base + b->hdr->procs_off);
-}
-
-static struct ipc__tslot *tslots(struct ipc_buffer *b)
-{
-	return (struct ipc__tslot *)(b->base + b->hdr->tls_off);
-}
-
-static struct ipc__dirent *dir(struct ipc_buffer *b)
-{
-	return (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-}
-
 /* Take a process slot (L held). */
 static int proc_attach_locked(struct ipc_buffer *b)
 {
-	struct ipc__proc *p = procs(b);
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
-		if (ipc__load_relaxed(&p[i].pid) == 0) {
-			p[i].gen++;
-			p[i].start = b->start;
-			p[i].pidns = b->pidns;
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		if (ipc__load_relaxed(&p->pid) == 0) {
+			p->gen++;
+			p->start = b->start;
+			p->pidns = b->pidns;
 			/* No keeper yet: the last owner's FUTEX_OWNER_DIED must not
 			 * make us look dead (ipc__keeper_start sets it). */
-			ipc__store_relaxed(&p[i].life, 0);
-			ipc__store_release(&p[i].pid, (int32_t)b->pid);
+			ipc__store_relaxed(&p->life, 0);
+			/* Pairs with the acquire loads of pid (reap, gc, notice.c,
+			 * live.c): publishes gen, start, pidns and life. */
+			ipc__store_release(&p->pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
 			return 0;
@@ -150,14 +138,20 @@ static int proc_attach_locked(struct ipc_buffer *b)
 	return -EUSERS;
 }
 
-static void set_views(struct ipc_buffer *b)
+/* Our views of the mapping, from the header's geometry once checked
+ * (ipc__geo_load): 0 or -EBADMSG. */
+static int set_views(struct ipc_buffer *b)
 {
 	b->base = b->shm.base;
 	b->hdr = (struct ipc__hdr *)b->base;
 	b->map_size = b->shm.size;
-	b->heap = (struct ipc__heap *)(b->base + b->hdr->heap_off);
-	b->data = b->base + b->hdr->data_off;
-	b->rec_span = b->map_size - b->hdr->data_off - sizeof(struct ipc__rec);
+	int err = ipc__geo_load(b);
+	if (err)
+		return err;
+	b->heap = (struct ipc__heap *)(b->base + b->geo.heap_off);
+	b->data = b->base + b->geo.data_off;
+	b->rec_span = b->map_size - b->geo.data_off - sizeof(struct ipc__rec);
+	return 0;
 }
 
 static int creator_init(struct ipc_buffer *b, const struct layout *l,
@@ -190,9 +184,12 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	err = ipc__lock_create(&h->lock, sem, b->shm.kind == IPC_SHM_MEMFD ? NULL : b->handle);
 	if (err)
 		return err;
-	set_views(b);
+	err = set_views(b);
+	if (err)
+		return err;
 	ipc__heap_init(b->heap, l->nblocks);
 	proc_attach_locked(b);
+	/* Pairs with attach's load of state, and with the futex wait on it. */
 	ipc__store_release(&h->state, IPC__ST_READY);
 	/* Pairs with the opener's acquire load of magic: publishes the header. */
 	ipc__store_release(&h->magic, IPC__MAGIC);
@@ -310,7 +307,9 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 		return err;
 	if (strcmp(h->handle, b->handle) != 0)
 		return -EEXIST; /* SysV key collision with another handle */
-	set_views(b);
+	err = set_views(b);
+	if (err)
+		return err;
 	err = ipc__lock_buf(b);
 	if (err)
 		return -EAGAIN;
@@ -373,7 +372,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 	}
 	if (o.open_timeout_ms == 0)
 		o.open_timeout_ms = 5000;
-	b = calloc(1, sizeof(*b));
+	o.shm = ipc__handle_backend(handle, o.shm);
+	b = ipc__buf_new();
 	if (!b)
 		return NULL;
 	snprintf(b->handle, sizeof(b->handle), "%s", handle);
@@ -392,6 +392,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 			err = creator_init(b, &l, &o, o.sem);
 			if (err == 0) {
 				ipc__keeper_start(b);
+				b->live = ipc__live_token;
+				ipc__handle_register(b);
 				return b;
 			}
 			ipc__shm_unlink(&b->shm, handle);
@@ -403,6 +405,8 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		err = attach(b, o.shm, deadline);
 		if (err == 0) {
 			ipc__keeper_start(b);
+			b->live = ipc__live_token;
+			ipc__handle_register(b);
 			return b;
 		}
 		ipc__shm_detach(&b->shm);
@@ -414,7 +418,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		}
 	}
 	pthread_mutex_destroy(&b->tls_mu);
-	free(b);
+	ipc__buf_retire(b);
 	errno = -err;
 	return NULL;
 }
@@ -428,35 +432,67 @@ static void destroy(struct ipc_buffer *b)
 		ipc__shm_unlink(&b->shm, b->handle);
 }
 
+/* The records this process still holds (allocated and not sent, received
+ * and not freed, by any of its threads) go back to the heap as if it had
+ * died: those it queued become their channels' first (L held). */
+static void give_back_locked(struct ipc_buffer *b)
+{
+	struct ipc__dirent *d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o;
+		if (d[i].off <= IPC__DIR_TOMB || ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_CHANNEL ||
+		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o))
+			continue;
+		struct ipc__chan *c = o;
+		/* Pairs with the attach's ipc__or_acq_rel of P_ATTACHED. */
+		if ((ipc__load_acquire(&c->flags) & IPC__P_ATTACHED) && c->prod.proc == b->proc)
+			ipc__chan_adopt_locked(b, c, b->proc);
+	}
+	ipc__rec_reap_locked(b, b->proc);
+}
+
 int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 {
 	bool last = false;
-	int err;
+	int err = ipc__buf_check(b);
 
-	if (!b)
-		return -EINVAL;
-	if (b->pid != getpid()) { /* inherited across fork: not ours to count */
+	if (err == -ECHILD) { /* inherited across fork: not ours to count */
+		ipc__handle_unregister(b);
 		ipc__shm_detach(&b->shm);
-		free(b);
+		ipc__buf_retire(b);
 		return 0;
 	}
+	if (err)
+		return err; /* NULL, or closed already */
+	ipc__handle_unregister(b);
+	b->live = (uint64_t)IPC__DEAD << 32; /* from here on, a second close is -EBADF */
 	while (b->tls_list)
 		ipc_tls_close(b->tls_list);
 	ipc__keeper_stop(b);
 	err = ipc__lock_buf(b);
 	if (err == 0) {
-		struct ipc__proc *p = &procs(b)[b->proc];
+		struct ipc__proc *p = ipc__proc_at(b, b->proc);
+		give_back_locked(b);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		ipc__reap_locked(b); /* skips our own slot */
-		last = ipc__load_relaxed(&b->hdr->nprocs) == 0;
+		/* The slots say who is left, not the counter: a forged count
+		 * must not remove a buffer others still use. */
+		last = true;
+		for (uint32_t i = 0; i < b->geo.max_procs && last; i++)
+			last = i == b->proc || ipc__load_relaxed(&ipc__proc_at(b, i)->pid) == 0;
+		if (last != (ipc__load_relaxed(&b->hdr->nprocs) == 0))
+			ipc__corrupt(b, "header: %u processes counted, the process table says %s",
+			             ipc__load_relaxed(&b->hdr->nprocs), last ? "none" : "more");
 		if (last)
+			/* Pairs with attach's check of state: a late opener starts over. */
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
 		else if (unlink && !b->hdr->name_unlinked) {
 			ipc__shm_unlink(&b->shm, b->handle);
 			b->hdr->name_unlinked = 1;
 		}
 		/* The slot goes last: while we hold the lock, peers in other
-		 * PID namespaces judge us by it (holder_dead). */
+		 * PID namespaces judge us by it (holder_dead). Pairs with the
+		 * acquire loads of pid: the slot is free. */
 		ipc__store_release(&p->pid, 0);
 		ipc__unlock_buf(b);
 		if (last)
@@ -464,7 +500,7 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 	}
 	ipc__shm_detach(&b->shm);
 	pthread_mutex_destroy(&b->tls_mu);
-	free(b);
+	ipc__buf_retire(b);
 	return err;
 }
 
@@ -487,13 +523,17 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 	struct ipc_buffer_stats s = {0};
 	struct ipc__hdr *h;
 
-	if (!b || !out)
-		return -EINVAL;
+	int bad = ipc__buf_check(b);
+	if (bad || !out)
+		return bad ? bad : -EINVAL;
 	h = b->hdr;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	s.size = h->data_size;
-	s.free = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
+	/* The heap's reserve (IPC__HEAP_RESERVE) is counted in neither. */
+	uint64_t reserve = (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
+	uint64_t free_bytes = (uint64_t)b->heap->free_blocks * IPC_BLOCK;
+	s.size = ipc__heap_asked(b);
+	s.free = free_bytes > reserve ? free_bytes - reserve : 0;
 	s.slab = (uint64_t)h->slab_used * IPC_BLOCK;
 	ipc__rec_census_locked(b, &s.record_count, &s.records);
 	s.channels = h->dir_live;
@@ -506,7 +546,7 @@ int ipc_buffer_stats(struct ipc_buffer *b, struct ipc_buffer_stats *out)
 bool ipc_buffer_has_channels(struct ipc_buffer *b)
 {
 	bool any;
-	if (!b || ipc__lock_buf(b))
+	if (ipc__buf_check(b) || ipc__lock_buf(b))
 		return false;
 	any = b->hdr->dir_live > 0;
 	ipc__unlock_buf(b);
@@ -515,17 +555,17 @@ bool ipc_buffer_has_channels(struct ipc_buffer *b)
 
 const char *ipc_buffer_handle(const struct ipc_buffer *b)
 {
-	return b ? b->handle : NULL;
+	return ipc__buf_check(b) ? NULL : b->handle;
 }
 
 enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b)
 {
-	return b ? (enum ipc_shm_kind)b->hdr->shm_kind : IPC_SHM_DEFAULT;
+	return ipc__buf_check(b) ? IPC_SHM_DEFAULT : b->shm.kind;
 }
 
 enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b)
 {
-	return b ? (enum ipc_sem_kind)b->hdr->sem_kind : IPC_SEM_DEFAULT;
+	return ipc__buf_check(b) ? IPC_SEM_DEFAULT : (enum ipc_sem_kind)b->hdr->sem_kind;
 }
 
 /* ---- directory (L held) ------------------------------------------------ */
@@ -535,9 +575,14 @@ static uint32_t dir_slot(uint64_t id, uint32_t cap)
 	return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
 }
 
-struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
+static struct ipc__dirent *dir(struct ipc_buffer *b)
 {
-	uint32_t cap = b->hdr->dir_cap;
+	return ipc__dirent_at(b, 0);
+}
+
+struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id)
+{
+	uint32_t cap = b->geo.dir_cap;
 	struct ipc__dirent *d = dir(b);
 	for (uint32_t i = dir_slot(id, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
 		if (d[i].off == IPC__DIR_EMPTY)
@@ -548,10 +593,10 @@ struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id)
 	return NULL;
 }
 
-int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
+int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off)
 {
 	struct ipc__hdr *h = b->hdr;
-	uint32_t cap = h->dir_cap;
+	uint32_t cap = b->geo.dir_cap;
 	struct ipc__dirent *d = dir(b);
 
 	if (h->dir_live + 1 > cap / 4 * 3)
@@ -565,68 +610,92 @@ int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off)
 		h->dir_used = h->dir_live = 0;
 		for (uint32_t i = 0; i < cap; i++)
 			if (copy[i].off > IPC__DIR_TOMB)
-				ipc__dir_insert(b, copy[i].id, copy[i].off);
+				ipc__dir_insert_locked(b, copy[i].id, copy[i].off);
 		free(copy);
 	}
-	uint32_t i = dir_slot(id, cap);
-	while (d[i].off > IPC__DIR_TOMB)
+	uint32_t i = dir_slot(id, cap), n = 0;
+	while (d[i].off > IPC__DIR_TOMB && ++n < cap)
 		i = (i + 1) & (cap - 1);
+	if (n == cap) /* its counters said there was room */
+		return ipc__corrupt(b, "directory: full, but counts %u live entries", h->dir_live);
 	if (d[i].off == IPC__DIR_EMPTY)
 		h->dir_used++;
 	d[i].id = id;
 	d[i].off = off;
 	h->dir_live++;
+	/* Pairs with ipc_channel_exists' acquire load of dir_gen: the entry is in. */
 	ipc__add_acq_rel(&h->dir_gen, 1);
 	ipc__futex_wake(&h->dir_gen);
 	return 0;
 }
 
-void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e)
+void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e)
 {
 	e->off = IPC__DIR_TOMB;
-	b->hdr->dir_live--;
+	if (b->hdr->dir_live > 0)
+		b->hdr->dir_live--;
+}
+
+int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out)
+{
+	uint64_t off = d->off, id = d->id;
+	uint32_t kind = ipc__run_kind(b, off, NULL);
+	void *o = kind == IPC__BLK_CHANNEL ? (void *)ipc__chan_at(b, off, id)
+	        : kind == IPC__BLK_SEGMENT ? (void *)ipc__seg_at(b, off, id) : NULL;
+
+	if (!o)
+		return ipc__corrupt(b, "directory entry of id %llu: offset %llu holds no valid %s",
+		                    (unsigned long long)id, (unsigned long long)off,
+		                    kind == IPC__BLK_CHANNEL ? "channel"
+		                    : kind == IPC__BLK_SEGMENT ? "segment" : "channel or segment");
+	if (kind != want)
+		return -EPROTOTYPE;
+	*out = o;
+	return 0;
 }
 
 /* ---- dead processes (L held) ------------------------------------------- */
 
-static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
+static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 {
-	struct ipc__hdr *h = b->hdr;
 	struct ipc__dirent *d = dir(b);
 
 	/* Its threads' slots: fold counters, free the slots. */
-	for (uint32_t i = 0; i < h->max_tls; i++) {
-		struct ipc__tslot *t = &tslots(b)[i];
+	for (uint32_t i = 0; i < b->geo.max_tls; i++) {
+		struct ipc__tslot *t = ipc__tslot_at(b, i);
 		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
 			continue;
 		ipc__free_reap_locked(b, t);
 		ipc__slab_drain_locked(b, t, 0);
-		ipc__tslot_reset(t, IPC__RET_CLOSED);
+		ipc__tslot_reset_locked(t, IPC__RET_CLOSED);
+		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
 		ipc__store_release(&t->used, 0);
 	}
 	/* Its slabs: seal those still being carved, as their owner would; give
 	 * back the empty ones it kept aside. */
-	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
-		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
-		uint32_t len = k->len ? k->len : 1;
-		struct ipc__slab *s = ipc__block_ptr(b, blk);
-		if (k->len && k->kind == IPC__BLK_SLAB && s->magic == IPC__SLAB_MAGIC &&
-		    ipc__load_relaxed(&s->proc) == slot) {
+	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
+		uint32_t len = b->blk[blk].len;
+		if (len == 0 || len > b->geo.nblocks - blk)
+			len = 1;
+		struct ipc__slab *s = ipc__slab_at(b, b->geo.data_off + (uint64_t)blk * IPC_BLOCK);
+		if (s && ipc__load_relaxed(&s->proc) == slot) {
 			if (!s->sealed)
 				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
 				                              ipc__load_relaxed(&s->local_freed));
+			/* Pairs with the freers' acq_rel decrements: every free is seen. */
 			else if (ipc__load_acquire(&s->live) == 0)
 				ipc__slab_give_back_locked(b, s);
 		}
 		blk += len;
 	}
 	/* Its channel ends: dead, so that peers drain and stop. */
-	for (uint32_t i = 0; i < h->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o = NULL;
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o) ||
+		    !o)
 			continue;
-		struct ipc__chan *c = ipc__ptr(b, d[i].off, sizeof(*c));
-		if (!c || c->type != IPC_CHANNEL_SPSC)
-			continue;
+		struct ipc__chan *c = o;
+		/* Pairs with the ends' ipc__or_acq_rel of their flags. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
 		    ipc__load_relaxed(&c->prod.pid) == pid && c->prod.proc == slot)
@@ -636,7 +705,7 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
 		if ((f & IPC__P_ATTACHED) && c->prod.proc == slot)
 			ipc__chan_adopt_locked(b, c, slot);
-		ipc__chan_maybe_destroy(b, &d[i]);
+		ipc__chan_maybe_destroy_locked(b, &d[i]);
 	}
 	ipc__seg_reap_locked(b, slot);
 	/* What it held (allocated and not sent, or received and not freed). */
@@ -645,16 +714,17 @@ static void reap_proc(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 
 int ipc__reap_locked(struct ipc_buffer *b)
 {
-	struct ipc__proc *p = procs(b);
 	int n = 0;
 
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++) {
-		pid_t pid = ipc__load_relaxed(&p[i].pid);
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		pid_t pid = ipc__load_relaxed(&p->pid);
 		if (pid == 0 || (pid == b->pid && i == b->proc) ||
-		    ipc__slot_alive(&p[i], pid, p[i].start, b->pidns))
+		    ipc__slot_alive(p, pid, p->start, b->pidns))
 			continue;
-		reap_proc(b, i, pid);
-		ipc__store_release(&p[i].pid, 0);
+		reap_proc_locked(b, i, pid);
+		/* Pairs with the acquire loads of pid: the slot is free. */
+		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		n++;
 	}
@@ -663,9 +733,9 @@ int ipc__reap_locked(struct ipc_buffer *b)
 
 int ipc_buffer_reap(struct ipc_buffer *b)
 {
-	int n;
-	if (!b)
-		return -EINVAL;
+	int n = ipc__buf_check(b);
+	if (n)
+		return n;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
 	n = ipc__reap_locked(b);
@@ -686,14 +756,15 @@ const char *ipc_strerror(int err)
 	case -ENOMEM: return "the shared buffer is exhausted";
 	case -EINVAL: return "invalid argument";
 	case -EPIPE: return "the consumer closed or died";
-	case -EALREADY: return "this TLS already holds that end";
+	case -EALREADY: return "already done: this TLS holds that end, or the record was sent";
 	case -EOWNERDEAD: return "the creator died before it finished";
 	case -ETIMEDOUT: return "timed out";
 	case -EPROTO: return "buffer made by another version of libipc";
 	case -ENOSPC: return "no room: /dev/shm too small for the buffer, or too many channels, "
 	                     "threads or processes";
 	case -EPERM: return "not ours: the shared object belongs to another user, or is not a buffer";
-	case -EBADMSG: return "damaged shared data: a header or record that does not check out";
+	case -EBADMSG: return "damaged shared data: a header or record that does not check out "
+	                      "(reported on stderr)";
 	default: return err < 0 ? strerror(-err) : "unknown result";
 	}
 }

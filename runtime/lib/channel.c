@@ -45,13 +45,16 @@
 #define FIRST_NAP_US 200      /* the first sleep after setting the flag (see top) */
 #define LIVENESS_EVERY_MS 20
 
-static struct ipc__chan *dirent_chan(struct ipc_buffer *b, struct ipc__dirent *d)
+/* The channel entry d names, or NULL (not a channel; reported if corrupt). */
+static struct ipc__chan *dirent_chan_locked(struct ipc_buffer *b, struct ipc__dirent *d)
 {
-	return ipc__ptr(b, d->off, sizeof(struct ipc__chan));
+	void *c;
+	return ipc__dir_obj_locked(b, d, IPC__BLK_CHANNEL, &c) == 0 ? c : NULL;
 }
 
-/* The record in ring slot pos, if the slot holds a valid one (L held). */
-static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
+/* The record in ring slot pos, if the slot holds a valid one (L held; the
+ * ring's geometry checked by the caller). */
+static struct ipc__rec *slot_rec_locked(struct ipc_buffer *b, struct ipc__chan *c, uint64_t pos)
 {
 	char *p = ipc__ptr(b, ipc__ring_value(ipc__load_relaxed(&c->ring[pos & c->mask])),
 	                   sizeof(struct ipc__rec));
@@ -60,6 +63,8 @@ static struct ipc__rec *slot_rec(struct ipc_buffer *b, struct ipc__chan *c, uint
 
 void ipc__chan_wake_all(struct ipc__chan *c)
 {
+	/* Pairs with nap's acquire load of each sequence word: a sleeper that read
+	 * the old value is woken, one that reads the new one does not sleep. */
 	ipc__add_acq_rel(&c->cons_seq, 1);
 	ipc__futex_wake(&c->cons_seq);
 	ipc__add_acq_rel(&c->prod_seq, 1);
@@ -76,23 +81,33 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 	if (dead && (ipc__load_relaxed(&c->flags) &
 	             (role == IPC_PRODUCER ? IPC__P_HELD : IPC__C_HELD)))
 		bit = role == IPC_PRODUCER ? IPC__P_ORPHAN : IPC__C_ORPHAN;
-	if (dead && role == IPC_CONSUMER) {
+	bool geo_ok = ipc__chan_geo_ok(b, c);
+	if (!geo_ok)
+		ipc__corrupt(b, "channel %llu: ring mask %llu or capacity %u does not fit its run",
+		             (unsigned long long)c->id, (unsigned long long)c->mask, c->capacity);
+	if (dead && role == IPC_CONSUMER && geo_ok) {
 		/* It may have died between taking the record at the head and
 		 * releasing the slot: the record goes back to the channel. */
+		/* Pairs with the ends' release stores of head and tail (ring.h). */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
 		if (head != ipc__load_acquire(&c->idx.tail)) {
-			struct ipc__rec *r = slot_rec(b, c, head);
+			struct ipc__rec *r = slot_rec_locked(b, c, head);
 			if (r && ipc__rec_holder(r) == o->proc + 1)
-				ipc__rec_hold(r, 0);
+				ipc__store_relaxed(&r->word, ipc__rec_size(r) | IPC__REC_QUEUED);
 		}
 	}
 	ipc__store_relaxed(&o->pid, 0);
+	/* Pairs with the other end's acquire load of flags (try_recv, nap,
+	 * chan_state): this end closed or died, after its last slot. */
 	ipc__or_acq_rel(&c->flags, bit);
 	ipc__chan_wake_all(c);
 }
 
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc)
 {
+	if (!ipc__chan_geo_ok(b, c))
+		return; /* reported by the detach before it */
+	/* Pairs with the ends' release stores of head and tail (ring.h). */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	/* Did it die between filling a slot and publishing tail? The consumer
 	 * may take that record already (it reads slots, not tail): count it. */
@@ -100,23 +115,26 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 	ipc__ring_view_init(&v, &c->idx, c->ring, c->mask, c->capacity, false);
 	v.pos = tail;
 	if (tail - head < c->capacity && ipc__ring_peek(&v) != 0)
+		/* Pairs with the consumer's acquire loads of tail (ring.h). */
 		ipc__store_release(&c->idx.tail, ++tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		struct ipc__rec *r = slot_rec(b, c, head);
+		struct ipc__rec *r = slot_rec_locked(b, c, head);
 		if (!r)
 			continue;
 		/* A live consumer may take it meanwhile: then its mark stays. */
-		uint64_t w = ipc__rec_size(r) | (uint64_t)(proc + 1) << 48;
-		atomic_compare_exchange_strong_explicit(&r->word, &w, ipc__rec_size(r),
+		uint64_t w = ipc__rec_size(r) | (uint64_t)(proc + 1) << 48 | IPC__REC_QUEUED;
+		atomic_compare_exchange_strong_explicit(&r->word, &w,
+		                                        ipc__rec_size(r) | IPC__REC_QUEUED,
 		                                        memory_order_relaxed, memory_order_relaxed);
 	}
 }
 
-void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
+void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *d)
 {
-	struct ipc__chan *c = dirent_chan(b, d);
-	if (!c || c->type != IPC_CHANNEL_SPSC)
+	struct ipc__chan *c = dirent_chan_locked(b, d);
+	if (!c)
 		return;
+	/* Pairs with the ends' ipc__or_acq_rel of their flags. */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	bool p_done = (f & IPC__P_ATTACHED) && (f & (IPC__P_CLOSED | IPC__P_DEAD));
 	bool c_done = (f & IPC__C_ATTACHED) && (f & (IPC__C_CLOSED | IPC__C_DEAD));
@@ -125,13 +143,13 @@ void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *d)
 	/* Records still queued go back to the heap. */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
-		struct ipc__rec *r = slot_rec(b, c, head);
+		struct ipc__rec *r = slot_rec_locked(b, c, head);
 		uint32_t holder = r ? ipc__rec_holder(r) : UINT32_MAX;
 		if (holder == 0 || holder == c->prod.proc + 1)
 			ipc__rec_free(b, r, true);
 	}
 	uint32_t blk = (uint32_t)(((char *)c - b->data) / IPC_BLOCK);
-	ipc__dir_remove(b, d);
+	ipc__dir_remove_locked(b, d);
 	ipc__heap_free(b->heap, blk);
 }
 
@@ -144,7 +162,9 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	uint32_t cap, wait;
 	int err = 0;
 
-	if (!t || (role != IPC_PRODUCER && role != IPC_CONSUMER))
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (role != IPC_PRODUCER && role != IPC_CONSUMER)
 		return -EINVAL;
 	b = t->b;
 	cap = opts && opts->capacity ? opts->capacity : b->hdr->def_capacity;
@@ -155,17 +175,13 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 		return -EALREADY;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	if (d) {
-		c = dirent_chan(b, d);
-		if (!c) {
-			err = -EBADMSG;
+		void *o;
+		err = ipc__dir_obj_locked(b, d, IPC__BLK_CHANNEL, &o);
+		if (err)
 			goto out;
-		}
-		if (c->type != IPC_CHANNEL_SPSC) {
-			err = -EPROTOTYPE;
-			goto out;
-		}
+		c = o;
 	} else {
 		uint64_t slots = ipc__ring_slots(cap);
 		uint64_t bytes = sizeof(*c) + slots * sizeof(uint64_t);
@@ -183,7 +199,7 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 		c->capacity = cap;
 		c->mask = slots - 1;
 		c->wait = wait;
-		err = ipc__dir_insert(b, id, ipc__off(b, c));
+		err = ipc__dir_insert_locked(b, id, ipc__off(b, c));
 		if (err) {
 			ipc__heap_free(b->heap, (uint32_t)blk);
 			goto out;
@@ -202,7 +218,10 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
 	o->proc = b->proc;
 	o->start = b->start;
+	/* Pairs with peer_check's and nap's acquire loads of pid: publishes proc
+	 * and start. */
 	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
+	/* Pairs with the peer's acquire load of flags: this end is attached. */
 	ipc__or_acq_rel(&c->flags, bit);
 	/* A peer asleep since before we came waits on nothing that says we
 	 * could die (see nap): let it look again, and watch us. */
@@ -224,13 +243,13 @@ static int end_detach(struct ipc_tls *t, struct ipc__end *e, bool abort)
 {
 	struct ipc_buffer *b = t->b;
 	if (ipc__lock_buf(b) == 0) {
-		struct ipc__dirent *d = ipc__dir_find(b, e->id);
+		struct ipc__dirent *d = ipc__dir_find_locked(b, e->id);
 		if (abort) /* an abort by the owner is final, held or not */
 			atomic_fetch_and_explicit(&e->c->flags, ~(uint32_t)IPC__P_HELD,
 			                          memory_order_relaxed);
 		ipc__chan_end_detach_locked(b, e->c, e->role, abort);
 		if (d)
-			ipc__chan_maybe_destroy(b, d);
+			ipc__chan_maybe_destroy_locked(b, d);
 		ipc__unlock_buf(b);
 	}
 	ipc__end_del(t, e);
@@ -246,8 +265,9 @@ int ipc_channel_abort(struct ipc_tls *t, uint64_t id)
 {
 	struct ipc__end *e;
 
-	if (!t)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad)
+		return bad;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	return end_detach(t, e, true);
@@ -258,8 +278,9 @@ int ipc_channel_close(struct ipc_tls *t, uint64_t id)
 	struct ipc__end *e;
 	int err = -ENOENT;
 
-	if (!t)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad)
+		return bad;
 	if ((e = ipc__end_find(t, id, IPC_PRODUCER)))
 		err = ipc__chan_close_end(t, e);
 	if ((e = ipc__end_find(t, id, IPC_CONSUMER)))
@@ -274,15 +295,16 @@ bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms)
 	struct ipc_buffer *b;
 	int64_t deadline;
 
-	if (!t)
+	if (ipc__tls_check(t))
 		return false;
 	b = t->b;
 	deadline = ipc__now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {
+		/* Pairs with ipc__dir_insert_locked's acq_rel bump of dir_gen. */
 		uint32_t gen = ipc__load_acquire(&b->hdr->dir_gen);
 		if (ipc__lock_buf(b))
 			return false;
-		bool found = ipc__dir_find(b, id) != NULL;
+		bool found = ipc__dir_find_locked(b, id) != NULL;
 		ipc__unlock_buf(b);
 		if (found)
 			return true;
@@ -299,18 +321,22 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 	struct ipc__dirent *d;
 	size_t n = 0;
 
-	if (!b || ipc__lock_buf(b))
+	if (ipc__buf_check(b) || ipc__lock_buf(b))
 		return 0;
-	d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o = NULL;
+		uint32_t kind = ipc__run_kind(b, d[i].off, NULL);
+		/* a corrupt entry is reported, and not listed */
+		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], kind, &o))
 			continue;
 		if (n < max && out) {
 			struct ipc_channel_info *ci = &out[n];
-			struct ipc__chan *c = dirent_chan(b, &d[i]);
+			struct ipc__chan *c = kind == IPC__BLK_CHANNEL ? o : NULL;
 			memset(ci, 0, sizeof(*ci));
 			ci->id = d[i].id;
-			if (c && c->type == IPC_CHANNEL_SPSC) {
+			if (c) {
+				/* Pairs with the ends' flag updates and index stores. */
 				uint32_t f = ipc__load_acquire(&c->flags);
 				uint64_t head = ipc__load_acquire(&c->idx.head);
 				uint64_t tail = ipc__load_acquire(&c->idx.tail);
@@ -323,8 +349,8 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 				ci->consumer = (f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD));
 				ci->closed = f & IPC__P_CLOSED;
 				ci->aborted = f & IPC__P_DEAD;
-			} else if (c) {
-				struct ipc__seg *s = (struct ipc__seg *)c;
+			} else if (o) {
+				struct ipc__seg *s = o;
 				ci->type = IPC_CHANNEL_SEGMENT;
 				ci->size = s->size;
 			}
@@ -353,9 +379,9 @@ static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t
 	}
 	if (ipc__lock_buf(t->b))
 		return false;
-	struct ipc__dirent *d = ipc__dir_find(t->b, id);
-	c = d ? dirent_chan(t->b, d) : NULL;
-	if (c && c->type == IPC_CHANNEL_SPSC) {
+	struct ipc__dirent *d = ipc__dir_find_locked(t->b, id);
+	c = d ? dirent_chan_locked(t->b, d) : NULL;
+	if (c) {
 		*flags = ipc__load_acquire(&c->flags);
 		*pending = ipc__ring_count(&c->idx);
 		found = true;
@@ -368,7 +394,7 @@ bool ipc_channel_has_producer(struct ipc_tls *t, uint64_t id)
 {
 	uint32_t f;
 	uint64_t n;
-	return t && chan_state(t, id, &f, &n) && (f & IPC__P_ATTACHED) &&
+	return !ipc__tls_check(t) && chan_state(t, id, &f, &n) && (f & IPC__P_ATTACHED) &&
 	       !(f & (IPC__P_CLOSED | IPC__P_DEAD));
 }
 
@@ -376,7 +402,7 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id)
 {
 	uint32_t f;
 	uint64_t n;
-	return t && chan_state(t, id, &f, &n) ? (size_t)n : 0;
+	return !ipc__tls_check(t) && chan_state(t, id, &f, &n) ? (size_t)n : 0;
 }
 
 /* ---- send and receive --------------------------------------------------- */
@@ -426,7 +452,8 @@ static struct ipc__end_owner *peer_of(struct ipc__end *e)
 static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
 	struct ipc__end_owner *o = peer_of(e);
-	/* The slot too: pids of other PID namespaces may equal ours. */
+	/* The slot too: pids of other PID namespaces may equal ours. Pairs
+	 * with the attach's release store of pid: publishes start. */
 	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->proc == t->b->proc &&
 	       o->start == t->b->start;
 }
@@ -468,11 +495,16 @@ static inline __attribute__((always_inline)) int try_send(struct ipc_tls *t, str
 
 	if (!r)
 		return -EINVAL;
+	uint64_t w = ipc__load_relaxed(&r->word);
+	if (__builtin_expect((w >> 48) != t->b->proc + 1, 0)) /* not ours, or queued */
+		return (w & IPC__REC_QUEUED) ? -EALREADY : -EINVAL;
 	if (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD))
 		return -EPIPE;
 	if (ipc__ring_full(&e->v))
 		return IPC_TX_RETRY;
-	/* The record stays marked as ours while queued (see ipc__chan_adopt). */
+	/* Queued, and still marked as ours (see ipc__chan_adopt_locked); put's
+	 * release store of the slot publishes it with the record. */
+	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
 	ipc__ring_put(&e->v, ipc__off(t->b, r), false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep) &&
@@ -493,18 +525,19 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	if (off == 0) {
 		if (t->fcount)
 			ipc__free_flush(t); /* idle: count batched frees now */
+		/* Pairs with the producer's ipc__or_acq_rel of P_CLOSED / P_DEAD, made
+		 * after its last put. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		/* Closed or dead after its last put: look once more. */
 		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
 			return IPC_TX_RETRY;
 		return (f & IPC__P_DEAD) ? IPC_TX_ABORTED : IPC_TX_EOF;
 	}
-	/* off < 2^48: no overflow; the check bounds it to the mapping */
-	struct ipc__rec *r = ipc__rec_check_fast(t->b, t->b->base + off + sizeof(struct ipc__rec));
-	/* Ours before the slot is released: if we die in between, the reaper
-	 * finds it at the head of the ring and gives it back to the channel. */
-	if (r)
-		ipc__rec_hold(r, t->b->proc + 1);
+	/* Checked (its size bounded by its slab or run, so a forged size never
+	 * reaches the caller) and ours before the slot is released: if we die
+	 * in between, the reaper finds it at the head of the ring and gives it
+	 * back to the channel. */
+	struct ipc__rec *r = ipc__rec_take(t->b, off, t->b->proc + 1);
 	ipc__ring_take(&e->v, false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	/* Wake a sleeping producer only once half the ring is free (or the
@@ -549,13 +582,18 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 	bool prod = e->role == IPC_PRODUCER;
 	ipc_a32 *seq = prod ? &c->prod_seq : &c->cons_seq;
 	ipc_a32 *flag = prod ? &c->prod_sleep : &c->cons_sleep;
+	/* Pairs with the waker's acq_rel bump of the sequence word. */
 	uint32_t s = ipc__load_acquire(seq);
 	bool fresh = ipc__load_relaxed(flag) == 0;
 
+	/* seq_cst flag store, then seq_cst index load: pairs with the other side's
+	 * index store and flag load (see the top of this file): either it sees
+	 * the flag or this sees its index. */
 	if (fresh)
 		ipc__store_seq_cst(flag, 1);
 	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
+	/* Pairs with the peer's ipc__or_acq_rel of its closed / dead flag. */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (!still || (f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
 		return;
@@ -687,8 +725,9 @@ static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ip
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
@@ -700,8 +739,9 @@ int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);
@@ -713,8 +753,9 @@ int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
@@ -724,8 +765,9 @@ int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	struct ipc__end *e;
-	if (!t || !rec)
-		return -EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad || !rec)
+		return bad ? bad : -EINVAL;
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);

@@ -47,6 +47,11 @@ _Static_assert(sizeof(struct ipc__heap) == LEAF_OFF, "heap header size");
 _Static_assert(sizeof(struct ipc__leaf) == 80, "leaf size");
 _Static_assert(sizeof(struct ipc__blk) == 8, "blk size");
 
+size_t ipc__heap_blk_offset(uint32_t nblocks)
+{
+	return blk_off((nblocks + IPC_LEAF_BLOCKS - 1) / IPC_LEAF_BLOCKS);
+}
+
 size_t ipc__heap_meta_size(uint32_t nblocks)
 {
 	uint32_t nleaves = (nblocks + IPC_LEAF_BLOCKS - 1) / IPC_LEAF_BLOCKS;
@@ -157,33 +162,47 @@ static void swap_pos(struct ipc__heap *h, uint32_t a, uint32_t b)
 	lv[o[b]].pos = b;
 }
 
-static void sift(struct ipc__heap *h, uint32_t li)
+/* Move leaf li to its place in the max-heap. false when the heap's order
+ * is corrupt (an index out of range, or a leaf not where it says): nothing
+ * is read out of bounds, and the caller rebuilds it (ipc__heap_repair). */
+static bool sift(struct ipc__heap *h, uint32_t li)
 {
-	uint32_t *o = order(h);
+	uint32_t *o = order(h), nl = h->nleaves;
 	struct ipc__leaf *lv = leaves(h);
 	uint32_t p = lv[li].pos;
 
-	while (p > 0 && lv[o[(p - 1) / 2]].longest < lv[o[p]].longest) {
+	if (p >= nl || o[p] != li)
+		return false;
+	while (p > 0) {
+		uint32_t up = o[(p - 1) / 2];
+		if (up >= nl)
+			return false;
+		if (lv[up].longest >= lv[li].longest)
+			break;
 		swap_pos(h, p, (p - 1) / 2);
 		p = (p - 1) / 2;
 	}
 	for (;;) {
 		uint32_t c = 2 * p + 1, m = p;
-		if (c < h->nleaves && lv[o[c]].longest > lv[o[m]].longest)
+		if (c < nl && (o[c] >= nl || (c + 1 < nl && o[c + 1] >= nl)))
+			return false;
+		if (c < nl && lv[o[c]].longest > lv[o[m]].longest)
 			m = c;
-		if (c + 1 < h->nleaves && lv[o[c + 1]].longest > lv[o[m]].longest)
+		if (c + 1 < nl && lv[o[c + 1]].longest > lv[o[m]].longest)
 			m = c + 1;
 		if (m == p)
-			break;
+			return true;
 		swap_pos(h, p, m);
 		p = m;
 	}
 }
 
-/* Set (or clear) bits [start, start + n) and re-sift each leaf touched. */
-static void mark(struct ipc__heap *h, uint32_t start, uint32_t n, bool set)
+/* Set (or clear) bits [start, start + n) and re-sift each leaf touched.
+ * false when the leaves' order was found corrupt (see sift). */
+static bool mark(struct ipc__heap *h, uint32_t start, uint32_t n, bool set)
 {
 	uint32_t end = start + n;
+	bool ok = true;
 
 	for (uint32_t i = start; i < end;) {
 		uint32_t li = i / IPC_LEAF_BLOCKS;
@@ -204,8 +223,15 @@ static void mark(struct ipc__heap *h, uint32_t start, uint32_t n, bool set)
 			i += e - b;
 		}
 		leaf_update(h, li);
-		sift(h, li);
+		ok = sift(h, li) && ok;
 	}
+	return ok;
+}
+
+static void corrupt(struct ipc__heap *h, const char *what)
+{
+	fprintf(stderr, "libipc: heap: corrupt %s: rebuilt from its run table\n", what);
+	ipc__heap_repair(h, false);
 }
 
 void ipc__heap_init(struct ipc__heap *h, uint32_t nblocks)
@@ -228,27 +254,47 @@ void ipc__heap_init(struct ipc__heap *h, uint32_t nblocks)
 	/* Only the last leaf can be short: it sits last, below every full one. */
 }
 
-/* A run of n blocks spanning leaves: first fit over the leaves' edges. */
-static int64_t find_spanning(const struct ipc__heap *h, uint32_t n)
+/* The first run of n free blocks in address order, inside a leaf or across
+ * the edges of as many leaves as it takes: a run ending a leaf continues
+ * into the prefix of the next. O(leaves) looks at leaf summaries, and one
+ * leaf's bitmap at most. */
+static int64_t first_fit(const struct ipc__heap *h, uint32_t n)
 {
-	uint32_t run = 0, start = 0;
+	uint32_t run = 0, start = 0; /* free blocks up to the previous leaf's end */
 
 	for (uint32_t li = 0; li < h->nleaves; li++) {
 		const struct ipc__leaf *l = &leaves(h)[li];
-		if (run > 0 && run + l->prefix >= n)
+		uint32_t base = li * IPC_LEAF_BLOCKS;
+		if (run == 0)
+			start = base;
+		if (run + l->prefix >= n)
 			return start;
 		if (l->prefix == IPC_LEAF_BLOCKS) {
-			if (run == 0)
-				start = li * IPC_LEAF_BLOCKS;
 			run += IPC_LEAF_BLOCKS;
-			if (run >= n)
-				return start;
-		} else {
-			run = l->suffix;
-			start = (li + 1) * IPC_LEAF_BLOCKS - l->suffix;
+			continue;
 		}
+		if (l->longest >= n) {
+			int64_t at = ipc__bits_find_zero_run(l->bits, IPC_LEAF_BLOCKS, n);
+			if (at >= 0)
+				return base + at;
+		}
+		run = l->suffix;
+		start = base + IPC_LEAF_BLOCKS - l->suffix;
 	}
 	return -ENOMEM;
+}
+
+/* Blocks [start, start + n) are free in the run table, the truth (the
+ * bitmap and the leaves' figures are an index over it). */
+static bool run_is_free(const struct ipc__heap *h, uint64_t start, uint32_t n)
+{
+	const struct ipc__blk *bk = blks(h);
+	if (start + n > h->nblocks)
+		return false;
+	for (uint64_t j = start; j < start + n; j++)
+		if (bk[j].len != 0 || bk[j].kind != IPC__BLK_FREE)
+			return false;
+	return true;
 }
 
 int64_t ipc__heap_alloc(struct ipc__heap *h, uint32_t n, enum ipc__blk_kind kind,
@@ -260,24 +306,30 @@ int64_t ipc__heap_alloc(struct ipc__heap *h, uint32_t n, enum ipc__blk_kind kind
 		return -EINVAL;
 	if (n > h->free_blocks || h->nleaves == 0)
 		return -ENOMEM;
-	const struct ipc__leaf *top = &leaves(h)[order(h)[0]];
-	if (n <= IPC_LEAF_BLOCKS && top->longest >= n) {
-		uint32_t li = order(h)[0];
-		start = ipc__bits_find_zero_run(top->bits, IPC_LEAF_BLOCKS, n);
-		if (start < 0)
-			return -ENOMEM; /* cannot happen: longest >= n */
-		start += (int64_t)li * IPC_LEAF_BLOCKS;
-	} else {
-		start = find_spanning(h, n);
-		if (start < 0)
-			return start;
+	/* First fit in address order, across leaf edges: runs of one size
+	 * pack end to end (a run of 257 blocks no longer takes a 512-block leaf
+	 * of its own), and small runs (channels, slabs) gather at the start
+	 * instead of cutting every leaf in two. */
+	start = first_fit(h, n);
+	if (start >= 0 && !run_is_free(h, (uint64_t)start, n)) {
+		/* The bitmap or a leaf's figures say free where the run table
+		 * says taken: never hand out a block twice. */
+		corrupt(h, "bitmap (a taken block marked free)");
+		start = first_fit(h, n);
+		if (start >= 0 && !run_is_free(h, (uint64_t)start, n))
+			return -EBADMSG;
 	}
-	mark(h, (uint32_t)start, n, true);
-	struct ipc__blk *b = &blks(h)[start];
-	b->len = n;
-	b->kind = (uint16_t)kind;
-	b->owner = owner;
+	if (start < 0)
+		return start;
+	struct ipc__blk *bk = blks(h);
+	bk[start].len = n;
+	bk[start].kind = (uint16_t)kind;
+	bk[start].owner = owner;
+	for (uint32_t j = 1; j < n; j++)
+		bk[start + j].kind = (uint16_t)kind;
 	h->free_blocks -= n;
+	if (!mark(h, (uint32_t)start, n, true))
+		corrupt(h, "leaf order");
 	return start;
 }
 
@@ -285,14 +337,39 @@ int ipc__heap_free(struct ipc__heap *h, uint32_t block)
 {
 	if (block >= h->nblocks)
 		return -EINVAL;
-	struct ipc__blk *b = &blks(h)[block];
-	uint32_t n = b->len;
+	struct ipc__blk *bk = blks(h);
+	uint32_t n = bk[block].len;
 	if (n == 0 || n > h->nblocks - block)
 		return -EINVAL;
-	mark(h, block, n, false);
-	memset(b, 0, sizeof(*b));
+	/* The whole run must be there, as allocated: else a forged length
+	 * would free someone else's blocks. */
+	for (uint32_t j = block; j < block + n; j++) {
+		if ((j > block && (bk[j].len != 0 || bk[j].kind != bk[block].kind)) ||
+		    !bit_get(leaves(h)[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS)) {
+			fprintf(stderr, "libipc: heap: corrupt run at block %u (length %u): "
+			        "not freed\n", block, n);
+			return -EBADMSG;
+		}
+	}
+	memset(&bk[block], 0, (size_t)n * sizeof(*bk));
 	h->free_blocks += n;
+	if (!mark(h, block, n, false))
+		corrupt(h, "leaf order");
 	return 0;
+}
+
+bool ipc__heap_check(struct ipc__heap *h, uint32_t nblocks)
+{
+	uint32_t nleaves = (nblocks + IPC_LEAF_BLOCKS - 1) / IPC_LEAF_BLOCKS;
+	if (h->nblocks == nblocks && h->nleaves == nleaves && h->free_blocks <= nblocks)
+		return true;
+	fprintf(stderr, "libipc: heap: corrupt header (%u blocks, %u leaves, %u free; "
+	        "expected %u blocks): rebuilt from its run table\n", h->nblocks, h->nleaves,
+	        h->free_blocks, nblocks);
+	h->nblocks = nblocks;
+	h->nleaves = nleaves;
+	ipc__heap_repair(h, false);
+	return false;
 }
 
 struct ipc__blk *ipc__heap_blk(struct ipc__heap *h, uint32_t block)
@@ -306,7 +383,8 @@ uint32_t ipc__heap_longest(const struct ipc__heap *h)
 
 	if (h->nleaves == 0)
 		return 0;
-	best = leaves(h)[order(h)[0]].longest;
+	if (order(h)[0] < h->nleaves)
+		best = leaves(h)[order(h)[0]].longest;
 	for (uint32_t li = 0; li < h->nleaves; li++) {
 		const struct ipc__leaf *l = &leaves(h)[li];
 		if (l->prefix == IPC_LEAF_BLOCKS) {
@@ -352,6 +430,7 @@ bool ipc__heap_valid(const struct ipc__heap *h)
 		const uint64_t *bits = lv[b / IPC_LEAF_BLOCKS].bits;
 		if (k->len == 0) {
 			CHECK(!bit_get(bits, b % IPC_LEAF_BLOCKS), "block %u set outside a run", b);
+			CHECK(k->kind == IPC__BLK_FREE, "block %u: kind outside a run", b);
 			clear++;
 			b++;
 			continue;
@@ -361,6 +440,7 @@ bool ipc__heap_valid(const struct ipc__heap *h)
 			CHECK(bit_get(lv[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS),
 			      "block %u of run %u clear", j, b);
 			CHECK(j == b || blks(h)[j].len == 0, "run inside run at %u", j);
+			CHECK(blks(h)[j].kind == k->kind, "block %u of run %u: kind", j, b);
 		}
 		b += k->len;
 	}
@@ -368,19 +448,24 @@ bool ipc__heap_valid(const struct ipc__heap *h)
 	return true;
 }
 
-uint32_t ipc__heap_repair(struct ipc__heap *h)
+uint32_t ipc__heap_repair(struct ipc__heap *h, bool after_death)
 {
 	struct ipc__leaf *lv = leaves(h);
 	struct ipc__blk *bk = blks(h);
 	uint32_t slab = 0, used = 0;
 
-	/* Runs that stand, checked against the bits they should have set. */
+	/* Runs that stand: a start with its length and kind, and every block
+	 * after it marked with that kind (alloc writes them before the bits,
+	 * free clears them first). After a death, a run whose bits are not all
+	 * set was being allocated: it is dropped (nobody got it). After
+	 * corruption the bits are not asked: they are an index, and a forged
+	 * one must not free a run someone holds. */
 	for (uint32_t b = 0; b < h->nblocks;) {
 		uint32_t n = bk[b].len;
-		bool whole = n > 0 && n <= h->nblocks - b;
+		bool whole = n > 0 && n <= h->nblocks - b && bk[b].kind != IPC__BLK_FREE;
 		for (uint32_t j = b + 1; whole && j < b + n; j++)
-			whole = bk[j].len == 0;
-		for (uint32_t j = b; whole && j < b + n; j++)
+			whole = bk[j].len == 0 && bk[j].kind == bk[b].kind;
+		for (uint32_t j = b; whole && after_death && j < b + n; j++)
 			whole = bit_get(lv[j / IPC_LEAF_BLOCKS].bits, j % IPC_LEAF_BLOCKS);
 		if (!whole) {
 			memset(&bk[b], 0, sizeof(bk[b]));

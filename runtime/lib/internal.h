@@ -1,29 +1,12 @@
 /*
- * libipc's shared-memory layout and private structures.
+ * libipc's private structures (per process) and the functions the library's
+ * files share. The shared-memory layout, its offset tables and its checked
+ * accessors live in layout.h.
  *
- * One mapping per buffer:
- *
- *   offset            what                                   who writes, under
- *   0                 struct ipc__hdr (4096 bytes)           creator; then fields
- *                                                            marked (L) under the lock
- *   procs_off         struct ipc__proc[max_procs]  32 B      attach/close/reap (L);
- *                                                            life: its keeper, the
- *                                                            kernel, waiters (notice.c)
- *   tls_off           struct ipc__tslot[max_tls]   64 B      slot: (L); counters: the
- *                                                            owning thread only
- *   dir_off           struct ipc__dirent[dir_cap]  16 B      (L)
- *   heap_off          struct ipc__heap + metadata            (L)
- *   data_off          the heap's blocks (IPC_BLOCK each)     slabs, records, channels,
- *                                                            segments
- *
- * Every reference stored in shared memory is an offset from the start of the
- * mapping, checked with ipc__ptr() before use. Objects in the data region:
- *
- *   slab     struct ipc__slab (192 B), then records      kind IPC__BLK_SLAB
- *   record   struct ipc__rec (16 B) + payload            in a slab, or a run of
- *                                                        its own (IPC__BLK_RECORD)
- *   channel  struct ipc__chan (320 B) + ring of u64      IPC__BLK_CHANNEL
- *   segment  struct ipc__seg (576 B) + payload           IPC__BLK_SEGMENT
+ * Naming: a function that expects the buffer's lock (L, ipc__lock_buf) held
+ * ends in _locked; one that takes L itself does not; the few that serve both
+ * take `bool locked`. heap.c is the exception: all of it runs under L
+ * (heap.h). Every acquire and release says what it pairs with.
  */
 #ifndef IPC_INTERNAL_H
 #define IPC_INTERNAL_H
@@ -39,202 +22,24 @@
 
 #include "atomic.h"
 #include "heap.h"
+#include "layout.h"
 #include "ring.h"
 #include "shm.h"
 
-#define IPC__MAGIC UINT64_C(0x3146554243504931) /* "1IPCBUF1" */
-#define IPC__LAYOUT 3u
-#define IPC__CACHELINE 64
-#define IPC__MAX_PROCS 256u
-#define IPC__MAX_TLS 1024u
-
-enum { IPC__ST_INIT = 0, IPC__ST_READY = 1, IPC__ST_DESTROYED = 2 };
-
-struct ipc__hdr {
-	ipc_a64 magic;            /* written last by the creator (release) */
-	uint32_t version;         /* IPC__LAYOUT */
-	uint32_t hdr_size;        /* sizeof(struct ipc__hdr) */
-	uint64_t map_size;
-	uint64_t data_off, data_size;
-	uint64_t procs_off, tls_off, dir_off, heap_off;
-	uint32_t max_procs, max_tls, dir_cap, slab_blocks;
-	uint32_t def_capacity, def_wait;
-	uint32_t shm_kind, sem_kind;
-	int32_t creator_pid;
-	uint32_t pad0;
-	uint64_t creator_start;
-	ipc_a32 state;            /* IPC__ST_* (L) */
-	ipc_a32 nprocs;           /* attached processes (L) */
-	ipc_a32 dir_gen;          /* futex: bumped when a channel/segment appears */
-	uint32_t dir_used;        /* live + tombstone entries (L) */
-	uint32_t dir_live;        /* live entries (L) */
-	uint32_t name_unlinked;   /* the name was removed early (L) */
-	uint32_t slab_used;       /* blocks held by slabs (L) */
-	char handle[IPC_HANDLE_MAX + 1];
-	struct ipc__lock lock;
-	uint64_t creator_pidns;   /* the creator's PID namespace, 0 unknown */
-};
-_Static_assert(sizeof(struct ipc__hdr) <= 4096, "header fits its page");
-
-struct ipc__proc {
-	ipc_ai32 pid;             /* 0: free slot (L) */
-	uint32_t gen;
-	uint64_t start;           /* process start time, when pidns is known */
-	ipc_a32 life;             /* its keeper's thread id, a robust futex: the
-	                             kernel marks it when the process dies (notice.c) */
-	ipc_a32 life_waiters;     /* who waits on life, and whether one is alone */
-	uint64_t pidns;           /* its PID namespace (ipc__pidns_self), 0 unknown:
-	                             pid and start are judged through /proc only by
-	                             a process of that same namespace */
-};
-_Static_assert(sizeof(struct ipc__proc) == 32, "proc slot");
-
-struct ipc__tslot {
-	ipc_a32 used;             /* (L) */
-	uint16_t proc;            /* process slot */
-	uint16_t pad;
-	int32_t thread_id;
-	uint32_t pad2;
-	ipc_a64 returned;         /* empty slabs given back by freers: a stack of
-	                             offsets linked by slab.next; IPC__RET_CLOSED
-	                             once the owner closed */
-	ipc_a32 nreturned;
-	ipc_a32 pend_count;       /* frees counted in pend_slab's live not yet */
-	ipc_a64 pend_slab;        /* (owner writes; a reaper applies them) */
-	uint64_t pad4[3];
-};
-#define IPC__RET_CLOSED 1u
-#define IPC__RET_MAX 4u
-_Static_assert(sizeof(struct ipc__tslot) == 64, "tls slot");
-
-#define IPC__DIR_EMPTY 0u
-#define IPC__DIR_TOMB 1u
-struct ipc__dirent {
-	uint64_t id;
-	uint64_t off;             /* object offset, or EMPTY / TOMB (L) */
-};
-
-/* Channel end flags. */
-enum {
-	IPC__P_ATTACHED = 1u << 0, /* a producer attached at some point */
-	IPC__C_ATTACHED = 1u << 1,
-	IPC__P_CLOSED = 1u << 2,   /* the producer closed: end-of-stream */
-	IPC__C_CLOSED = 1u << 3,
-	IPC__P_DEAD = 1u << 4,     /* the producer died: aborted */
-	IPC__C_DEAD = 1u << 5,
-	/* takeover.c: an end held for a successor (ipc_channel_hold) becomes
-	 * an orphan, not dead, when its process dies; its peer waits until a
-	 * new process takes it over, or ipc_buffer_orphans_abort */
-	IPC__P_HELD = 1u << 6,
-	IPC__C_HELD = 1u << 7,
-	IPC__P_ORPHAN = 1u << 8,
-	IPC__C_ORPHAN = 1u << 9,
-};
-
-struct ipc__end_owner {
-	ipc_ai32 pid;
-	uint32_t proc;
-	uint64_t start;
-};
-
-struct ipc__chan {
-	/* line 0: fixed at creation, and end state (L for attach/close) */
-	uint64_t id;
-	uint32_t type;            /* IPC_CHANNEL_SPSC */
-	uint32_t capacity;        /* records in flight, <= mask + 1 */
-	uint64_t mask;            /* ring slots - 1 (power of two) */
-	uint32_t wait;            /* enum ipc_wait_mode */
-	ipc_a32 flags;            /* IPC__P_* / IPC__C_* */
-	struct ipc__end_owner prod, cons;
-	/* lines 1 and 2: tail (the producer's) and head (the consumer's) */
-	struct ipc__ring_idx idx;
-	/* line 3: consumer sleeps here (written rarely) */
-	alignas(IPC__CACHELINE) ipc_a32 cons_seq;
-	ipc_a32 cons_sleep;
-	/* line 4: producer sleeps here */
-	alignas(IPC__CACHELINE) ipc_a32 prod_seq;
-	ipc_a32 prod_sleep;
-	alignas(IPC__CACHELINE) ipc_a64 ring[];
-};
-
-enum { IPC__SEG_INIT = 0, IPC__SEG_READY = 1, IPC__SEG_DEAD = 2 };
-struct ipc__seg {
-	uint64_t id;
-	uint32_t type;            /* IPC_CHANNEL_SEGMENT */
-	ipc_a32 state;            /* IPC__SEG_*; futex while INIT */
-	uint64_t size;
-	uint32_t users;           /* (L) == sum of by_proc[] */
-	int32_t creator_pid;
-	uint64_t creator_start;
-	uint64_t pad[3];
-	uint16_t by_proc[IPC__MAX_PROCS]; /* users per process slot, so that a
-	                                     dead process's users go away (L) */
-};
-_Static_assert(sizeof(struct ipc__seg) % 64 == 0, "segment header");
-
-#define IPC__SLAB_MAGIC 0x534c4142u
-#define IPC__SLAB_CHARGE (UINT64_C(1) << 40)
-struct ipc__slab {
-	/* line 0: fixed while the slab lives; read by freers */
-	uint32_t magic;
-	ipc_a32 proc;             /* process slot of its current owner */
-	uint32_t sealed;          /* the owner stopped carving (owner, or reaper) */
-	uint32_t tslot;
-	uint32_t nblocks;
-	/* line 1: freers' */
-	alignas(IPC__CACHELINE) ipc_a64 live; /* IPC__SLAB_CHARGE - freed, until sealed */
-	uint64_t next;            /* in its owner's returned stack */
-	/* line 2: the owner's counter, read only by a reaper after its death */
-	alignas(IPC__CACHELINE) ipc_a32 carved;
-	ipc_a32 local_freed;      /* records the owner freed itself, unsealed */
-};
-#define IPC__SLAB_HDR 192u
-_Static_assert(sizeof(struct ipc__slab) == IPC__SLAB_HDR, "slab header");
-
-#define IPC__REC_MAGIC 0x52454331u /* check = MAGIC ^ size ^ (size >> 32) ^ slab */
-#define IPC__REC_FREED 0xdeadf4eeu
-#define IPC__REC_DIRECT UINT32_MAX
-#define IPC__REC_SIZE_MASK ((UINT64_C(1) << 48) - 1)
-struct ipc__rec {
-	ipc_a64 word;             /* size as asked for (low 48 bits) | holder << 48:
-	                             the process slot + 1 that allocated or last
-	                             received it (a queued record keeps its
-	                             producer's mark), 0 once its channel adopted
-	                             it. Written by the holder only; the reaper
-	                             frees what a dead process held. */
-	ipc_a32 slab;             /* first block of its slab, or IPC__REC_DIRECT */
-	ipc_a32 check;            /* see IPC__REC_MAGIC, or IPC__REC_FREED */
-};
-_Static_assert(sizeof(struct ipc__rec) == 16, "record header");
-
-static inline uint32_t ipc__rec_check_word(uint64_t size, uint32_t slab)
-{
-	return IPC__REC_MAGIC ^ (uint32_t)size ^ (uint32_t)(size >> 32) ^ slab;
-}
-
-static inline uint64_t ipc__rec_size(struct ipc__rec *r)
-{
-	return ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
-}
-
-static inline uint32_t ipc__rec_holder(struct ipc__rec *r)
-{
-	return (uint32_t)(ipc__load_relaxed(&r->word) >> 48);
-}
-
-/* holder: process slot + 1, or 0 for "in a channel". */
-static inline void ipc__rec_hold(struct ipc__rec *r, uint32_t holder)
-{
-	ipc__store_relaxed(&r->word, ipc__rec_size(r) | (uint64_t)holder << 48);
-}
-
 /* ---- private, per process ---------------------------------------------- */
 
+#define IPC__LIVE 0x4556494cu /* "LIVE": an open handle */
+#define IPC__DEAD 0x44414544u /* "DEAD": closed, kept for reuse (handle.c) */
+
 struct ipc_buffer {
+	uint64_t live;            /* ipc__live_token while open (handle.c) */
+	struct ipc_buffer *spare_next; /* closed, in handle.c's spares */
 	struct ipc__shm shm;
 	char *base;
 	struct ipc__hdr *hdr;
 	struct ipc__heap *heap;
+	struct ipc__blk *blk;     /* the heap's run table, placed by geo */
+	struct ipc__geo geo;      /* the header's geometry, checked (layout.h) */
 	char *data;
 	uint64_t map_size;
 	uint64_t rec_span;        /* map_size - data_off - sizeof(struct ipc__rec) */
@@ -248,6 +53,7 @@ struct ipc_buffer {
 	ipc_a32 keeper_state;     /* 0 starting, 1 holding, 2 could not */
 	ipc_a32 keeper_quit;
 	struct ipc_tls *tls_list;
+	bool listed;              /* in handle.c's table of open buffers */
 	char handle[IPC_HANDLE_MAX + 1];
 	uint64_t reaped_records;  /* records of dead processes this process
 	                             freed (lost: ipc_buffer_reap_lost), (L) */
@@ -262,6 +68,7 @@ struct ipc__end {
 	uint32_t pad2;
 	struct ipc__chan *c;
 	struct ipc__seg *seg;
+	uint64_t seg_size;        /* its size when attached, checked */
 	struct ipc__ring_view v;  /* our side of the ring */
 	int64_t next_check_ms;    /* when to check the peer's liveness again */
 	int64_t spin_ns;          /* how long to spin before sleeping (hybrid) */
@@ -270,6 +77,7 @@ struct ipc__end {
 };
 
 struct ipc_tls {
+	uint64_t live;            /* ipc__live_token while open (handle.c) */
 	struct ipc_buffer *b;
 	struct ipc__tslot *ts;
 	uint32_t slot;
@@ -285,6 +93,7 @@ struct ipc_tls {
 	uint32_t fcount;
 	uint32_t slab_blk;        /* first block of the current slab */
 	uint64_t small_max;       /* largest footprint carved from slabs */
+	uint32_t slab_max;        /* blocks of the largest slab (record.c) */
 	uint64_t max_size;        /* largest record */
 	uint64_t spare;           /* empty slabs taken from ts->returned */
 	/* channel ends and segments: open addressing on (id, role) */
@@ -298,7 +107,7 @@ struct ipc_tls {
 
 /* Clear a TLS slot (L held; freers may read it meanwhile). returned: 0 for
  * a new owner, IPC__RET_CLOSED for a slot given up. */
-static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
+static inline void ipc__tslot_reset_locked(struct ipc__tslot *ts, uint64_t returned)
 {
 	ts->proc = 0;
 	ts->thread_id = 0;
@@ -310,9 +119,16 @@ static inline void ipc__tslot_reset(struct ipc__tslot *ts, uint64_t returned)
 
 static inline void *ipc__ptr(const struct ipc_buffer *b, uint64_t off, uint64_t len)
 {
-	if (off < b->hdr->data_off || off > b->map_size || len > b->map_size - off)
+	if (off < b->geo.data_off || off > b->map_size || len > b->map_size - off)
 		return NULL;
 	return b->base + off;
+}
+
+/* The heap's size as the opener asked for it (stats, largest record and
+ * segment): without the reserve. */
+static inline uint64_t ipc__heap_asked(const struct ipc_buffer *b)
+{
+	return b->hdr->data_size - (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
 }
 
 static inline uint64_t ipc__off(const struct ipc_buffer *b, const void *p)
@@ -325,13 +141,52 @@ static inline void *ipc__block_ptr(const struct ipc_buffer *b, uint32_t block)
 	return b->data + (size_t)block * IPC_BLOCK;
 }
 
+/* Handles (handle.c). An open handle's live word is ipc__live_token:
+ * IPC__LIVE << 32 | the fork generation, bumped in every child of a fork;
+ * a closed one's is IPC__DEAD << 32. new: a zeroed handle (a closed one
+ * reused, or fresh); retire: mark it closed and keep it (a TLS's ends table
+ * is freed). check: 0 for an open handle of this process, else -EINVAL
+ * (NULL), -EBADF (closed), -ECHILD (opened by the parent of this forked
+ * process). One load and one compare besides the NULL test. */
+extern __attribute__((visibility("hidden"))) uint64_t ipc__live_token;
+struct ipc_tls *ipc__tls_new(void);
+void ipc__tls_retire(struct ipc_tls *t);
+struct ipc_buffer *ipc__buf_new(void);
+void ipc__buf_retire(struct ipc_buffer *b);
+/* The backend that already holds handle's buffer, else asked. */
+enum ipc_shm_kind ipc__handle_backend(const char *handle, enum ipc_shm_kind asked);
+int ipc__handle_bad(const void *h, uint64_t live) __attribute__((cold));
+static inline int ipc__tls_check(const struct ipc_tls *t)
+{
+	if (__builtin_expect(t && t->live == ipc__live_token, 1))
+		return 0;
+	return ipc__handle_bad(t, t ? t->live : 0);
+}
+static inline int ipc__buf_check(const struct ipc_buffer *b)
+{
+	if (__builtin_expect(b && b->live == ipc__live_token, 1))
+		return 0;
+	return ipc__handle_bad(b, b ? b->live : 0);
+}
+
+/* This process's open buffers (handle.c): listed once open, until close.
+ * find: the open buffer whose heap holds p, or NULL (*maybe_elsewhere: some
+ * buffer could not be listed, so p may still be in one). */
+void ipc__handle_register(struct ipc_buffer *b);
+void ipc__handle_unregister(struct ipc_buffer *b);
+struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere);
+
 int ipc__lock_buf(struct ipc_buffer *b);
 void ipc__unlock_buf(struct ipc_buffer *b);
 
 /* Directory (L): find, insert, remove by id. */
-struct ipc__dirent *ipc__dir_find(struct ipc_buffer *b, uint64_t id);
-int ipc__dir_insert(struct ipc_buffer *b, uint64_t id, uint64_t off);
-void ipc__dir_remove(struct ipc_buffer *b, struct ipc__dirent *e);
+struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id);
+int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off);
+void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e);
+/* The object entry d names, checked (layout.h): 0 and *out when it is of
+ * kind want (IPC__BLK_CHANNEL or IPC__BLK_SEGMENT); -EPROTOTYPE when it is
+ * the other; -EBADMSG (reported) when it is neither or not valid. */
+int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out);
 
 /* TLS end map: the end last used in each role first, then the map. */
 struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role);
@@ -364,6 +219,56 @@ static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
 		return NULL;
 	return r;
 }
+/* r (checked by ipc__rec_check_fast) lies where its slab field says: alone
+ * in a run of kind IPC__BLK_RECORD that holds it all, or inside a live slab
+ * whose length stays inside the heap. */
+bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r);
+static inline bool ipc__rec_in_place(const struct ipc_buffer *b, struct ipc__rec *r)
+{
+	uint32_t slab = ipc__load_relaxed(&r->slab);
+	if (slab == IPC__REC_DIRECT)
+		return ipc__rec_direct_ok(b, r);
+	if (slab >= b->geo.nblocks)
+		return false;
+	const struct ipc__slab *s = (const struct ipc__slab *)ipc__block_ptr(b, slab);
+	uint32_t nblocks = s->nblocks;
+	return s->magic == IPC__SLAB_MAGIC && nblocks <= b->geo.nblocks - slab &&
+	       (const char *)r >= (const char *)s + IPC__SLAB_HDR &&
+	       (const char *)(r + 1) + ipc__rec_size(r) <=
+	               (const char *)s + (size_t)nblocks * IPC_BLOCK;
+}
+/* The receive path's check, fused: the record at offset off (read from a
+ * ring slot) is a live record of this buffer that its slab or run holds
+ * whole (ipc__rec_check's checks, each field loaded once); then it is held
+ * by holder, no longer queued. NULL when it is not. */
+static inline struct ipc__rec *ipc__rec_take(const struct ipc_buffer *b, uint64_t off,
+                                             uint32_t holder)
+{
+	uint64_t at = off - (uint64_t)(b->data - b->base); /* from the heap's start */
+	if ((off & 15) || at >= b->rec_span) /* also: the header fits before the end */
+		return NULL;
+	struct ipc__rec *r = (struct ipc__rec *)(b->base + off);
+	uint64_t size = ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
+	uint32_t slab = ipc__load_relaxed(&r->slab);
+	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab))
+		return NULL;
+	if (__builtin_expect(slab != IPC__REC_DIRECT, 1)) {
+		if (slab >= b->geo.nblocks)
+			return NULL;
+		const struct ipc__slab *s = (const struct ipc__slab *)ipc__block_ptr(b, slab);
+		uint64_t in = at - (uint64_t)slab * IPC_BLOCK; /* r's offset in its slab */
+		uint32_t nblocks = s->nblocks;
+		if (s->magic != IPC__SLAB_MAGIC || nblocks > b->geo.nblocks - slab ||
+		    in < IPC__SLAB_HDR || in + sizeof(*r) > (uint64_t)nblocks * IPC_BLOCK ||
+		    size > (uint64_t)nblocks * IPC_BLOCK - in - sizeof(*r))
+			return NULL;
+	} else if (!ipc__rec_direct_ok(b, r)) {
+		return NULL;
+	}
+	ipc__store_relaxed(&r->word, size | (uint64_t)holder << 48);
+	return r;
+}
+
 /* Free a record; locked: L held. Returns 1 when that emptied its slab (which
  * then belongs to someone else), 0, or a negative errno. */
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked);
@@ -383,7 +288,7 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts);
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 
 /* Channels (L held): destroy when both ends are done; mark ends of a dead process. */
-void ipc__chan_maybe_destroy(struct ipc_buffer *b, struct ipc__dirent *e);
+void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
 void ipc__chan_wake_all(struct ipc__chan *c);

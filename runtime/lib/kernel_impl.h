@@ -26,6 +26,30 @@ struct ipc__port_stats {
 	uint64_t hwm;        /* highest queue length seen (sampled) */
 };
 
+/* An output's open batch (see <ipc/kernel.h>, "Items"). */
+struct ipc__bout {
+	char *rec;            /* the batch record, NULL when none is open */
+	char *data;           /* rec + 16: the item area */
+	uint32_t cap;         /* bytes of the item area */
+	uint32_t used;        /* bytes used */
+	uint32_t count;       /* items */
+	uint32_t width;       /* every item so far has this size (fixed
+	                         layout); 0: items carry their length */
+	ipc_a64 open_ns;      /* when its first item came; 0: none open. Read
+	                         by the linger thread */
+	uint64_t last_ns;     /* when the last batch went out */
+	bool eager;           /* the port was quiet for a linger before this
+	                         batch: it goes out with its first item */
+};
+
+/* An input's current record, as ipc_next walks it. */
+struct ipc__bin {
+	void *rec;            /* the record being walked, released when used up */
+	const char *p, *end;  /* next item, end of the item area */
+	uint32_t left;        /* items still to yield */
+	uint32_t width;       /* as struct ipc_batch_hdr */
+};
+
 struct ipc_port {
 	struct ipc_kernel *k;
 	const char *name;     /* owned by whoever built the kernel */
@@ -37,6 +61,10 @@ struct ipc_port {
 	uint32_t sample;      /* sends since the queue length was sampled */
 	struct ipc__port_stats st;
 	bool seq;             /* records carry a sequence header (seq.h) */
+	uint32_t batch;       /* bytes of items per batch record; 0: a record
+	                         per item */
+	struct ipc__bout bo;  /* outputs */
+	struct ipc__bin bi;   /* inputs */
 };
 
 struct ipc_kernel {
@@ -58,12 +86,47 @@ struct ipc_kernel {
 	/* NULL, or where the kernel says which port it waits on (index + 1,
 	 * 0 while it runs): ipcrun's watchdog reads it from another process */
 	ipc_a32 *waiting;
+	/* Items: the linger thread of the process may send this kernel's open
+	 * batches while the kernel is outside the API. The kernel marks busy
+	 * around every call that touches its ports or TLS; the thread sets
+	 * steal, issues a process-wide memory barrier (membarrier), and takes
+	 * the kernel only if busy is clear (then clears steal when done). */
+	uint64_t linger_ns;   /* 0: the default (1 ms) */
+	ipc_a32 busy, steal;
+	bool lingering;       /* registered with the linger thread */
+	struct ipc_kernel *lnext;
 };
 
 /* Send what an ordered replica holds back, marked as the last output of
  * its current input (kernel.c). ipcrun calls it when the kernel returns. */
 __attribute__((visibility("default")))
 void ipc__kernel_seq_flush(struct ipc_kernel *k);
+
+
+/* Whole runs of fixed-width items, for ipcrun's function kernels (a loop
+ * over a batch without a call per item). Visible to ipcrun only.
+ *
+ * ipc__next_run: after ipc_next returned an item of w bytes at *p, the
+ * items of w bytes that follow it contiguously in the same batch, taken now
+ * (as if ipc_next had returned each): returns how many (0: none).
+ *
+ * ipc__emit_room: room for items of w bytes in out's open batch, opening
+ * one if needed: returns where the next goes and *room >= 1, or NULL with
+ * *room = 0 when out takes a record per item or w does not fit a batch
+ * (emit with ipc_emit then), or NULL with errno set on failure (*room = 1).
+ * The kernel calls nothing else of the API until ipc__emit_commit, which
+ * appends the first m (<= room) items written there. */
+__attribute__((visibility("default")))
+size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p);
+__attribute__((visibility("default")))
+void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room);
+__attribute__((visibility("default")))
+void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m);
+
+/* After the kernel returned (ipcrun calls this before closing its ports):
+ * send every open batch (waiting while a channel is full; EOF flushes),
+ * release what ipc_next still holds, leave the linger thread. */
+__attribute__((visibility("default"))) void ipc__kernel_finish(struct ipc_kernel *k);
 
 /* Order of port names used for ipc_port_at: digit runs compare as numbers
  * (leading zeros ignored, then the longer run is larger). Returns <0, 0 or

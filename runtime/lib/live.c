@@ -25,14 +25,9 @@
 #include "internal.h"
 #include "util.h"
 
-static struct ipc__proc *procs(struct ipc_buffer *b)
-{
-	return (struct ipc__proc *)(b->base + b->hdr->procs_off);
-}
-
 bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc)
 {
-	return b->pidns != 0 && proc < b->hdr->max_procs && procs(b)[proc].pidns == b->pidns;
+	return b->pidns != 0 && proc < b->geo.max_procs && ipc__proc_at(b, proc)->pidns == b->pidns;
 }
 
 /* Slot p by its life word alone: 0 dead, 1 alive, 2 ask /proc (our own
@@ -59,9 +54,9 @@ bool ipc__slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint6
 
 bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start)
 {
-	if (pid <= 0 || proc >= b->hdr->max_procs)
+	if (pid <= 0 || proc >= b->geo.max_procs)
 		return false;
-	struct ipc__proc *p = &procs(b)[proc];
+	struct ipc__proc *p = ipc__proc_at(b, proc);
 	if (ipc__load_acquire(&p->pid) != pid || p->start != start)
 		return false; /* the slot changed hands: it closed or was reaped */
 	return ipc__slot_alive(p, pid, start, b->pidns);
@@ -69,10 +64,11 @@ bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t st
 
 bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start)
 {
-	struct ipc__proc *p = procs(b);
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++)
-		if (ipc__load_acquire(&p[i].pid) == pid && p[i].start == start)
-			return ipc__slot_alive(&p[i], pid, start, b->pidns);
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		if (ipc__load_acquire(&p->pid) == pid && p->start == start)
+			return ipc__slot_alive(p, pid, start, b->pidns);
+	}
 	return false;
 }
 
@@ -91,10 +87,11 @@ bool ipc__holder_dead(void *ctx, uint64_t h)
 		return false;
 	if (ns != 0 && b->pidns != 0 && ns == (uint32_t)b->pidns)
 		return !ipc__pid_alive(pid, 0);
-	struct ipc__proc *p = procs(b);
-	for (uint32_t i = 0; i < b->hdr->max_procs; i++)
-		if (ipc__load_acquire(&p[i].pid) == pid && (uint32_t)p[i].pidns == ns)
-			return life_verdict(&p[i], b->pidns) == 0;
+	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
+		struct ipc__proc *p = ipc__proc_at(b, i);
+		if (ipc__load_acquire(&p->pid) == pid && (uint32_t)p->pidns == ns)
+			return life_verdict(p, b->pidns) == 0;
+	}
 	return false;
 }
 

@@ -95,7 +95,7 @@ static _Atomic int waitv_missing; /* futex_waitv failed: no notices here */
 
 static struct ipc__proc *slot(struct ipc_buffer *b, uint32_t proc)
 {
-	return (struct ipc__proc *)(b->base + b->hdr->procs_off) + proc;
+	return ipc__proc_at(b, proc);
 }
 
 static void private_wait(ipc_a32 *w, uint32_t v)
@@ -182,7 +182,7 @@ void ipc__keeper_stop(struct ipc_buffer *b)
 
 int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 {
-	if (proc >= b->hdr->max_procs)
+	if (proc >= b->geo.max_procs)
 		return 0;
 	ipc_a32 *life = &slot(b, proc)->life;
 	uint32_t w = ipc__load_acquire(life);

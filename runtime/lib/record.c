@@ -19,7 +19,17 @@
  * so there is no ABA), where the owner finds it, still warm in cache, at its
  * next refill without any lock. A stack already holding IPC__RET_MAX slabs,
  * or closed, sends the slab back to the heap under the lock instead.
- * Records of more than a quarter of a slab get a heap run of their own.
+ *
+ * Sizes, and how full they keep the heap (a record's footprint is its
+ * 16-byte header and its payload rounded up to 16 bytes):
+ *  - a footprint of up to an eighth of the buffer's slab is carved from the
+ *    thread's slab: at least 8 fit, so a slab wastes less than 1/9;
+ *  - up to MEDIUM_MAX (8 blocks), from a slab sized for at least 16 of them
+ *    (a "medium" slab, at most an eighth of the heap), which the thread
+ *    then carves for every size until it is full;
+ *  - larger, a run of blocks of its own: at least 8 of its 9+ blocks used.
+ * So records of every size from 64 B to a quarter of the buffer (in buffers
+ * of 4 MiB and up) fill at least 85 % of the heap with their footprints.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +38,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+#define MEDIUM_MAX (8u * IPC_BLOCK)
 
 /* ---- the TLS end map: open addressing on (id, role) --------------------- */
 
@@ -48,9 +60,18 @@ struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role)
 	}
 }
 
-static int ends_grow(struct ipc_tls *t)
+/* Rehash into a table with room for twice the live ends: the same size
+ * when closed ends' tombstones filled it, so that adding and closing ends
+ * forever never grows it. */
+static int ends_rehash(struct ipc_tls *t)
 {
-	uint32_t cap = t->ends_cap * 2;
+	uint32_t live = 0, cap = t->ends_cap;
+	for (uint32_t i = 0; i < t->ends_cap; i++)
+		live += t->ends[i].used == 1;
+	if ((live + 1) * 4 > cap)
+		cap *= 2;
+	if (cap < 16)
+		cap = 16;
 	struct ipc__end *old = t->ends, *n = calloc(cap, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
@@ -64,6 +85,7 @@ static int ends_grow(struct ipc_tls *t)
 	}
 	t->ends = n;
 	t->ends_cap = cap;
+	t->ends_used = live;
 	memset(t->last, 0, sizeof(t->last));
 	free(old);
 	return 0;
@@ -71,7 +93,7 @@ static int ends_grow(struct ipc_tls *t)
 
 struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 {
-	if ((t->ends_used + 1) * 2 > t->ends_cap && ends_grow(t))
+	if ((t->ends_used + 1) * 2 > t->ends_cap && ends_rehash(t))
 		return NULL;
 	uint32_t i = end_hash(id, role) & (t->ends_cap - 1);
 	while (t->ends[i].used == 1)
@@ -88,7 +110,7 @@ struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role)
 
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 {
-	e->used = 2; /* tombstone: ends_used counts it until the next grow */
+	e->used = 2; /* tombstone: ends_used counts it until the next rehash */
 	if (e->pidfd >= 0)
 		close(e->pidfd);
 	e->pidfd = -1;
@@ -102,14 +124,15 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e)
 
 struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 {
-	struct ipc__tslot *slots;
+	struct ipc__tslot *slot;
 	struct ipc_tls *t;
 
-	if (!b || b->pid != getpid()) {
-		errno = EINVAL;
+	int bad = ipc__buf_check(b);
+	if (bad) {
+		errno = -bad;
 		return NULL;
 	}
-	t = calloc(1, sizeof(*t));
+	t = ipc__tls_new();
 	if (!t)
 		return NULL;
 	t->ends_cap = 16;
@@ -118,20 +141,26 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 		goto fail;
 	t->b = b;
 	t->thread_id = thread_id;
-	t->small_max = ((uint64_t)b->hdr->slab_blocks * IPC_BLOCK - IPC__SLAB_HDR) / 4;
-	t->max_size = b->hdr->data_size / 4;
+	t->slab_max = b->geo.nblocks / 8;
+	if (t->slab_max < b->geo.slab_blocks)
+		t->slab_max = b->geo.slab_blocks;
+	t->small_max = ((uint64_t)t->slab_max * IPC_BLOCK - IPC__SLAB_HDR) / 8;
+	if (t->small_max > MEDIUM_MAX)
+		t->small_max = MEDIUM_MAX;
+	t->max_size = ipc__heap_asked(b) / 4;
 	if (ipc__lock_buf(b)) {
 		errno = EIDRM;
 		goto fail;
 	}
-	slots = (struct ipc__tslot *)(b->base + b->hdr->tls_off);
-	for (uint32_t i = 0; i < b->hdr->max_tls; i++) {
-		if (ipc__load_relaxed(&slots[i].used) == 0) {
+	for (uint32_t i = 0; i < b->geo.max_tls; i++) {
+		slot = ipc__tslot_at(b, i);
+		if (ipc__load_relaxed(&slot->used) == 0) {
 			t->slot = i;
-			t->ts = &slots[i];
-			ipc__tslot_reset(t->ts, 0);
+			t->ts = slot;
+			ipc__tslot_reset_locked(t->ts, 0);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
+			/* Pairs with the reaper's load of used: the slot was reset first. */
 			ipc__store_release(&t->ts->used, 1);
 			break;
 		}
@@ -145,19 +174,28 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 	t->next = b->tls_list;
 	b->tls_list = t;
 	pthread_mutex_unlock(&b->tls_mu);
+	t->live = ipc__live_token;
 	return t;
 fail:
-	free(t->ends);
-	free(t);
+	ipc__tls_retire(t);
 	return NULL;
 }
 
 void ipc_tls_close(struct ipc_tls *t)
 {
 	struct ipc_buffer *b;
+	int bad = ipc__tls_check(t);
 
-	if (!t)
+	if (bad == -ECHILD) { /* the parent's: only our copy goes */
+		ipc__tls_retire(t);
 		return;
+	}
+	if (bad) {
+		if (bad == -EBADF)
+			fprintf(stderr, "libipc: ipc_tls_close(%p): already closed: ignored\n",
+			        (void *)t);
+		return;
+	}
 	b = t->b;
 	for (uint32_t i = 0; i < t->ends_cap; i++) {
 		struct ipc__end *e = &t->ends[i];
@@ -173,7 +211,8 @@ void ipc_tls_close(struct ipc_tls *t)
 		if (t->slab)
 			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
 		ipc__slab_drain_locked(b, t->ts, t->spare);
-		ipc__tslot_reset(t->ts, IPC__RET_CLOSED);
+		ipc__tslot_reset_locked(t->ts, IPC__RET_CLOSED);
+		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
 		ipc__store_release(&t->ts->used, 0);
 		ipc__unlock_buf(b);
 	}
@@ -185,8 +224,7 @@ void ipc_tls_close(struct ipc_tls *t)
 		}
 	}
 	pthread_mutex_unlock(&b->tls_mu);
-	free(t->ends);
-	free(t);
+	ipc__tls_retire(t);
 }
 
 /* ---- slabs -------------------------------------------------------------- */
@@ -212,17 +250,13 @@ void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t c
 		ipc__slab_give_back_locked(b, s);
 }
 
-static struct ipc__tslot *tslot_at(struct ipc_buffer *b, uint32_t i)
-{
-	return i < b->hdr->max_tls ? (struct ipc__tslot *)(b->base + b->hdr->tls_off) + i : NULL;
-}
-
 /* A freer emptied sealed slab s: hand it to its owner, or to the heap. */
 static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 {
-	struct ipc__tslot *o = tslot_at(b, s->tslot);
+	struct ipc__tslot *o = ipc__tslot_at(b, s->tslot);
 
 	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
+		/* Pairs with the owner's acq_rel exchange of returned (refill, drain). */
 		uint64_t head = ipc__load_acquire(&o->returned);
 		while (head != IPC__RET_CLOSED) {
 			s->next = head;
@@ -246,12 +280,19 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare)
 {
+	/* Pairs with the freers' release CAS: takes every slab pushed, with its
+	 * next, and closes the stack. */
 	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
 	for (int i = 0; i < 2; i++) {
+		/* A slab given back leaves the list: a cycle ends at the first
+		 * offset that is no longer a slab. */
 		for (uint64_t off = lists[i]; off > IPC__RET_CLOSED;) {
-			struct ipc__slab *s = ipc__ptr(b, off, sizeof(*s));
-			if (!s)
+			struct ipc__slab *s = ipc__slab_at(b, off);
+			if (!s) {
+				ipc__corrupt(b, "thread slot: returned slab at offset %llu is none",
+				             (unsigned long long)off);
 				break;
+			}
 			off = s->next;
 			ipc__slab_give_back_locked(b, s);
 		}
@@ -274,42 +315,76 @@ static void slab_reset(struct ipc_tls *t, struct ipc__slab *s)
 	t->pf = t->cur;
 }
 
-/* The current slab is full: reuse it if every record in it was freed,
- * otherwise seal it and take a fresh one from the heap. */
-static int slab_refill(struct ipc_tls *t)
+/* Blocks of a slab that holds records of footprint need well: the
+ * buffer's slab size while at least 8 fit in it, else one for 16 of them
+ * (at most t->slab_max blocks). */
+static uint32_t slab_blocks_for(const struct ipc_tls *t, uint64_t need)
+{
+	uint32_t n = t->b->geo.slab_blocks;
+	if (need * 8 <= (uint64_t)n * IPC_BLOCK - IPC__SLAB_HDR)
+		return n;
+	uint64_t want = (need * 16 + IPC__SLAB_HDR + IPC_BLOCK - 1) / IPC_BLOCK;
+	return want < t->slab_max ? (uint32_t)want : t->slab_max;
+}
+
+static bool slab_room(const struct ipc__slab *s, uint64_t need)
+{
+	return (uint64_t)s->nblocks * IPC_BLOCK - IPC__SLAB_HDR >= need;
+}
+
+/* The current slab has no room for a footprint of need bytes: reuse it if
+ * every record in it was freed (and it is large enough), otherwise seal it
+ * and take another, from the slabs freers gave back or from the heap. */
+static int slab_refill(struct ipc_tls *t, uint64_t need)
 {
 	struct ipc_buffer *b = t->b;
 	struct ipc__slab *s = t->slab;
+	bool drop = false;
 
 	if (s) {
 		uint64_t charge = IPC__SLAB_CHARGE - t->carved + t->local_freed;
 		s->sealed = 1;
-		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
-			slab_reset(t, s); /* empty: ours alone again, no lock needed */
-			return 0;
-		}
 		t->slab = NULL;
 		t->cur = t->end = NULL;
+		/* acq_rel: pairs with every freer's decrement (see top). */
+		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
+			/* empty: ours alone again, no lock needed */
+			if (slab_room(s, need)) {
+				slab_reset(t, s);
+				return 0;
+			}
+			drop = true; /* too small for this record: back to the heap */
+		}
 	}
 	if (!t->spare && ipc__load_relaxed(&t->ts->returned) > IPC__RET_CLOSED) {
 		/* Pairs with the freers' release CAS. */
 		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
 	}
 	if (t->spare) {
-		s = ipc__ptr(b, t->spare, sizeof(*s));
-		if (s && s->magic == IPC__SLAB_MAGIC) {
-			t->spare = s->next;
+		struct ipc__slab *sp = ipc__slab_at(b, t->spare);
+		if (sp && slab_room(sp, need)) {
+			t->spare = sp->next;
 			ipc__add_relaxed(&t->ts->nreturned, (uint32_t)-1);
 			/* The slot may have changed hands since it was carved. */
-			ipc__store_relaxed(&s->proc, b->proc);
-			slab_reset(t, s);
+			ipc__store_relaxed(&sp->proc, b->proc);
+			slab_reset(t, sp);
+			if (drop && ipc__lock_buf(b) == 0) {
+				ipc__slab_give_back_locked(b, s);
+				ipc__unlock_buf(b);
+			}
 			return 0;
 		}
-		t->spare = 0;
+		if (!sp) {
+			ipc__corrupt(b, "thread slot %u: returned slab at offset %llu is none",
+			             t->slot, (unsigned long long)t->spare);
+			t->spare = 0;
+		}
 	}
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	uint32_t n = b->hdr->slab_blocks;
+	if (drop)
+		ipc__slab_give_back_locked(b, s);
+	uint32_t n = slab_blocks_for(t, need);
 	int64_t blk = ipc__heap_alloc(b->heap, n, IPC__BLK_SLAB, (uint16_t)b->proc);
 	if (blk >= 0) {
 		/* Header written under the lock: walkers see whole slabs only. */
@@ -339,6 +414,28 @@ static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_
  * records between processes: 512 beats 256 and 1024). */
 #define PREFETCH_AHEAD 512
 
+/* A record in a run of blocks of its own. */
+static void *rec_alloc_direct(struct ipc_tls *t, size_t n, uint64_t need)
+{
+	struct ipc_buffer *b = t->b;
+	struct ipc__rec *r = NULL;
+
+	if (ipc__lock_buf(b)) {
+		errno = EIDRM;
+		return NULL;
+	}
+	int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
+	                              IPC__BLK_RECORD, (uint16_t)b->proc);
+	if (blk >= 0)
+		rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
+	ipc__unlock_buf(b);
+	if (blk < 0) {
+		errno = (int)-blk;
+		return NULL;
+	}
+	return r + 1;
+}
+
 static void *rec_alloc(struct ipc_tls *t, size_t n)
 {
 	struct ipc_buffer *b = t->b;
@@ -351,7 +448,10 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 	}
 	if (need <= t->small_max) {
 		if ((uint64_t)(t->end - t->cur) < need) {
-			int err = slab_refill(t);
+			int err = slab_refill(t, need);
+			/* No room for a medium slab: a run of its own may fit. */
+			if (err == -ENOMEM && slab_blocks_for(t, need) > b->geo.slab_blocks)
+				return rec_alloc_direct(t, n, need);
 			if (err) {
 				errno = -err;
 				return NULL;
@@ -366,30 +466,19 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 		for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
 			ipc__prefetch_write(t->pf);
 		rec_init(b, r, n, t->slab_blk);
-		/* Pairs with reap_slab's acquire: the header is written first. */
+		/* Pairs with walk_slab_locked's acquire load of carved: publishes the
+		 * header written just before. */
 		ipc__store_release(&t->slab->carved, ++t->carved);
-	} else {
-		if (ipc__lock_buf(b)) {
-			errno = EIDRM;
-			return NULL;
-		}
-		int64_t blk = ipc__heap_alloc(b->heap, (uint32_t)((need + IPC_BLOCK - 1) / IPC_BLOCK),
-		                              IPC__BLK_RECORD, (uint16_t)b->proc);
-		if (blk >= 0)
-			rec_init(b, r = ipc__block_ptr(b, (uint32_t)blk), n, IPC__REC_DIRECT);
-		ipc__unlock_buf(b);
-		if (blk < 0) {
-			errno = (int)-blk;
-			return NULL;
-		}
+		return r + 1;
 	}
-	return r + 1;
+	return rec_alloc_direct(t, n, need);
 }
 
 void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 {
-	if (!t) {
-		errno = EINVAL;
+	int bad = ipc__tls_check(t);
+	if (bad) {
+		errno = -bad;
 		return NULL;
 	}
 	if (!ipc__end_find(t, id, IPC_PRODUCER)) {
@@ -399,24 +488,17 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 	return rec_alloc(t, n);
 }
 
-/* r (checked by ipc__rec_check_fast) lies where its slab field says: a
- * whole-run record at a block's start, or inside a live slab. */
-static bool rec_in_place(struct ipc_buffer *b, struct ipc__rec *r)
+bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r)
 {
-	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (slab == IPC__REC_DIRECT)
-		return ((uint64_t)((char *)r - b->data) % IPC_BLOCK) == 0;
-	if (slab >= b->heap->nblocks)
-		return false;
-	struct ipc__slab *s = ipc__block_ptr(b, slab);
-	return s->magic == IPC__SLAB_MAGIC && (char *)r >= (char *)s + IPC__SLAB_HDR &&
-	       (char *)(r + 1) + ipc__rec_size(r) <= (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	uint64_t bytes;
+	return ipc__run_kind(b, ipc__off(b, r), &bytes) == IPC__BLK_RECORD &&
+	       ipc__rec_size((struct ipc__rec *)r) <= bytes - sizeof(*r);
 }
 
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 {
 	struct ipc__rec *r = ipc__rec_check_fast(b, payload);
-	return r && rec_in_place(b, r) ? r : NULL;
+	return r && ipc__rec_in_place(b, r) ? r : NULL;
 }
 
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
@@ -446,29 +528,44 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
  * visit emptied it, and it may be reused at once). */
 typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
 
-static void walk_slab(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
+/* s was checked by ipc__slab_at: its nblocks is its run's. Records follow
+ * one another; a size that runs past the slab ends the walk (reported). */
+static void walk_slab_locked(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
-	char *p = (char *)s + IPC__SLAB_HDR, *end = (char *)s + (size_t)s->nblocks * IPC_BLOCK;
+	uint64_t pos = IPC__SLAB_HDR, end = (uint64_t)s->nblocks * IPC_BLOCK;
 	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
 
-	for (uint32_t i = 0; i < carved && p + sizeof(struct ipc__rec) <= end; i++) {
-		struct ipc__rec *r = (struct ipc__rec *)p;
-		p += sizeof(*r) + ((ipc__rec_size(r) + 15) & ~UINT64_C(15));
+	for (uint32_t i = 0; i < carved && end - pos >= sizeof(struct ipc__rec); i++) {
+		struct ipc__rec *r = (struct ipc__rec *)((char *)s + pos);
+		uint64_t size = ipc__rec_size(r);
+		if (size > end - pos - sizeof(*r)) {
+			ipc__corrupt(b, "slab at offset %llu: record %u of %u claims %llu bytes",
+			             (unsigned long long)ipc__off(b, s), i, carved,
+			             (unsigned long long)size);
+			return;
+		}
+		pos += sizeof(*r) + ((size + 15) & ~UINT64_C(15));
 		if (ipc__rec_check(b, r + 1) && fn(b, r, arg) != 0)
+			return;
+		if (pos > end)
 			return;
 	}
 }
 
-static void walk_records(struct ipc_buffer *b, rec_visit fn, void *arg)
+static void walk_records_locked(struct ipc_buffer *b, rec_visit fn, void *arg)
 {
-	for (uint32_t blk = 0; blk < b->heap->nblocks;) {
-		struct ipc__blk *k = ipc__heap_blk(b->heap, blk);
-		uint32_t len = k->len ? k->len : 1;
-		if (k->len && k->kind == IPC__BLK_SLAB) {
-			struct ipc__slab *s = ipc__block_ptr(b, blk);
-			if (s->magic == IPC__SLAB_MAGIC)
-				walk_slab(b, s, fn, arg);
-		} else if (k->len && k->kind == IPC__BLK_RECORD) {
+	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
+		uint32_t len = b->blk[blk].len;
+		uint64_t off = b->geo.data_off + (uint64_t)blk * IPC_BLOCK;
+		if (len == 0 || len > b->geo.nblocks - blk) {
+			blk++;
+			continue;
+		}
+		if (b->blk[blk].kind == IPC__BLK_SLAB) {
+			struct ipc__slab *s = ipc__slab_at(b, off);
+			if (s)
+				walk_slab_locked(b, s, fn, arg);
+		} else if (b->blk[blk].kind == IPC__BLK_RECORD) {
 			struct ipc__rec *r = ipc__block_ptr(b, blk);
 			if (ipc__rec_check(b, r + 1))
 				fn(b, r, arg);
@@ -494,7 +591,7 @@ static int reap_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
 uint64_t ipc__rec_reap_locked(struct ipc_buffer *b, uint32_t proc)
 {
 	struct reap_arg a = {.holder = proc + 1};
-	walk_records(b, reap_one, &a);
+	walk_records_locked(b, reap_one, &a);
 	return a.freed;
 }
 
@@ -510,7 +607,7 @@ static int census_one(struct ipc_buffer *b, struct ipc__rec *r, void *arg)
 void ipc__rec_census_locked(struct ipc_buffer *b, uint64_t *count, uint64_t *bytes)
 {
 	uint64_t acc[2] = {0, 0};
-	walk_records(b, census_one, acc);
+	walk_records_locked(b, census_one, acc);
 	*count = acc[0];
 	*bytes = acc[1];
 }
@@ -547,14 +644,19 @@ void ipc__free_flush(struct ipc_tls *t)
 void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 {
 	uint32_t n = ipc__load_relaxed(&ts->pend_count);
-	struct ipc__slab *s = ipc__ptr(b, ipc__load_relaxed(&ts->pend_slab), sizeof(*s));
+	uint64_t off = ipc__load_relaxed(&ts->pend_slab);
+	struct ipc__slab *s = n ? ipc__slab_at(b, off) : NULL;
 
 	ipc__store_relaxed(&ts->pend_count, 0);
-	if (n && s && s->magic == IPC__SLAB_MAGIC && ipc__sub_acq_rel(&s->live, n) == n)
+	if (n && !s)
+		ipc__corrupt(b, "thread slot: pending frees in offset %llu, which is no slab",
+		             (unsigned long long)off);
+	/* acq_rel: pairs with the seal and with other freers (see top). */
+	if (n && s && ipc__sub_acq_rel(&s->live, n) == n)
 		slab_return(b, s, true);
 }
 
-/* Count a free in t's batch for r's slab (checked by rec_in_place). */
+/* Count a free in t's batch for r's slab (checked by ipc__rec_in_place). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
 	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
@@ -573,14 +675,17 @@ static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 static inline int release(struct ipc_tls *t, void *rec)
 {
 	struct ipc__rec *r;
+	int bad = ipc__tls_check(t);
 
-	if (!t)
-		return -EINVAL;
+	if (bad)
+		return bad;
 	if (!rec)
 		return 0;
 	r = ipc__rec_check_fast(t->b, rec);
 	if (!r)
 		return -EINVAL;
+	if (ipc__load_relaxed(&r->word) & IPC__REC_QUEUED)
+		return -EALREADY; /* in a channel: the consumer will free it */
 	uint32_t blk = ipc__load_relaxed(&r->slab);
 	if (blk == t->slab_blk && t->slab && (char *)r >= (char *)t->slab && (char *)r < t->cur) {
 		/* Our own current slab: counted privately until the seal. */
@@ -588,7 +693,7 @@ static inline int release(struct ipc_tls *t, void *rec)
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
 	}
-	if (!rec_in_place(t->b, r))
+	if (!ipc__rec_in_place(t->b, r))
 		return -EINVAL;
 	if (blk != IPC__REC_DIRECT) {
 		free_batched(t, r);
@@ -605,14 +710,26 @@ int ipc_record_release(struct ipc_tls *t, void *rec)
 
 void ipc_record_free(struct ipc_tls *t, void *rec)
 {
-	if (release(t, rec) == -EINVAL)
+	int err = release(t, rec);
+	if (err == -EINVAL)
 		fprintf(stderr, "libipc: ipc_record_free(%p): not a live record of this buffer "
 		        "(double free?): ignored\n", rec);
+	else if (err == -EALREADY)
+		fprintf(stderr, "libipc: ipc_record_free(%p): the record was sent and is still "
+		        "queued (free after send?): ignored\n", rec);
 }
 
 size_t ipc_record_size(const void *rec)
 {
+	bool elsewhere = false;
 	if (!rec || ((uintptr_t)rec & 15))
+		return 0;
+	struct ipc_buffer *b = ipc__handle_find(rec, &elsewhere);
+	if (b) {
+		struct ipc__rec *r = ipc__rec_check(b, rec);
+		return r ? (size_t)ipc__rec_size(r) : 0;
+	}
+	if (!elsewhere) /* in no buffer of ours: not read */
 		return 0;
 	struct ipc__rec *r = (struct ipc__rec *)rec - 1;
 	uint64_t size = ipc__rec_size(r);

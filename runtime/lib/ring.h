@@ -83,6 +83,7 @@ static inline void ipc__ring_view_init(struct ipc__ring_view *v, struct ipc__rin
 	v->capacity = capacity;
 	v->shift = (unsigned)__builtin_ctzll(mask + 1);
 	v->pos = ipc__load_relaxed(producer ? &idx->tail : &idx->head);
+	/* pairs with take's release store of head */
 	v->other = producer ? ipc__load_acquire(&idx->head) : 0;
 }
 
@@ -105,6 +106,7 @@ static inline void ipc__ring_put(struct ipc__ring_view *v, uint64_t val, bool se
 	if (seq_cst)
 		ipc__store_seq_cst(&v->idx->tail, v->pos);
 	else
+		/* pairs with the consumer's acquire loads of tail (ipc__ring_count, ipc__ring_slot_corrupt) */
 		ipc__store_release(&v->idx->tail, v->pos);
 }
 
@@ -145,6 +147,7 @@ static inline uint64_t ipc__ring_get(struct ipc__ring_view *v, bool seq_cst)
  * ring can hold is corrupt itself and proves nothing. */
 static inline bool ipc__ring_slot_corrupt(const struct ipc__ring_view *v)
 {
+	/* pairs with put's release (or seq_cst) store of tail */
 	uint64_t t = ipc__load_acquire(&v->idx->tail);
 	return t - v->pos - 1 < v->mask + 1 && ipc__ring_empty(v);
 }
@@ -152,6 +155,7 @@ static inline bool ipc__ring_slot_corrupt(const struct ipc__ring_view *v)
 /* Slots full, as either side sees it now. */
 static inline uint64_t ipc__ring_count(struct ipc__ring_idx *idx)
 {
+	/* pair with take's and put's stores of head and tail */
 	uint64_t head = ipc__load_acquire(&idx->head);
 	return ipc__load_acquire(&idx->tail) - head;
 }

@@ -21,6 +21,7 @@ static void *seg_data(struct ipc__seg *s)
 static int seg_wait_ready(struct ipc_buffer *b, struct ipc__seg *s)
 {
 	for (;;) {
+		/* Pairs with the creator's release store of READY: init's writes. */
 		uint32_t st = ipc__load_acquire(&s->state);
 		if (st == IPC__SEG_READY)
 			return 0;
@@ -49,7 +50,7 @@ static void seg_drop_locked(struct ipc_buffer *b, struct ipc__dirent *d, struct 
 	s->by_proc[proc] -= (uint16_t)n;
 	s->users -= n;
 	if (s->users == 0) {
-		ipc__dir_remove(b, d);
+		ipc__dir_remove_locked(b, d);
 		ipc__heap_free(b->heap, (uint32_t)(((char *)s - b->data) / IPC_BLOCK));
 	}
 }
@@ -58,20 +59,25 @@ static void seg_release(struct ipc_buffer *b, uint64_t id, struct ipc__seg *s)
 {
 	if (ipc__lock_buf(b))
 		return;
-	struct ipc__dirent *d = ipc__dir_find(b, id);
-	if (s && d && ipc__ptr(b, d->off, sizeof(*s)) == (void *)s && s->by_proc[b->proc] > 0)
+	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
+	void *o;
+	if (s && d && ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o) == 0 && o == (void *)s &&
+	    s->by_proc[b->proc] > 0)
 		seg_drop_locked(b, d, s, b->proc, 1);
 	ipc__unlock_buf(b);
 }
 
 void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc)
 {
-	struct ipc__dirent *d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
-	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	struct ipc__dirent *d = ipc__dirent_at(b, 0);
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o;
+		if (d[i].off <= IPC__DIR_TOMB ||
+		    ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_SEGMENT ||
+		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_SEGMENT, &o))
 			continue;
-		struct ipc__seg *s = ipc__ptr(b, d[i].off, sizeof(*s));
-		if (s && s->type == IPC_CHANNEL_SEGMENT && s->by_proc[proc] > 0)
+		struct ipc__seg *s = o;
+		if (s->by_proc[proc] > 0)
 			seg_drop_locked(b, &d[i], s, proc, s->by_proc[proc]);
 	}
 }
@@ -86,6 +92,7 @@ static int seg_attach(struct ipc_tls *t, uint64_t id, struct ipc__seg *s, void *
 		return err ? err : -ENOMEM;
 	}
 	e->seg = s;
+	e->seg_size = s->size; /* checked against its run by ipc__seg_at */
 	if (out)
 		*out = seg_data(s);
 	return 0;
@@ -99,23 +106,25 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	struct ipc__seg *s;
 	int err = 0;
 
-	if (!t || n == 0)
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (n == 0)
 		return -EINVAL;
 	b = t->b;
-	if (n > b->hdr->data_size)
+	if (n > ipc__heap_asked(b))
 		return -ENOMEM;
 	if (ipc__end_find(t, id, 0))
 		return -EALREADY;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	if (d) {
-		s = ipc__ptr(b, d->off, sizeof(*s));
-		if (!s || s->type != IPC_CHANNEL_SEGMENT)
-			err = -EPROTOTYPE;
-		else if (n > s->size)
+		void *o = NULL;
+		err = ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o);
+		s = o;
+		if (err == 0 && n > s->size)
 			err = -EINVAL;
-		else
+		if (err == 0)
 			seg_use_locked(b, s);
 		ipc__unlock_buf(b);
 		return err ? err : seg_attach(t, id, s, NULL);
@@ -135,7 +144,7 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 	seg_use_locked(b, s);
 	s->creator_pid = (int32_t)b->pid;
 	s->creator_start = b->start;
-	err = ipc__dir_insert(b, id, ipc__off(b, s));
+	err = ipc__dir_insert_locked(b, id, ipc__off(b, s));
 	if (err) {
 		ipc__heap_free(b->heap, (uint32_t)blk);
 		ipc__unlock_buf(b);
@@ -146,6 +155,8 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		init(seg_data(s), arg);
 	else
 		memset(seg_data(s), 0, n);
+	/* Pairs with seg_wait_ready's acquire load of state: publishes init's
+	 * writes. */
 	ipc__store_release(&s->state, IPC__SEG_READY);
 	ipc__futex_wake(&s->state);
 	return seg_attach(t, id, s, NULL);
@@ -159,7 +170,9 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	struct ipc__end *e;
 	int err = 0;
 
-	if (!t || !out)
+	if ((err = ipc__tls_check(t)) != 0)
+		return err;
+	if (!out)
 		return -EINVAL;
 	if ((e = ipc__end_find(t, id, 0))) {
 		*out = seg_data(e->seg);
@@ -168,21 +181,20 @@ int ipc_segment_open(struct ipc_tls *t, uint64_t id, void **out)
 	b = t->b;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
+	void *o = NULL;
 	if (!d)
 		err = -ENOENT;
-	else if (!(s = ipc__ptr(b, d->off, sizeof(*s))) || s->type != IPC_CHANNEL_SEGMENT)
-		err = -EPROTOTYPE;
-	else
-		seg_use_locked(b, s);
+	else if ((err = ipc__dir_obj_locked(b, d, IPC__BLK_SEGMENT, &o)) == 0)
+		seg_use_locked(b, s = o);
 	ipc__unlock_buf(b);
 	return err ? err : seg_attach(t, id, s, out);
 }
 
 size_t ipc_segment_size(struct ipc_tls *t, uint64_t id)
 {
-	struct ipc__end *e = t ? ipc__end_find(t, id, 0) : NULL;
-	return e ? (size_t)e->seg->size : 0;
+	struct ipc__end *e = ipc__tls_check(t) ? NULL : ipc__end_find(t, id, 0);
+	return e ? (size_t)e->seg_size : 0;
 }
 
 int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e)

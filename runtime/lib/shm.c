@@ -142,7 +142,10 @@ int ipc__shm_create(struct ipc__shm *s, enum ipc_shm_kind kind, const char *hand
 		if (getenv(env))
 			return -EEXIST;
 		snprintf(name, sizeof(name), "ipc.%s", handle);
-		s->fd = memfd_create(name, 0); /* inherited by children on purpose */
+		/* Forked children inherit it (and attach through it); a program
+		 * exec'd does not get a read-write descriptor of the whole buffer:
+		 * it attaches through /proc/<creator>/fd while the creator lives. */
+		s->fd = memfd_create(name, MFD_CLOEXEC);
 		if (s->fd < 0)
 			return -errno;
 		snprintf(val, sizeof(val), "%d:%d", (int)getpid(), s->fd);

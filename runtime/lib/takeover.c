@@ -29,9 +29,9 @@
 
 static struct ipc__chan *find_chan(struct ipc_buffer *b, uint64_t id, int *err)
 {
-	struct ipc__dirent *d = ipc__dir_find(b, id);
-	struct ipc__chan *c = d ? ipc__ptr(b, d->off, sizeof(struct ipc__chan)) : NULL;
-	*err = !d ? -ENOENT : !c ? -EBADMSG : c->type != IPC_CHANNEL_SPSC ? -EPROTOTYPE : 0;
+	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
+	void *c = NULL;
+	*err = !d ? -ENOENT : ipc__dir_obj_locked(b, d, IPC__BLK_CHANNEL, &c);
 	return *err ? NULL : c;
 }
 
@@ -108,14 +108,16 @@ int ipc_buffer_orphans_abort(struct ipc_buffer *b)
 		return -EINVAL;
 	if (ipc__lock_buf(b))
 		return -EIDRM;
-	struct ipc__dirent *d = (struct ipc__dirent *)(b->base + b->hdr->dir_off);
+	struct ipc__dirent *d = ipc__dirent_at(b, 0);
 	int n = 0;
-	for (uint32_t i = 0; i < b->hdr->dir_cap; i++) {
-		if (d[i].off <= IPC__DIR_TOMB)
+	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
+		void *o = NULL;
+		/* segments, and corrupt entries (reported), are left alone */
+		if (d[i].off <= IPC__DIR_TOMB ||
+		    ipc__run_kind(b, d[i].off, NULL) != IPC__BLK_CHANNEL ||
+		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o))
 			continue;
-		struct ipc__chan *c = ipc__ptr(b, d[i].off, sizeof(*c));
-		if (!c || c->type != IPC_CHANNEL_SPSC)
-			continue;
+		struct ipc__chan *c = o;
 		uint32_t f = ipc__load_acquire(&c->flags);
 		uint32_t add = 0;
 		if (f & IPC__P_ORPHAN)
@@ -128,7 +130,7 @@ int ipc_buffer_orphans_abort(struct ipc_buffer *b)
 		                          memory_order_relaxed);
 		ipc__or_acq_rel(&c->flags, add);
 		ipc__chan_wake_all(c);
-		ipc__chan_maybe_destroy(b, &d[i]);
+		ipc__chan_maybe_destroy_locked(b, &d[i]);
 		n++;
 	}
 	ipc__unlock_buf(b);

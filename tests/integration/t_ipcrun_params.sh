@@ -34,9 +34,9 @@ N=5 run_ipcrun def -D N=7 "$T/p.ini"
 check "-D wins over the environment: N=7" test "$RC" -eq 0 -a "$(cat "$T/def.out")" = "count=7 sum=21"
 
 "$IPCRUN" --check -D N=3 "$T/p.ini" >"$T/cap.out" 2>&1
-check "\${CAP:-16}: the default when unset" grep -q "capacity 16$" "$T/cap.out"
+check "\${CAP:-16}: the default when unset" grep -q "capacity 16," "$T/cap.out"
 "$IPCRUN" --check -D N=3 -D CAP=4 "$T/p.ini" >"$T/cap.out" 2>&1
-check "\${CAP:-16}: -D CAP=4" grep -q "capacity 4$" "$T/cap.out"
+check "\${CAP:-16}: -D CAP=4" grep -q "capacity 4," "$T/cap.out"
 
 "$IPCRUN" --check -D N=3 -D NN=4 "$T/p.ini" >/dev/null 2>"$T/nn.err"
 RC=$?

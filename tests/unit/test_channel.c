@@ -658,7 +658,7 @@ static struct ipc__chan *chan_of(struct ipc_buffer *b, uint64_t id)
 	struct ipc__chan *c = NULL;
 
 	assert_int_equal(ipc__lock_buf(b), 0);
-	d = ipc__dir_find(b, id);
+	d = ipc__dir_find_locked(b, id);
 	if (d)
 		c = ipc__ptr(b, d->off, sizeof(*c));
 	ipc__unlock_buf(b);

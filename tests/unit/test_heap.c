@@ -215,15 +215,13 @@ static uint32_t hp_ref_longest(const struct hp *p)
 	return best;
 }
 
-/* Can a run of n blocks be found: inside one leaf for n <= a leaf, anywhere
- * for longer runs (which must span leaves). */
+/* Can a run of n blocks be found anywhere (runs may span leaves whatever
+ * their length: the heap fails only when no run of n free blocks exists). */
 static bool hp_ref_fits(const struct hp *p, uint32_t n)
 {
 	uint32_t cur = 0;
 
 	for (uint32_t i = 0; i < p->n; i++) {
-		if (n <= IPC_LEAF_BLOCKS && i % IPC_LEAF_BLOCKS == 0)
-			cur = 0;
 		cur = p->owner[i] ? 0 : cur + 1;
 		if (cur >= n)
 			return true;
@@ -467,6 +465,54 @@ static void test_heap_large_run_spans_leaves(void **state)
 	hp_del(&p);
 }
 
+/* Runs of one length up to a quarter of the heap, taken until it is
+ * exhausted, cover at least 85 % of it, whatever the length: a run of 257 blocks crosses leaf edges
+ * rather than taking one 512-block leaf each. */
+static void test_heap_fill_every_length_at_least_85_percent(void **state)
+{
+	struct hp p;
+	const uint32_t nb = 8 * IPC_LEAF_BLOCKS; /* 16 MiB of 4 KiB blocks */
+	uint32_t lens[128], nl = 0;
+
+	(void)state;
+	for (uint32_t v = 1; v <= nb / 4; v <<= 1) {
+		lens[nl++] = v;
+		if (v < nb / 4)
+			lens[nl++] = v + 1;
+		if (v > 2)
+			lens[nl++] = v - 1;
+	}
+	lens[nl++] = IPC_LEAF_BLOCKS / 2 + 1;
+	lens[nl++] = IPC_LEAF_BLOCKS / 3 + 1;
+	hp_new(&p, nb);
+	for (uint32_t i = 0; i < nl; i++) {
+		uint32_t count = 0;
+		int64_t b;
+		/* not through hp_alloc: its full check after every run is slow
+		 * under valgrind; the heap is checked once per length instead */
+		while ((b = ipc__heap_alloc(p.h, lens[i], IPC__BLK_RECORD, 1)) >= 0) {
+			p.len[b] = lens[i];
+			count++;
+		}
+		assert_int_equal(b, -ENOMEM);
+		assert_true(ipc__heap_valid(p.h));
+		double fill = (double)count * lens[i] / nb;
+		if (fill < 0.85)
+			fail_msg("runs of %u blocks fill %.1f %% of the heap", lens[i], 100 * fill);
+		/* equal runs pack end to end: only the tail is left */
+		assert_int_equal(count, nb / lens[i]);
+		for (uint32_t k = 0; k < p.n; k++) {
+			if (p.len[k]) {
+				assert_int_equal(ipc__heap_free(p.h, k), 0);
+				p.len[k] = 0;
+			}
+		}
+		assert_int_equal(p.h->free_blocks, nb);
+		assert_true(ipc__heap_valid(p.h));
+	}
+	hp_del(&p);
+}
+
 static void test_heap_random_ops_stay_valid(void **state)
 {
 	struct hp p;
@@ -525,33 +571,100 @@ static void test_heap_repair_after_half_done_ops_valid(void **state)
 	for (int i = 0; i < 300; i++) {
 		uint32_t n = (uint32_t)tu_rand_range(&rng, 1, 40);
 		enum ipc__blk_kind kind = i % 3 ? IPC__BLK_RECORD : IPC__BLK_SLAB;
-		int64_t b = ipc__heap_alloc(p.h, n, kind, 1);
-		if (b < 0)
+		if (p.h->free_blocks < 100) /* room for the half-done one below */
 			break;
+		int64_t b = ipc__heap_alloc(p.h, n, kind, 1);
+		assert_true(b >= 0);
 		held[nheld++] = b;
 		if (kind == IPC__BLK_SLAB)
 			slab_blocks += n;
 	}
-	/* a free half done: bits cleared, its run still recorded */
+	/* a free half done: its run entries cleared, its bits still set */
 	int64_t victim = held[--nheld];
 	struct ipc__blk save = *ipc__heap_blk(p.h, (uint32_t)victim);
 	assert_int_equal(ipc__heap_free(p.h, (uint32_t)victim), 0);
-	*ipc__heap_blk(p.h, (uint32_t)victim) = save;
+	for (uint32_t j = 0; j < save.len; j++) { /* the bits as they were */
+		uint32_t b = (uint32_t)victim + j;
+		struct ipc__leaf *lf = (struct ipc__leaf *)((char *)p.h + 16) + b / IPC_LEAF_BLOCKS;
+		lf->bits[(b % IPC_LEAF_BLOCKS) / 64] |= 1ull << (b % 64);
+	}
 	if (save.kind == IPC__BLK_SLAB)
 		slab_blocks -= save.len;
-	/* an allocation half done: bits set, no run recorded */
+	/* an allocation half done: its run recorded, only some bits set:
+	 * dropped after a death (nobody got it), kept after corruption */
 	int64_t stray = ipc__heap_alloc(p.h, 7, IPC__BLK_RECORD, 1);
 	assert_true(stray >= 0);
-	memset(ipc__heap_blk(p.h, (uint32_t)stray), 0, sizeof(struct ipc__blk));
+	{
+		uint32_t b = (uint32_t)stray + 3;
+		struct ipc__leaf *lf = (struct ipc__leaf *)((char *)p.h + 16) + b / IPC_LEAF_BLOCKS;
+		lf->bits[(b % IPC_LEAF_BLOCKS) / 64] &= ~(1ull << (b % 64));
+	}
 	assert_false(ipc__heap_valid(p.h));
+	uint8_t *copy = malloc(ipc__heap_meta_size(nb));
+	assert_non_null(copy);
+	memcpy(copy, p.h, ipc__heap_meta_size(nb));
+	assert_int_equal(ipc__heap_repair(p.h, false), slab_blocks);
+	assert_true(ipc__heap_valid(p.h));
+	assert_int_equal(ipc__heap_blk(p.h, (uint32_t)stray)->len, 7);
+	memcpy(p.h, copy, ipc__heap_meta_size(nb));
+	free(copy);
 
-	assert_int_equal(ipc__heap_repair(p.h), slab_blocks);
+	assert_int_equal(ipc__heap_repair(p.h, true), slab_blocks);
+	assert_int_equal(ipc__heap_blk(p.h, (uint32_t)stray)->len, 0);
 	assert_true(ipc__heap_valid(p.h));
 	for (uint32_t i = 0; i < nheld; i++)
 		assert_int_equal(ipc__heap_free(p.h, (uint32_t)held[i]), 0);
 	assert_int_equal(p.h->free_blocks, nb);
 	assert_true(ipc__heap_valid(p.h));
 	assert_int_equal(ipc__heap_longest(p.h), nb);
+	hp_del(&p);
+}
+
+/* Forged bitmap, leaf figures, order and header: the heap never hands a
+ * block out twice, never reads out of bounds, and is whole again after. */
+static void test_heap_forged_index_no_overlap_rebuilt(void **state)
+{
+	struct hp p;
+	const uint32_t nb = 4 * IPC_LEAF_BLOCKS;
+	struct ipc__leaf *lf;
+	uint32_t *ord;
+	int64_t a, b;
+
+	(void)state;
+	hp_new(&p, nb);
+	lf = (struct ipc__leaf *)((char *)p.h + 16);
+	ord = (uint32_t *)(lf + 4);
+	a = ipc__heap_alloc(p.h, 300, IPC__BLK_RECORD, 1);
+	assert_int_equal(a, 0);
+	/* the bitmap says the run is free */
+	memset(lf[0].bits, 0, sizeof(lf[0].bits));
+	lf[0].longest = lf[0].prefix = IPC_LEAF_BLOCKS;
+	b = ipc__heap_alloc(p.h, 10, IPC__BLK_RECORD, 2);
+	assert_true(b >= 300);
+	assert_true(ipc__heap_valid(p.h));
+	/* leaf figures beyond a leaf, order indices out of range */
+	lf[1].suffix = 100000;
+	lf[2].prefix = 70000;
+	ord[0] = 0xffffffffu;
+	lf[3].pos = 1234567;
+	int64_t c = ipc__heap_alloc(p.h, 600, IPC__BLK_RECORD, 3);
+	assert_true(c >= 310 && c + 600 <= nb);
+	assert_true(ipc__heap_valid(p.h));
+	/* a forged length does not free the neighbours */
+	ipc__heap_blk(p.h, (uint32_t)b)->len = 310;
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)b), -EBADMSG);
+	ipc__heap_blk(p.h, (uint32_t)b)->len = 10;
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)b), 0);
+	/* a forged header is put back from the private copy */
+	p.h->nblocks = 0x7fffffff;
+	p.h->nleaves = 0xffff;
+	assert_false(ipc__heap_check(p.h, nb));
+	assert_true(ipc__heap_check(p.h, nb));
+	assert_true(ipc__heap_valid(p.h));
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)a), 0);
+	assert_int_equal(ipc__heap_free(p.h, (uint32_t)c), 0);
+	assert_int_equal(p.h->free_blocks, nb);
+	assert_true(ipc__heap_valid(p.h));
 	hp_del(&p);
 }
 
@@ -570,8 +683,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_heap_partial_last_leaf_exact_capacity),
 		cmocka_unit_test(test_heap_exhaust_mixed_sizes_all_returned),
 		cmocka_unit_test(test_heap_large_run_spans_leaves),
+		cmocka_unit_test(test_heap_fill_every_length_at_least_85_percent),
 		cmocka_unit_test(test_heap_random_ops_stay_valid),
 		cmocka_unit_test(test_heap_repair_after_half_done_ops_valid),
+		cmocka_unit_test(test_heap_forged_index_no_overlap_rebuilt),
 	};
 
 	tu_init(argc, argv);

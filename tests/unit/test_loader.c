@@ -178,7 +178,10 @@ static void test_loader_good_graph_resolves(void **state)
 	assert_int_equal(g.buffer, 8u << 20);
 	assert_int_equal(g.conn[1].capacity, 8);
 	assert_int_equal(g.conn[1].wait, IPC_WAIT_SPIN);
-	assert_int_equal(g.conn[0].capacity, IPC_CHANNEL_CAPACITY_DEFAULT);
+	/* batched: queues of all channels within half the buffer */
+	assert_int_equal(g.conn[0].batch, IR_BATCH_DEFAULT);
+	assert_int_equal(g.conn[0].capacity, (8u << 20) / 2 / 2 / (IR_BATCH_DEFAULT + 64));
+	assert_int_equal(g.linger_ns, IR_LINGER_DEFAULT_US * 1000u);
 	assert_true(g.kernel[1].func);
 	assert_int_equal(g.kernel[1].nport, 2);
 	assert_string_equal(g.kernel[1].port[0].name, "in0");

@@ -10,8 +10,15 @@
  *  - Out-parameters come last and are written only on success.
  *  - A struct ipc_buffer may be shared by the threads of one process; a
  *    struct ipc_tls belongs to exactly one thread at a time.
- *  - After fork(), a child must call ipc_buffer_open() itself; closing an
- *    inherited struct ipc_buffer in the child only unmaps it.
+ *  - After fork(), a child must call ipc_buffer_open() itself: a call through
+ *    a struct ipc_buffer or struct ipc_tls its parent opened fails with
+ *    -ECHILD (NULL and errno ECHILD) and touches nothing shared; closing
+ *    them in the child only unmaps and forgets them.
+ *  - A call through a closed handle fails with -EBADF (closing twice too).
+ *    Like a file descriptor, a closed handle may be reused by a later open.
+ *  - Shared memory is checked before use: what another process corrupted is
+ *    reported (one line on stderr naming the buffer and what was wrong) and
+ *    the call that met it fails with -EBADMSG; what is intact keeps working.
  */
 #ifndef IPC_BUFFER_H
 #define IPC_BUFFER_H
@@ -93,7 +100,9 @@ struct ipc_channel_opts {
 };
 
 struct ipc_buffer_stats {
-	uint64_t size;      /* bytes of the heap (data region) */
+	uint64_t size;      /* bytes of the heap: opts.size rounded up to 4 KiB
+	                       (the heap keeps 64 KiB more for record headers
+	                       and rings, counted neither here nor in free) */
 	uint64_t free;      /* heap bytes not allocated */
 	uint64_t slab;      /* heap bytes held by slabs */
 	uint64_t records;   /* bytes of live records (as asked for) */
@@ -125,7 +134,10 @@ struct ipc_tls;
  * object is attached only when it is a regular object (never a FIFO or a
  * symlink) owned by the caller's effective uid with mode 0600, as the
  * creator makes it (System V: the segment and the semaphore set), and only
- * after every header field checked out against the mapping's real size.
+ * after every header field checked out against the mapping's real size. A
+ * handle names one buffer whatever backend is asked for: when it exists
+ * under another backend, the opener attaches to that one
+ * (ipc_buffer_shm_kind() tells which).
  * Returns NULL with errno set: EINVAL bad handle or options (or an
  * IPC_BUFFER_SIZE outside 64K..16383G, said on stderr), ETIMEDOUT creator
  * still not done, EOWNERDEAD creator died half-way, EPROTO version or
@@ -142,8 +154,11 @@ struct ipc_buffer *ipc_buffer_open(const char *handle,
 /*
  * Detach. The last process to close removes every OS object of the buffer.
  * unlink: also remove the name now, so that later opens create a new buffer
- * (processes already attached keep working). Closes any TLS still open.
- * Returns 0, or a negative errno (the buffer is detached anyway).
+ * (processes already attached keep working). Closes any TLS still open, and
+ * gives back the records this process still holds (allocated and not sent,
+ * received and not freed), as its death would; those it sent stay queued
+ * for their consumers. Returns 0, -EBADF (closed already), or a negative
+ * errno (the buffer is detached anyway).
  */
 int ipc_buffer_close(struct ipc_buffer *b, bool unlink);
 
@@ -193,8 +208,11 @@ int ipc_buffer_gc(const char *handle, enum ipc_shm_kind shm);
 struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id);
 
 /* Close this thread's channel ends (a producer's close is end-of-stream) and
- * segments, and give back its slabs; records still in flight stay valid
- * until their receiver frees them. */
+ * segments, and give back its slabs. Records are the process's, not the
+ * thread's: those this thread still holds stay valid (another thread may
+ * free or send them) until freed, or until the process closes the buffer,
+ * which gives them back. Records in flight stay valid until their receiver
+ * frees them. A second close is reported on stderr and ignored. */
 void ipc_tls_close(struct ipc_tls *t);
 
 /* Attach to channel id as producer or consumer, creating it if needed.
@@ -239,9 +257,24 @@ size_t ipc_channel_pending(struct ipc_tls *t, uint64_t id);
  */
 void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id);
 
+/* As ipc_record_alloc, but while the buffer is exhausted (ENOMEM) wait for
+ * records to be freed, up to timeout_ms (< 0: forever; 0: not at all),
+ * polling every 50 us to 1 ms. NULL with errno ENOMEM when the time passed,
+ * or the other errors of ipc_record_alloc at once. */
+void *ipc_record_alloc_wait(struct ipc_tls *t, size_t n, uint64_t id,
+                            int timeout_ms);
+
+/* Shorten rec, allocated by this thread (t) and not sent yet, to its first n
+ * bytes, 1 <= n <= its size: ipc_record_size and the consumer see n. The
+ * space given up is reused at once when rec is t's latest allocation.
+ * Returns 0, or -EINVAL (bad n, not a live record, or not t's own). */
+int ipc_record_trim(struct ipc_tls *t, void *rec, size_t n);
+
 /* Queue *rec on channel id; on success *rec = NULL and the record belongs to
  * the consumer. Returns 0, IPC_TX_RETRY (full), -EPIPE (consumer closed or
- * died), -ENOENT, -EINVAL (not a record of this buffer). */
+ * died), -ENOENT, -EALREADY (the record is already queued: sent twice),
+ * -EINVAL (not a record of this buffer held by this process: freed, or
+ * received by another process). A record received may be sent on. */
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec);
 
 /* Take the next record of channel id into *rec. Returns 0, IPC_TX_RETRY
@@ -256,14 +289,18 @@ int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec,
                          int timeout_ms);
 
 /* Give a record back; any thread or process of the buffer may free any
- * record once. A NULL rec is ignored. A pointer that is not a live record
- * is reported on stderr and ignored. */
+ * record once. A NULL rec is ignored. A pointer that is not a live record,
+ * or a record still queued in a channel (freed after it was sent), is
+ * reported on stderr and ignored. */
 void ipc_record_free(struct ipc_tls *t, void *rec);
 
-/* As ipc_record_free, returning 0 or -EINVAL (not a live record). */
+/* As ipc_record_free, returning 0, -EINVAL (not a live record: freed
+ * already, or not a record) or -EALREADY (sent and still queued: the
+ * consumer will free it). */
 int ipc_record_release(struct ipc_tls *t, void *rec);
 
-/* Size asked for at allocation, or 0 for a pointer that is not a record. */
+/* Size asked for at allocation, or 0 for a pointer that is not a live record
+ * of a buffer this process has open (never read outside those buffers). */
 size_t ipc_record_size(const void *rec);
 
 /*

@@ -31,21 +31,34 @@ struct ipc_port;
 struct ipc_port *ipc_in(struct ipc_kernel *k, const char *port);
 struct ipc_port *ipc_out(struct ipc_kernel *k, const char *port);
 
-/* A record of n bytes in the shared buffer, to fill and send on out. NULL
- * with errno set when n is 0 or the buffer is exhausted. */
+/* A record of n bytes in the shared buffer, to fill and send on out. While
+ * the buffer is full it sends this kernel's open batches and waits for
+ * downstream to free records, up to 30 s (env IPC_ALLOC_PATIENCE_MS); then,
+ * or at once for a bad n (0 or above a quarter of the buffer), NULL with
+ * errno set: ENOMEM (the message on stderr names the kernel and the fix),
+ * EINVAL. A record may be sent shorter than allocated: ipc_trim. */
 void *ipc_alloc(struct ipc_port *out, size_t n);
 
+/* Shorten rec, allocated on out and not sent yet, to its first n bytes
+ * (1 <= n <= its size): the consumer sees a record of n bytes. Returns 0 or
+ * -EINVAL. */
+int ipc_trim(struct ipc_port *out, void *rec, size_t n);
+
 /* Hand rec over (the kernel must not touch it afterwards); blocks while the
- * channel is full. rec may come from ipc_alloc, or be a record received on
+ * channel is full. The port's open batch of items goes first, so order is
+ * kept between ipc_emit and ipc_send. rec may come from ipc_alloc, or be a record received on
  * an input and not released: forwarding it copies nothing. Returns 0, or
  * -EPIPE when the consumer is gone (rec is freed then). */
 int ipc_send(struct ipc_port *out, void *rec);
 
-/* The next record and its size; blocks while the channel is empty. Returns
- * 0, IPC_TX_EOF or IPC_TX_ABORTED at the end, or a negative errno. */
+/* The next record and its size; blocks while the channel is empty (after
+ * sending this kernel's open batches). On a batched connection the record
+ * may be a batch of items (see "Items" below). Returns 0, IPC_TX_EOF or
+ * IPC_TX_ABORTED at the end, or a negative errno. */
 int ipc_recv(struct ipc_port *in, void **rec, size_t *n);
 
-/* Done with a received record. */
+/* Done with a received record. (Items from ipc_next are not released by
+ * the kernel: ipc_next does it.) */
 void ipc_release(struct ipc_port *in, void *rec);
 
 /* The graph is being stopped (Ctrl-C): a source should return. */
@@ -68,6 +81,91 @@ int ipc_try_recv(struct ipc_port *in, void **rec, size_t *n);
  * once every input has ended (IPC_TX_ABORTED if one of them was aborted). */
 int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
                  size_t *n);
+
+/*
+ * Items: many to a record.
+ *
+ * A connection carries items, packed many to a record (a batch) so that a
+ * stream of small items does not pay a hand-off per item. The topology sets
+ * the batch size in bytes per connection (`batch=` on a connect line, else
+ * [graph] batch); 0 sends every item as a record of its own.
+ *
+ * A batch goes out when the next item would not fit, at ipc_flush, when an
+ * item goes out with ipc_send on the same port (order is kept), when the
+ * kernel returns (EOF flushes), when the kernel goes to wait (for input, on
+ * a full channel, or for memory), and at the latest `linger` ([graph], a
+ * duration, 500 us by default) after its first item, even when the kernel
+ * is busy in its own code or asleep (a thread of the process sends it then).
+ * So an item waits at most about linger before it leaves its producer. A
+ * port that was quiet for a whole linger sends the first item that comes at
+ * once (a trickle of items pays no linger at all).
+ *
+ * A producer killed mid-stream: every batch it sent is delivered whole, in
+ * order, once, and then IPC_TX_ABORTED; the items of its open batch (emitted
+ * since that batch began: at most `batch` bytes, at most about linger's
+ * worth, or a full batch it was waiting to send on a full channel) are lost
+ * with it. (tests/stress/stress_items_kill.c checks all of it.)
+ *
+ * Concurrency: the item functions, like the rest of this API, are called by
+ * the kernel's own thread only.
+ */
+
+/* Append one item of n bytes (0 allowed) to out's open batch. Blocks as
+ * ipc_send does when a batch goes out and the channel is full, and as
+ * ipc_alloc does while the buffer is full. An item larger than the batch
+ * goes out as a record of its own, after the open batch. Returns 0, -EPIPE
+ * when the consumer is gone, -ENOMEM when the buffer stayed full (see
+ * ipc_alloc), -EINVAL (not an output port, item NULL with n > 0, or n above
+ * IPC_ITEM_MAX). */
+int ipc_emit(struct ipc_port *out, const void *item, size_t n);
+
+/* ipc_emit of the text s and its NUL (an item of strlen(s) + 1 bytes), so
+ * that a consumer can use it in place as a C string. */
+int ipc_emit_text(struct ipc_port *out, const char *s);
+
+/* Send out's open batch now, waiting while the channel is full. Returns 0
+ * (also when nothing was open), -EPIPE or -EINVAL. */
+int ipc_flush(struct ipc_port *out);
+
+/* The next item of in: *item points at its n bytes, valid until the next
+ * ipc_next on this port (the record holding it is released then). Blocks
+ * while the channel is empty (after sending this kernel's open batches).
+ * Returns 0, IPC_TX_EOF or IPC_TX_ABORTED at the end, -EBADMSG for a batch
+ * record whose items overrun it (the rest of that record is dropped), or a
+ * negative errno. A record sent with ipc_send (not a batch) is one item.
+ * Items of a batch are 4-byte aligned, and when every item of a batch has
+ * the same size w, at offsets multiple of w from a 16-byte aligned start (so
+ * 8-byte numbers read in place). */
+int ipc_next(struct ipc_port *in, const void **item, size_t *n);
+
+/* Largest item: a record of its own in a buffer of 16 GiB at least. */
+#define IPC_ITEM_MAX (UINT32_C(0xffffffff) - 16)
+
+/*
+ * The batch record layout, what ipc_recv returns on a batched connection
+ * (and what a kernel may build itself and send with ipc_send):
+ *
+ *     offset 0   struct ipc_batch_hdr (16 bytes, host byte order)
+ *     offset 16  the items:
+ *                width > 0: count items of width bytes, back to back
+ *                width == 0: per item, a uint32_t length, its bytes, then
+ *                            zero bytes up to a multiple of 4
+ *
+ * bytes counts the item area; the record is at least 16 + bytes long (it
+ * may be longer when it could not be shortened). A record is a batch when
+ * it is at least 16 bytes, starts with IPC_BATCH_MAGIC, bytes fits and, for
+ * width > 0, count * width == bytes. A producer never sends a batch with no
+ * items; ipc_emit wraps an item that would look like a batch (or an empty
+ * item on a connection without batches) in a batch of one, so what
+ * ipc_next yields is always what was emitted.
+ */
+#define IPC_BATCH_MAGIC UINT32_C(0x31425049) /* "IPB1" in little endian */
+struct ipc_batch_hdr {
+	uint32_t magic;
+	uint32_t count;  /* items */
+	uint32_t width;  /* bytes of every item, or 0: items carry a length */
+	uint32_t bytes;  /* bytes of the item area */
+};
 
 /*
  * What a kernel library says about a kernel, so that ipcrun can check a

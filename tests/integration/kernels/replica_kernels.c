@@ -87,34 +87,24 @@ int64_t f_busy(int64_t x)
 int t_jitter_pass(struct ipc_kernel *k)
 {
 	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
-	void *r;
+	const void *r;
 	size_t n;
 	int rc;
-	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+	while ((rc = ipc_next(in, &r, &n)) == 0) {
 		int64_t x;
 		if (n != sizeof x) {
-			ipc_release(in, r);
-			fprintf(stderr, "%s: a record of %zu bytes\n",
+			fprintf(stderr, "%s: an item of %zu bytes\n",
 			        ipc_kernel_name(k), n);
 			return 1;
 		}
 		memcpy(&x, r, sizeof x);
 		jitter(x);
 		if (x % 7 == 0) {
-			int64_t *c = ipc_alloc(out, sizeof *c);
-			if (!c) {
-				ipc_release(in, r);
-				return 1;
-			}
-			*c = x + 1000000000;
-			if (ipc_send(out, c)) {
-				ipc_release(in, r);
+			int64_t c = x + 1000000000;
+			if (ipc_emit(out, &c, sizeof c))
 				return 0;
-			}
 		}
-		if (x % 5 == 0)
-			ipc_release(in, r);
-		else if (ipc_send(out, r))
+		if (x % 5 != 0 && ipc_emit(out, &x, sizeof x))
 			return 0;
 	}
 	return rc == IPC_TX_EOF ? 0 : 1;
@@ -123,16 +113,16 @@ int t_jitter_pass(struct ipc_kernel *k)
 int t_die_at(struct ipc_kernel *k, int64_t at)
 {
 	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
-	void *r;
+	const void *r;
 	size_t n;
 	int rc;
-	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+	while ((rc = ipc_next(in, &r, &n)) == 0) {
 		int64_t x = 0;
 		if (n == sizeof x)
 			memcpy(&x, r, sizeof x);
 		if (x == at)
 			raise(SIGKILL); /* SIGKILL: the process dies, no handler runs */
-		if (ipc_send(out, r))
+		if (ipc_emit(out, r, n))
 			return 0;
 	}
 	return rc == IPC_TX_EOF ? 0 : 1;
@@ -143,15 +133,14 @@ int t_hold(struct ipc_kernel *k)
 	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
 	int64_t *v = NULL;
 	size_t nv = 0, cap = 0;
-	void *r;
+	const void *r;
 	size_t n;
 	int rc;
-	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+	while ((rc = ipc_next(in, &r, &n)) == 0) {
 		if (nv == cap) {
 			cap = cap ? 2 * cap : 1024;
 			int64_t *nvp = realloc(v, cap * sizeof *v);
 			if (!nvp) {
-				ipc_release(in, r);
 				free(v);
 				return 1;
 			}
@@ -159,13 +148,10 @@ int t_hold(struct ipc_kernel *k)
 		}
 		v[nv] = 0;
 		memcpy(&v[nv++], r, n < sizeof *v ? n : sizeof *v);
-		ipc_release(in, r);
 	}
-	for (size_t i = 0; rc == IPC_TX_EOF && i < nv; i++) {
-		int64_t *m = ipc_alloc(out, sizeof *m);
-		if (!m || (*m = v[i], ipc_send(out, m)))
+	for (size_t i = 0; rc == IPC_TX_EOF && i < nv; i++)
+		if (ipc_emit(out, &v[i], sizeof v[i]))
 			break;
-	}
 	free(v);
 	return rc == IPC_TX_EOF ? 0 : 1;
 }
@@ -174,20 +160,17 @@ int t_tail_pass(struct ipc_kernel *k)
 {
 	struct ipc_port *in = ipc_in(k, "in"), *out = ipc_out(k, "out");
 	int64_t count = 0;
-	void *r;
+	const void *r;
 	size_t n;
 	int rc;
-	while ((rc = ipc_recv(in, &r, &n)) == 0) {
-		if (ipc_send(out, r))
+	while ((rc = ipc_next(in, &r, &n)) == 0) {
+		if (ipc_emit(out, r, n))
 			return 0;
 		count++;
 	}
 	if (rc != IPC_TX_EOF)
 		return 1;
-	int64_t *m = ipc_alloc(out, sizeof *m);
-	if (!m)
-		return 1;
-	*m = -count;
-	ipc_send(out, m);
+	int64_t m = -count;
+	ipc_emit(out, &m, sizeof m);
 	return 0;
 }

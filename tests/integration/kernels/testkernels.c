@@ -195,25 +195,24 @@ int t_pass_pid(struct ipc_kernel *k, const char *pidfile)
 int t_print(struct ipc_kernel *k, const char *type)
 {
 	struct ipc_port *in = ipc_in(k, "in");
-	void *r;
+	const void *r; /* items: what function kernels emit, many to a record */
 	size_t n;
 	int rc;
-	while ((rc = ipc_recv(in, &r, &n)) == 0) {
+	while ((rc = ipc_next(in, &r, &n)) == 0) {
 		if (!strcmp(type, "i64") && n == 8)
-			printf("%" PRId64 "\n", *(int64_t *)r);
+			printf("%" PRId64 "\n", *(const int64_t *)r);
 		else if (!strcmp(type, "u64") && n == 8)
-			printf("%" PRIu64 "\n", *(uint64_t *)r);
+			printf("%" PRIu64 "\n", *(const uint64_t *)r);
 		else if (!strcmp(type, "i32") && n == 4)
-			printf("%" PRId32 "\n", *(int32_t *)r);
+			printf("%" PRId32 "\n", *(const int32_t *)r);
 		else if (!strcmp(type, "u32") && n == 4)
-			printf("%" PRIu32 "\n", *(uint32_t *)r);
+			printf("%" PRIu32 "\n", *(const uint32_t *)r);
 		else if (!strcmp(type, "f64") && n == 8)
-			printf("%g\n", *(double *)r);
-		else if (!strcmp(type, "str") && n > 0 && ((char *)r)[n - 1] == 0)
-			printf("%s\n", (char *)r);
+			printf("%g\n", *(const double *)r);
+		else if (!strcmp(type, "str") && n > 0 && ((const char *)r)[n - 1] == 0)
+			printf("%s\n", (const char *)r);
 		else
 			printf("? %zu bytes\n", n);
-		ipc_release(in, r);
 	}
 	fflush(stdout);
 	return end_of(ipc_kernel_name(k), rc);

@@ -1,0 +1,204 @@
+#!/bin/bash
+# Items: does a graph pay off against the loop it replaces? (issue 10)
+#
+#   bench_items.sh BUILD        (make bench runs it through BUILD/bench/bench_items)
+#
+# Each case runs IPC_BENCH_RUNS times (default 3), interleaved with its
+# alternative, and the medians are compared (the machine is shared: a single
+# run says little). Cases:
+#   demo      config/demo.ini's word count (4 M words) through ipcrun, in
+#             processes and --threads, against wc_plain (the same count as
+#             one single-threaded C program) and tr | sort | uniq -c
+#   functions three i64(i64) function kernels (src -> f1 -> f2 -> f3 -> sink,
+#             two processes) against fn_loop (the three in one loop)
+#   8-byte    seq_source -> discard_sink in two processes against a pipe
+#             with stdio buffering (pipe_items)
+#   trickle   one item per ms through three stages (src -> f -> f -> sink):
+#             p50 and p99 from emit to receive
+set -u
+export LC_ALL=C
+B=${1:?usage: bench_items.sh BUILD}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+RUNS=${IPC_BENCH_RUNS:-3}
+IPCRUN=$B/bin/ipcrun
+LIB=$B/bench/libbenchkernels.so
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-items.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export IPCRUN_STATE_DIR=$TMP/state
+
+# time_of CMD...: wall seconds of one run (output to $TMP/out), or "fail"
+time_of() {
+	local s e
+	s=$(date +%s.%N)
+	if ! "$@" >"$TMP/out" 2>"$TMP/err"; then
+		echo fail
+		sed 's/^/    /' "$TMP/err" >&2
+		return
+	fi
+	e=$(date +%s.%N)
+	awk -v s="$s" -v e="$e" 'BEGIN { printf "%.4f\n", e - s }'
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "fail"; else print a[int((NR + 1) / 2)] }'; }
+
+# ---- demo ----------------------------------------------------------------
+text=$TMP/text.txt
+for _ in $(seq 2000); do cat config/data/ferry.txt; done >"$text"
+words=$(tr -cs 'A-Za-z0-9' '\n' <"$text" | grep -c .)
+uniqc() { tr -cs 'A-Za-z0-9' '\n' <"$text" | tr 'A-Z' 'a-z' | sort | uniq -c | sort -rn | head -10; }
+p=() t=() c=() u=()
+for _ in $(seq "$RUNS"); do
+	p+=("$(time_of "$IPCRUN" --no-progress config/demo.ini)")
+	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: demo counted wrong" >&2
+	t+=("$(time_of "$IPCRUN" --no-progress --threads config/demo.ini)")
+	c+=("$(time_of "$B/bench/wc_plain" config/data/ferry.txt 2000 10)")
+	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: wc_plain counted wrong" >&2
+	u+=("$(time_of uniqc)")
+done
+mp=$(echo "${p[*]}" | median) mt=$(echo "${t[*]}" | median)
+mc=$(echo "${c[*]}" | median) mu=$(echo "${u[*]}" | median)
+echo "### Word count, config/demo.ini ($words words; median of $RUNS, seconds)"
+echo
+echo "| job | time | vs one C loop |"
+echo "|---|--:|--:|"
+row() { awk -v n="$1" -v t="$2" -v c="$mc" 'BEGIN { printf "| %s | %.3f s | %.2fx |\n", n, t, t / c }'; }
+row "ipcrun, 7 processes" "$mp"
+row "ipcrun --threads" "$mt"
+row "single-threaded C (tests/bench/wc_plain.c)" "$mc"
+row "tr \\| sort \\| uniq -c" "$mu"
+echo
+
+# ---- three function kernels ----------------------------------------------
+N=${IPC_BENCH_FN_ITEMS:-20000000}
+cat >"$TMP/fn3.ini" <<INI
+[graph]
+name = bench-fn3
+[process:p1]
+[process:p2]
+[kernel:src]
+library  = libipckernels.so
+function = seq_source
+args     = u64:$N
+process  = p1
+[kernel:f1]
+library   = $LIB
+function  = b_inc
+signature = i64(i64)
+process   = p1
+[kernel:f2]
+library   = $LIB
+function  = b_dbl
+signature = i64(i64)
+process   = p2
+[kernel:f3]
+library   = $LIB
+function  = b_mix
+signature = i64(i64)
+process   = p2
+[kernel:sink]
+library  = libipckernels.so
+function = discard_sink
+process  = p2
+[connections]
+connect = src.out -> f1.in0
+connect = f1.out -> f2.in0
+connect = f2.out -> f3.in0
+connect = f3.out -> sink.in
+INI
+g=() l=()
+for _ in $(seq "$RUNS"); do
+	g+=("$(time_of "$IPCRUN" --no-progress "$TMP/fn3.ini")")
+	grep -q "records=$N " "$TMP/out" || echo "bench_items: fn3 lost items" >&2
+	l+=("$(time_of "$B/bench/fn_loop" "$LIB" "$N")")
+done
+mg=$(echo "${g[*]}" | median) ml=$(echo "${l[*]}" | median)
+echo "### Three i64(i64) function kernels ($N items; median of $RUNS)"
+echo
+echo "| job | items/s | vs one loop |"
+echo "|---|--:|--:|"
+awk -v n="$N" -v g="$mg" -v l="$ml" 'BEGIN {
+	printf "| ipcrun: src -> f1 -> f2 -> f3 -> sink, 2 processes | %.1f M | %.2fx |\n", n / g / 1e6, l / g
+	printf "| the three functions in one loop (fn_loop) | %.1f M | 1.00x |\n", n / l / 1e6 }'
+echo
+
+# ---- 8-byte items between two processes ---------------------------------
+M=${IPC_BENCH_8B_ITEMS:-50000000}
+cat >"$TMP/eight.ini" <<INI
+[graph]
+name = bench-8b
+[process:a]
+[process:b]
+[kernel:src]
+library  = libipckernels.so
+function = seq_source
+args     = u64:$M
+process  = a
+[kernel:sink]
+library  = libipckernels.so
+function = discard_sink
+process  = b
+[connections]
+connect = src.out -> sink.in
+INI
+e=() q=()
+for _ in $(seq "$RUNS"); do
+	e+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight.ini")")
+	grep -q "records=$M " "$TMP/out" || echo "bench_items: 8-byte lost items" >&2
+	q+=("$(time_of "$B/bench/pipe_items" "$M")")
+done
+me=$(echo "${e[*]}" | median) mq=$(echo "${q[*]}" | median)
+echo "### 8-byte items between two processes ($M items; median of $RUNS, whole runs)"
+echo
+echo "| path | items/s | vs pipe |"
+echo "|---|--:|--:|"
+awk -v n="$M" -v e="$me" -v q="$mq" 'BEGIN {
+	printf "| ipcrun: seq_source -> discard_sink | %.1f M | %.2fx |\n", n / e / 1e6, q / e
+	printf "| pipe with stdio buffering (pipe_items) | %.1f M | 1.00x |\n", n / q / 1e6 }'
+echo
+
+# ---- trickle latency ------------------------------------------------------
+T=${IPC_BENCH_TRICKLE_ITEMS:-2000}
+cat >"$TMP/trickle.ini" <<INI
+[graph]
+name = bench-trickle
+[process:a]
+[process:b]
+[kernel:src]
+library  = $LIB
+function = b_trickle
+args     = u64:$T, u64:1000
+process  = a
+[kernel:f1]
+library   = $LIB
+function  = b_mix
+signature = i64(i64)
+process   = a
+[kernel:f2]
+library   = $LIB
+function  = b_mix
+signature = i64(i64)
+process   = b
+[kernel:sink]
+library  = $LIB
+function = b_latency
+process  = b
+[connections]
+connect = src.out -> f1.in0
+connect = f1.out -> f2.in0
+connect = f2.out -> sink.in
+INI
+p50=() p99=()
+for _ in $(seq "$RUNS"); do
+	time_of "$IPCRUN" --no-progress "$TMP/trickle.ini" >/dev/null
+	p50+=("$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
+	p99+=("$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
+done
+echo "### Trickle: one item per ms through three stages ($T items; median of $RUNS)"
+echo
+echo "| emit -> receive | p50 | p99 |"
+echo "|---|--:|--:|"
+echo "| src -> f -> f -> sink, 2 processes, linger default | $(echo "${p50[*]}" | median) us | $(echo "${p99[*]}" | median) us |"
+echo
+"$B/bench/bench_kapi"
