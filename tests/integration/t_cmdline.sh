@@ -26,8 +26,10 @@ check "--list: says how many" grep -qx "$(wc -w <<<"$want") kernels with an IPC_
 # entry KERNEL: its block of the listing, on one line
 entry() { grep -A5 -x "  $1" "$T/list.out" | sed '/^$/q' | tr -s ' ' | tr '\n' '|'; }
 has() { grep -qF -- "$2" <<<"$1"; }
-check "--list: seq_source's doc, ports and args" \
-	has "$(entry seq_source)" " sends the 8-byte integers 0, 1, ..., n-1| in: none| out: out| args: u64|"
+# its doc string as kernels/sources.c gives it to IPC_KERNEL
+doc=$(grep -A1 '^IPC_KERNEL(seq_source,' kernels/sources.c | sed -n '2s/^[[:space:]]*"\(.*\)");$/\1/p')
+check "--list: seq_source's doc ('$doc'), ports and args" \
+	has "$(entry seq_source)" " $doc| in: none| out: out| args: u64|"
 check "--list: a numbered output port is spelled out" \
 	has "$(entry split_rr)" "| in: in| out: out0, out1, ... (at least one)| args: none|"
 check "--list: two args" has "$(entry blob_source)" "| args: u64, u64|"
