@@ -220,7 +220,8 @@ int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
 	    h->data_size % IPC_BLOCK != 0) {
 		bad = "data size";
 	} else {
-		plan(&l, h->data_size);
+		/* data_size counts the heap's reserve, which plan() adds */
+		plan(&l, h->data_size - (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK);
 		if (h->map_size != size || l.map_size != size)
 			bad = "mapping size";
 		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
