@@ -216,13 +216,14 @@ int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
 		        h->hdr_size, IPC__LAYOUT, sizeof(*h));
 		return -EPROTO;
 	}
-	if (h->data_size < SIZE_MIN_BYTES || h->data_size > SIZE_MAX_BYTES ||
-	    h->data_size % IPC_BLOCK != 0) {
+	/* data_size holds the heap's reserve too (plan()) */
+	uint64_t reserve = (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
+	uint64_t asked = h->data_size >= reserve ? h->data_size - reserve : 0;
+	if (asked < SIZE_MIN_BYTES || asked > SIZE_MAX_BYTES || h->data_size % IPC_BLOCK != 0) {
 		bad = "data size";
 	} else {
-		/* data_size counts the heap's reserve, which plan() adds */
-		plan(&l, h->data_size - (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK);
-		if (h->map_size != size || l.map_size != size)
+		plan(&l, asked);
+		if (h->map_size != size || l.map_size != size || l.data_size != h->data_size)
 			bad = "mapping size";
 		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
 		         h->tls_off != l.tls_off || h->dir_off != l.dir_off ||
