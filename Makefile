@@ -9,6 +9,8 @@
 #   make fuzz       libFuzzer targets: the segment image, the topology loader
 #                   (FUZZ_TIME s each; make fuzz-short: FUZZ_SHORT s, for CI)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       install what the tests need (scripts/deps.sh test); every
+#                   target that compiles checks its own first; DEPS=no skips
 #
 # Each part of the tree keeps its rules in mk/<part>.mk.
 
@@ -48,12 +50,44 @@ BENCH_TARGETS :=
         test-unit test-integration
 .DEFAULT_GOAL := all
 
+# Dependencies: every goal that compiles checks first, through
+# scripts/deps.sh, that what it needs is there (pkg-config or a compile
+# probe; silent when it is), installs the missing Debian packages as root,
+# and otherwise stops naming them and the command. Once per make command,
+# before any rule runs (sub-makes see IPC_DEPS_DONE); `make DEPS=no` skips
+# it. DEPS_SET_<goal> says which
+# set a goal needs (default: build); DEPS_NONE lists goals that compile
+# nothing.
+DEPS ?= yes
+DEPS_NONE := clean uninstall deps deps-run help
+DEPS_SET_test := test
+DEPS_SET_check := test
+DEPS_SET_tests := test
+DEPS_SET_valgrind := valgrind
+DEPS_SET_fuzz := fuzz
+DEPS_SET_lint := lint
+DEPS_SET_man-test := man
+deps_sets := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
+               $(if $(filter $(DEPS_NONE),$(g)),,$(or $(DEPS_SET_$(g)),build))))
+ifeq ($(DEPS)$(IPC_DEPS_DONE),yes)
+ifneq ($(deps_sets),)
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+deps_rc := $(shell scripts/deps.sh $(deps_sets) >&2; echo $$?)
+ifneq ($(deps_rc),0)
+$(error missing dependencies (above); or skip this check with DEPS=no)
+endif
+endif
+endif
+endif
+export IPC_DEPS_DONE := 1
+
 include mk/lib.mk
 -include mk/kernels.mk
 -include mk/ipcrun.mk
 -include mk/examples.mk
 -include mk/tests.mk
 -include mk/bench.mk
+-include mk/man.mk
 -include mk/net.mk
 
 all: $(ALL_TARGETS)

@@ -13,6 +13,8 @@
  *   call.c     libffi calls of actor kernels and the function-kernel driver
  *   report.c   --stats, --progress and the failure report
  *   gc.c       the record of runs, and --gc
+ *   term.c     the progress line on the terminal, kernels' output relay
+ *   list.c     --list: the kernels and functions of a library
  *   status.c   what a run shows to `ipcrun status` / `top` (status.h)
  *   top.c      `ipcrun status` and `ipcrun top`, the clients
  *   hosts.c    [graph] hosts, host =, bridged edges; --host (ZeroMQ bridges)
@@ -217,6 +219,7 @@ struct ir_graph {
 	struct ir_diag *diag;
 	size_t ndiag, max_diag;
 	bool diag_truncated;
+	bool over_kernels, over_procs; /* "more than N" said (loader.c) */
 };
 
 struct ir_load_opts {
@@ -294,9 +297,17 @@ int ir_expand(const char *in, ir_param_lookup look, void *ctx, char **out,
 
 /* libs.c */
 int ir_libs_resolve(struct ir_graph *g);
+/* Load library name as a topology in folder dir ("" or ending in '/') would:
+ * a '/' makes it a path, a bare name is searched for. Only a regular file is
+ * loaded. *path: the file loaded (malloc'd); NULL and why on failure. */
+void *ir_libs_open(const char *dir, const char *name, char **path, char *why,
+                   size_t whylen);
 void ir_libs_close(struct ir_graph *g);
 const char *ir_exe_dir(void);
 
+/* list.c: ipcrun --list LIBRARY [NAME] (only that kernel or function); the
+ * exit code */
+int ir_list_library(const char *name, const char *only, FILE *f);
 /* suggest.c: "did you mean" for libs.c; out (len bytes) holds the hint,
  * returned, or NULL when nothing is close */
 const char *ir_suggest_function(void *dl, const char *name, char *out,
@@ -394,6 +405,11 @@ struct ir_run {
 	uint64_t *prog_sent;
 	uint64_t prog_t;
 	bool prog_shown;
+	/* term.c: the progress line's terminal and the kernels' output relay */
+	bool prog_tty;                   /* stderr is a terminal */
+	bool out_bol, err_bol;           /* the relayed streams are at a line start */
+	int relay[2], relay_w[2];        /* kernels' stdout, stderr: -1 if direct */
+	char prog_text[1024];            /* the line last shown, uncut */
 	char record[4096];               /* the run's record (gc.c) */
 	struct ir_status *status;        /* status.c */
 	/* the watchdog (run.c): per kernel, shared with the kernel processes:
@@ -465,6 +481,20 @@ int ir_top_main(int argc, char **argv);
 /* restart.c: restart policies of [process:NAME] */
 void ir_restart_resolve(struct ir_graph *g);
 const char *ir_restart_name(enum ir_restart p);
+
+/* term.c: the progress line on a terminal (or a plain line in a file), and
+ * the relay of kernels' output through ipcrun while that line is shown */
+struct pollfd;
+#define IR_PROGRESS_PLAIN_MS 2000 /* a plain progress line this often */
+void ir_term_setup(struct ir_run *r);    /* before forking */
+void ir_term_child(struct ir_run *r);    /* in a kernel process, after fork */
+size_t ir_term_pollfds(const struct ir_run *r, struct pollfd *pf); /* <= 2 */
+void ir_term_poll(struct ir_run *r, const struct pollfd *pf, size_t n);
+void ir_term_clear(struct ir_run *r);    /* before ipcrun writes to stderr */
+void ir_term_show(struct ir_run *r, const char *text);
+void ir_term_end(struct ir_run *r);      /* every kernel process is gone */
+/* Cut line to fit cols columns, with an ellipsis; its new length. */
+size_t ir_term_fit(char *line, size_t cols);
 
 /* gc.c */
 int ir_gc_record(struct ir_run *r);

@@ -8,9 +8,12 @@
  */
 #include <dlfcn.h>
 #include <limits.h>
+#include <elf.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ipcrun.h"
@@ -32,22 +35,48 @@ const char *ir_exe_dir(void)
 	return dir;
 }
 
-static void *open_in(const char *dir, const char *name, char *path, size_t len)
+/* Whether path is a file dlopen may read: 1 a regular file, 0 absent or
+ * unreadable, -1 something else (a FIFO would block dlopen forever, a
+ * device is no library): why says which. */
+static int regular(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+		return 0;
+	if (S_ISREG(st.st_mode))
+		return 1;
+	snprintf(why, whylen, "%s is %s, not a shared library file (name the "
+	         ".so itself)", path,
+	         S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ?
+	         "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ?
+	         "a device" : S_ISSOCK(st.st_mode) ? "a socket" :
+	         "not a regular file");
+	return -1;
+}
+
+static void *open_in(const char *dir, const char *name, char *path, size_t len,
+                     char *why, size_t whylen, bool *bad)
 {
 	snprintf(path, len, "%s/%s", dir, name);
-	if (access(path, R_OK) != 0)
+	int r = regular(path, why, whylen);
+	if (r < 0)
+		*bad = true;
+	if (r <= 0)
 		return NULL;
 	return dlopen(path, RTLD_NOW | RTLD_LOCAL);
 }
 
-/* Load library `name`; on failure *why says what went wrong. */
-static void *load(const struct ir_graph *g, const char *name, char **path,
-                  char *why, size_t whylen)
+void *ir_libs_open(const char *dir, const char *name, char **path, char *why,
+                   size_t whylen)
 {
 	char buf[PATH_MAX + 256];
 	void *dl = NULL;
+	bool bad = false;
+	why[0] = 0;
 	if (strchr(name, '/')) {
-		snprintf(buf, sizeof buf, "%s%s", name[0] == '/' ? "" : g->dir, name);
+		snprintf(buf, sizeof buf, "%s%s", name[0] == '/' ? "" : dir, name);
+		if (regular(buf, why, whylen) < 0)
+			return NULL;
 		dl = dlopen(buf, RTLD_NOW | RTLD_LOCAL);
 		if (!dl) {
 			const char *e = dlerror();
@@ -60,16 +89,18 @@ static void *load(const struct ir_graph *g, const char *name, char **path,
 	const char *env = getenv("IPC_KERNEL_PATH");
 	if (env && *env) {
 		char *list = ir_strdup(env), *save = NULL;
-		for (char *d = strtok_r(list, ":", &save); d && !dl;
+		for (char *d = strtok_r(list, ":", &save); d && !dl && !bad;
 		     d = strtok_r(NULL, ":", &save))
-			dl = open_in(d, name, buf, sizeof buf);
+			dl = open_in(d, name, buf, sizeof buf, why, whylen, &bad);
 		free(list);
 	}
-	if (!dl) {
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof dir, "%s/../lib", ir_exe_dir());
-		dl = open_in(dir, name, buf, sizeof buf);
+	if (!dl && !bad) {
+		char dir2[PATH_MAX];
+		snprintf(dir2, sizeof dir2, "%s/../lib", ir_exe_dir());
+		dl = open_in(dir2, name, buf, sizeof buf, why, whylen, &bad);
 	}
+	if (bad)
+		return NULL;
 	if (!dl) {
 		dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 		snprintf(buf, sizeof buf, "%s", name);
@@ -79,8 +110,36 @@ static void *load(const struct ir_graph *g, const char *name, char **path,
 		snprintf(why, whylen, "%s", e ? e : "not found");
 		return NULL;
 	}
+	/* the file actually loaded, wherever the search found it */
+	struct link_map *lm = NULL;
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name && lm->l_name[0])
+		snprintf(buf, sizeof buf, "%s", lm->l_name);
 	*path = ir_strdup(buf);
 	return dl;
+}
+
+/* The ELF type of the symbol at addr, as dladdr1 finds it: STT_FUNC for a
+ * function; -1 when it cannot tell. */
+static int symbol_type(void *addr, const char *name)
+{
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (!dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+	    !info.dli_sname || strcmp(info.dli_sname, name) != 0)
+		return -1;
+	return ELF64_ST_TYPE(sym->st_info) /* the same for ELF32 */;
+}
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case STT_OBJECT: return "a variable (an ELF data object)";
+	case STT_TLS: return "a thread-local variable";
+	case STT_SECTION: return "a section";
+	case STT_FILE: return "a file name";
+	case STT_COMMON: return "a common block";
+	default: return "not a function";
+	}
 }
 
 int ir_libs_resolve(struct ir_graph *g)
@@ -98,7 +157,8 @@ int ir_libs_resolve(struct ir_graph *g)
 			char why[512];
 			char *path = NULL;
 			dlerror();
-			void *dl = load(g, k->library.val, &path, why, sizeof why);
+			void *dl = ir_libs_open(g->dir, k->library.val, &path, why,
+			                        sizeof why);
 			g->lib = ir_xrealloc(g->lib, (g->nlib + 1) * sizeof *g->lib);
 			g->lib[l] = (struct ir_lib){ir_strdup(k->library.val), path, dl};
 			g->nlib++;
@@ -132,6 +192,16 @@ int ir_libs_resolve(struct ir_graph *g)
 			        "check the name (and that it is exported: "
 			        "nm -D --defined-only %s)", k->library.val,
 			        k->function.val, g->lib[l].path);
+			bad++;
+			continue;
+		}
+		int t = symbol_type(k->fn, k->function.val);
+		if (t >= 0 && t != STT_FUNC && t != STT_GNU_IFUNC) {
+			ir_diag(g, k->function.line, "'%s' in library '%s' is %s, not a "
+			        "function; name one of its functions (ipcrun --list %s "
+			        "lists them)", k->function.val, k->library.val,
+			        type_name(t), k->library.val);
+			k->fn = NULL;
 			bad++;
 			continue;
 		}

@@ -448,8 +448,15 @@ static void section_header(struct parse *p, const char *line)
 				}
 			}
 			if (n == (kern ? IR_MAX_KERNELS : IR_MAX_PROCESSES)) {
-				ir_diag(g, p->line, "more than %d %ses", kern ? IR_MAX_KERNELS
-				        : IR_MAX_PROCESSES, kind);
+				/* said once, at the first section over the limit */
+				bool *said = kern ? &g->over_kernels : &g->over_procs;
+				if (!*said)
+					ir_diag(g, p->line, "more than %d %s: [%s:%s] and every "
+					        "%s section after it are over the limit; run "
+					        "the graph as several topologies", kern ?
+					        IR_MAX_KERNELS : IR_MAX_PROCESSES, kern ?
+					        "kernels" : "processes", kind, name, kind);
+				*said = true;
 			} else if (kern) {
 				g->kernel = ir_xrealloc(g->kernel, (n + 1) * sizeof *g->kernel);
 				memset(&g->kernel[n], 0, sizeof g->kernel[n]);

@@ -1,5 +1,5 @@
 /*
- * ipcrun's command line. See usage() and config/README.md.
+ * ipcrun's command line. See usage(), man/ipcrun.1 and config/README.md.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@ static void usage(FILE *f)
 "usage: ipcrun [options] topology.ini\n"
 "       ipcrun [options] -       (the topology from standard input)\n"
 "       ipcrun --gc\n"
+"       ipcrun --list LIBRARY [KERNEL]\n"
 "       ipcrun status [--json] [RUN]   running graphs of this user, or one\n"
 "       ipcrun top [-d SECONDS] RUN    one run, refreshed like top(1)\n"
 "\n"
@@ -30,7 +31,8 @@ static void usage(FILE *f)
 "  --stats          at the end, print per-channel records, bytes, high-water\n"
 "                   mark and time blocked, and per-kernel CPU time (stderr)\n"
 "  --progress       a live line of records/s per channel on stderr (the\n"
-"                   default when stderr is a terminal)\n"
+"                   default when stderr is a terminal; one line, cut to its\n"
+"                   width); into a file, a plain line every 2 s\n"
 "  --no-progress    no live line\n"
 "  --threads        run every kernel as a thread of one kernel process\n"
 "  -v, --verbose    print the run's buffer handle and process ids on stderr\n"
@@ -43,6 +45,12 @@ static void usage(FILE *f)
 "                   from the environment); may be repeated\n"
 "  --gc             remove what crashed or killed runs left (shared memory,\n"
 "                   semaphores) and exit; every run also does this first\n"
+"  --list LIBRARY [KERNEL]\n"
+"                   list the kernels of a kernel library (each with its\n"
+"                   ports, argument types and description) and its other\n"
+"                   exported functions, or only KERNEL, and exit; LIBRARY\n"
+"                   is found as a topology's library is (a bare name:\n"
+"                   IPC_KERNEL_PATH, <prefix>/lib, the system path)\n"
 "  --version        print the version and exit\n"
 "  -h, --help       print this help and exit\n"
 "\n"
@@ -69,18 +77,26 @@ static void usage(FILE *f)
 "  IPCRUN_STATE_DIR  where runs are recorded for --gc and status\n"
 "                    (default ${XDG_RUNTIME_DIR:-/tmp}/ipcrun-<uid>)\n"
 "\n"
+"examples (from the root of the project's source, which has config/):\n"
+"  ipcrun --check config/demo.ini\n"
+"  ipcrun --list libipckernels.so\n"
+"  ipcrun -D shm=sysv --stats config/pipeline.ini\n"
+"  ipcrun --gc\n"
+"\n"
 "Across hosts: with [graph] hosts = a, b, ... run it under mpirun -n <hosts>\n"
 "(or srun): each rank runs its host's processes, and edges between hosts\n"
 "are carried by MPI (README.md, \"Across machines\"). Without a launcher the\n"
 "same file runs on this host alone.\n"
 "\n"
 "Whatever the exit path, no process, shared memory or semaphore of the run\n"
-"is left behind. The topology format: config/README.md.\n", f);
+"is left behind. More in the manual: ipcrun(1); the topology format, every\n"
+"key: ipc-topology(5); the library and the kernel API: libipc(3).\n", f);
 }
 
 enum {
 	OPT_CHECK = 256, OPT_DOT, OPT_STATS, OPT_PROGRESS, OPT_NO_PROGRESS,
 	OPT_THREADS, OPT_GC, OPT_VERSION, OPT_HOST,
+	OPT_LIST,
 };
 
 int main(int argc, char **argv)
@@ -96,6 +112,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"list", required_argument, NULL, OPT_LIST},
 		{"host", required_argument, NULL, OPT_HOST},
 		{NULL, 0, NULL, 0},
 	};
@@ -123,6 +140,15 @@ int main(int argc, char **argv)
 		case OPT_GC: gc = true; break;
 		case 'v': ro.verbose = true; break;
 		case 'D': defines[lo.ndefines++] = optarg; break;
+		case OPT_LIST:
+			free(defines);
+			if (optind + 1 < argc) {
+				fputs("ipcrun: --list takes a library and at most one "
+				      "kernel name\n", stderr);
+				return IR_EXIT_USAGE;
+			}
+			return ir_list_library(optarg, optind < argc ? argv[optind] :
+			                       NULL, stdout);
 		case OPT_HOST: lo.host = optarg; break;
 		case OPT_VERSION:
 			printf("ipcrun %s (libipc %d.%d)\n", IR_VERSION, IPC_VERSION_MAJOR,

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "ipcrun.h"
@@ -31,31 +30,29 @@ void ir_report_progress(struct ir_run *r, bool final)
 {
 	const struct ir_graph *g = r->g;
 	if (final) {
-		if (r->prog_shown)
-			fputs("\r\033[K", stderr);
-		r->prog_shown = false;
+		ir_term_clear(r);
 		return;
 	}
 	if (!r->buf || g->nconn == 0)
+		return;
+	uint64_t now = ir_now_ns();
+	if (!r->prog_sent) {
+		r->prog_sent = ir_xrealloc(NULL, g->nconn * sizeof *r->prog_sent);
+		memset(r->prog_sent, 0, g->nconn * sizeof *r->prog_sent);
+		r->prog_t = r->t_go;
+	}
+	/* in a file, one plain line every few seconds: the rates over them */
+	if (!r->prog_tty && now - r->prog_t < IR_PROGRESS_PLAIN_MS * 1000000ull)
 		return;
 	size_t cap = g->nconn + 16;
 	struct ipc_channel_info *ci = ir_xrealloc(NULL, cap * sizeof *ci);
 	size_t n = ipc_channel_list(r->buf, ci, cap);
 	if (n > cap)
 		n = cap;
-	if (!r->prog_sent) {
-		r->prog_sent = ir_xrealloc(NULL, g->nconn * sizeof *r->prog_sent);
-		memset(r->prog_sent, 0, g->nconn * sizeof *r->prog_sent);
-		r->prog_t = r->t_go;
-	}
-	uint64_t now = ir_now_ns();
 	double dt = (double)(now - r->prog_t) / 1e9;
 	if (dt <= 0)
 		dt = 1e-9;
-	int width = 100;
-	struct winsize ws;
-	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
-		width = ws.ws_col - 1;
+	/* the whole line; ir_term_show cuts it to the terminal */
 	char line[1024];
 	int o = snprintf(line, sizeof line, "%6.1fs",
 	                 (double)(now - r->t_go) / 1e9);
@@ -73,15 +70,13 @@ void ir_report_progress(struct ir_run *r, bool final)
 		r->prog_sent[c] = sent;
 		int w = snprintf(line + o, sizeof line - (size_t)o, " | %s.%s %s/s",
 		                 g->conn[c].fk, g->conn[c].fp, found ? rate : "-");
-		if (w < 0 || o + w >= width || (size_t)(o + w) >= sizeof line)
+		if (w < 0 || (size_t)(o + w) >= sizeof line)
 			break;
 		o += w;
 	}
 	r->prog_t = now;
 	free(ci);
-	fprintf(stderr, "\r%s\033[K", line);
-	fflush(stderr);
-	r->prog_shown = true;
+	ir_term_show(r, line);
 }
 
 void ir_report_stats(const struct ir_run *r, FILE *f)

@@ -108,6 +108,7 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 		return;
 	case 'F':
 		pr->setup_failed = true;
+		ir_term_clear(r);
 		fprintf(stderr, "ipcrun: process '%s': %s\n", g->proc[p].name,
 		        line[1] ? line + 2 : "setup failed");
 		if (pr->restarting) {
@@ -121,6 +122,7 @@ static void status_line(struct ir_run *r, size_t p, char *line)
 	case 'E':
 		if (sscanf(line, "E %llu", &a) == 1 && a < g->nkernel) {
 			r->krt[a].setup_failed = true;
+			ir_term_clear(r);
 			const char *msg = strchr(line + 2, ' ');
 			fprintf(stderr, "ipcrun: kernel '%s' (process '%s'): %s\n",
 			        g->kernel[a].name, g->proc[p].name, msg ? msg + 1 : "");
@@ -443,6 +445,7 @@ static void on_signal(struct ir_run *r, int sig)
 		        strsignal(sig));
 		request_stop(r);
 	} else if (!r->killed) {
+		ir_term_clear(r);
 		fprintf(stderr, "ipcrun: %s again: killing the graph\n", strsignal(sig));
 		r->killed = true;
 		kill_all(r);
@@ -483,7 +486,7 @@ static bool setup_failed(const struct ir_run *r)
 static void supervise(struct ir_run *r, int sfd)
 {
 	size_t np = r->g->nproc;
-	struct pollfd *pf = ir_xrealloc(NULL, (np + 3) * sizeof *pf);
+	struct pollfd *pf = ir_xrealloc(NULL, (np + 5) * sizeof *pf);
 	uint64_t next_prog = ir_now_ns() + PROGRESS_MS * 1000000ull;
 	uint64_t next_watch = ir_now_ns() + WATCH_TICK_MS * 1000000ull;
 	while (!all_done(r)) {
@@ -535,6 +538,8 @@ static void supervise(struct ir_run *r, int sfd)
 			pf[n++] = (struct pollfd){.fd = r->prt[p].status, .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = ir_status_fd(r), .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = r->net.status, .events = POLLIN};
+		size_t nterm = ir_term_pollfds(r, pf + n); /* kernels' output */
+		n += nterm;
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pf[np + 1].revents)
@@ -552,6 +557,7 @@ static void supervise(struct ir_run *r, int sfd)
 			if (r->net.peer_stop || r->failed)
 				request_stop(r);
 		}
+		ir_term_poll(r, pf + n - nterm, nterm);
 		reap(r); /* a SIGCHLD may have coalesced with an earlier one */
 	}
 	free(pf);
@@ -595,6 +601,7 @@ static int spawn_one(struct ir_run *r, int sfd, size_t p)
 				if (q != p && r->prt[q].status >= 0)
 					close(r->prt[q].status);
 			}
+			ir_term_child(r);
 			ir_runner_main(r, p, ctrl[0], st[1]);
 		}
 		close(ctrl[0]);
@@ -769,6 +776,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 	ir_gc_record(&r); /* again, with the backend actually in use */
 	ir_status_start(&r);
 	spawn_sfd = sfd;
+	ir_term_setup(&r);
 	int rc = spawn(&r, sfd);
 	if (rc == 0)
 		rc = ir_net_spawn(&r, sfd);
@@ -792,6 +800,7 @@ int ir_run(struct ir_graph *g, const struct ir_run_opts *o)
 		}
 		supervise(&r, sfd);
 	}
+	ir_term_end(&r);
 	r.t_end = ir_now_ns();
 	ir_status_unlist(&r);
 	ir_status_collect(&r); /* every kernel's counters, killed ones' too */

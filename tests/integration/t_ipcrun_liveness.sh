@@ -82,10 +82,12 @@ check "the diamond with room (capacity 2000): exit 0, every sum" \
 
 # A source that ignores ipc_stopping feeds the diamond: Ctrl-C cannot drain
 # it, whenever it comes; the watchdog is off, so only the escalation ends it.
-# --progress: its first line (500 ms after the kernels started) says the
-# graph runs, so that the Ctrl-C does not come before it (which quits)
+# --progress: its first line (a plain line into this file, 2 s after the
+# kernels started) says the graph runs, so that the Ctrl-C does not come
+# before it (which quits)
 start_ipcrun wedge --progress -D STALL=0 -D N=1000000000000 "$INI/diamond.ini"
-wait_for 10000 grep -q $'\r' "$E" || not_ok "Ctrl-C escalation: the graph never ran"
+wait_for 10000 grep -q '^ipcrun: *[0-9.]*s | ' "$E" ||
+	not_ok "Ctrl-C escalation: the graph never ran"
 kill -INT "$IPID"
 t0=$(now_ms)
 await_ipcrun 8000
