@@ -6,8 +6,11 @@
  *
  *     int NAME(struct ipc_kernel *k, ... typed args from the topology ...);
  *
- * returning 0 on success. When it returns, its output channels close and
- * downstream sees IPC_TX_EOF after draining them.
+ * returning 0 on success. When it returns 0, its open batches go out, its
+ * output channels close and downstream sees IPC_TX_EOF after draining them.
+ * When it returns non-zero (or its process dies), its outputs are aborted:
+ * downstream drains what was sent, then sees IPC_TX_ABORTED, so that a
+ * partial stream is never taken for a whole one.
  */
 #ifndef IPC_KERNEL_H
 #define IPC_KERNEL_H
