@@ -52,6 +52,7 @@ for o in "${objs[@]}"; do
 done
 
 edges=0
+declare -A seen=()
 for o in "${objs[@]}"; do
 	f=$(basename "$o" .o)
 	[ -n "${layer[$f]:-}" ] || continue
@@ -60,13 +61,20 @@ for o in "${objs[@]}"; do
 		[ -n "$g" ] || continue
 		[ "$g" = "$f" ] && continue
 		edges=$((edges + 1))
+		seen[$f:$g]=1
 		if [ "${layer[$g]}" -gt "${layer[$f]}" ]; then
 			echo "t_layers: $f.c (layer ${layer[$f]}) calls $sym of $g.c (layer ${layer[$g]}, above it)"
 			ok=1
 		fi
 	done < <(nm -u "$o" | awk '$2 ~ /^ipc_/ {print $2}')
 done
-# The check must have seen calls between files to prove anything.
+# The check must see the calls between files to prove anything: a few that
+# cross layers are known (tls.c closes channel ends, buffer.c takes the lock,
+# reap.c frees records, takeover.c looks up the directory).
 [ "$edges" -gt 0 ] || { echo "t_layers: no calls between files found"; ok=1; }
+for e in tls:channel tls:segment buffer:dir reap:record takeover:dir channel:ends; do
+	[ -n "${seen[$e]:-}" ] ||
+		{ echo "t_layers: the call ${e%%:*}.c -> ${e#*:}.c was not found (nm output changed?)"; ok=1; }
+done
 [ $ok -eq 0 ] && echo "t_layers: ok ($edges calls between files, all downward)"
 exit $ok
