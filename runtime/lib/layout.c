@@ -203,11 +203,14 @@ int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
 		        h->hdr_size, IPC__LAYOUT, sizeof(*h));
 		return -EPROTO;
 	}
-	if (h->data_size < SIZE_MIN_BYTES || h->data_size > SIZE_MAX_BYTES ||
+	/* data_size holds the heap's reserve besides the size asked for, which
+	 * is what ipc__plan was given. */
+	uint64_t reserve = (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
+	if (h->data_size < SIZE_MIN_BYTES + reserve || h->data_size > SIZE_MAX_BYTES + reserve ||
 	    h->data_size % IPC_BLOCK != 0) {
 		bad = "data size";
 	} else {
-		ipc__plan(&l, h->data_size);
+		ipc__plan(&l, h->data_size - reserve);
 		if (h->map_size != size || l.map_size != size)
 			bad = "mapping size";
 		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
