@@ -12,15 +12,7 @@
  * pidns equals ours). What cannot be proven dead counts as alive: it is
  * never reaped, its lock never taken over, its buffer never collected.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/futex.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/sem.h>
-#include <sys/shm.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "util.h"
