@@ -1,6 +1,7 @@
 /*
- * Buffers: create-or-attach, process slots, close and removal, stats, the
- * channel directory, dead-process reaping, garbage collection.
+ * The buffer API (layer 7, the top): create-or-attach, process slots, close
+ * and removal, stats. The lock and the directory are dir.c, the layout and
+ * header check layout.c, reaping and garbage collection reap.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,60 +18,8 @@
 
 #define MAX_PROCS IPC__MAX_PROCS
 #define MAX_TLS IPC__MAX_TLS
-
-struct layout {
-	uint64_t procs_off, tls_off, dir_off, heap_off, data_off, data_size, map_size;
-	uint32_t dir_cap, nblocks, slab_blocks;
-};
-
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
-static void plan(struct layout *l, uint64_t size)
-{
-	uint64_t data = align_up(size, IPC_BLOCK);
-	/* Room for one entry per block (every channel or segment takes at
-	 * least one) at a load of at most 3/4. */
-	uint32_t cap = 512;
-	while ((uint64_t)cap / 4 * 3 < data / IPC_BLOCK && cap < (1u << 26))
-		cap <<= 1;
-	l->nblocks = (uint32_t)(data / IPC_BLOCK) + IPC__HEAP_RESERVE;
-	l->data_size = (uint64_t)l->nblocks * IPC_BLOCK;
-	l->dir_cap = cap;
-	l->procs_off = 4096;
-	l->tls_off = l->procs_off + MAX_PROCS * sizeof(struct ipc__proc);
-	l->dir_off = l->tls_off + MAX_TLS * sizeof(struct ipc__tslot);
-	l->heap_off = align_up(l->dir_off + (uint64_t)cap * sizeof(struct ipc__dirent), 64);
-	l->data_off = align_up(l->heap_off + ipc__heap_meta_size(l->nblocks), IPC_BLOCK);
-	l->map_size = l->data_off + l->data_size;
-	/* Slabs of 64 KiB (less in small buffers): a producer and its consumer
-	 * keep about two slabs of a stream in flight, and that working set
-	 * must stay in cache (measured on 64 B records between processes:
-	 * 32-64 KiB slabs 15-22 M/s, 128-256 KiB 7-10 M/s). */
-	uint64_t slab = data / 256;
-	if (slab < (16u << 10)) slab = 16u << 10;
-	if (slab > (64u << 10)) slab = 64u << 10;
-	l->slab_blocks = (uint32_t)(slab / IPC_BLOCK);
-}
-
-bool ipc__handle_ok(const char *h)
-{
-	size_t n = h ? strlen(h) : 0;
-	if (n == 0 || n > IPC_HANDLE_MAX || h[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = h[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-#define SIZE_MIN_BYTES (UINT64_C(64) << 10)
-#define SIZE_MAX_BYTES (((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK)
+#define SIZE_MIN_BYTES IPC__SIZE_MIN_BYTES
+#define SIZE_MAX_BYTES IPC__SIZE_MAX_BYTES
 
 /* IPC_BUFFER_SIZE ("64M", "1G", "4096", "512KiB"): 0 with the size, or
  * -EINVAL with a message giving the accepted range. */
@@ -96,23 +45,6 @@ static int env_choice(const char *var, const char *a, int va, const char *b, int
 	fprintf(stderr, "libipc: %s=%s: expected %s, %s%s%s\n", var, v, a, b, c ? " or " : "",
 	        c ? c : "");
 	return -1;
-}
-
-int ipc__lock_buf(struct ipc_buffer *b)
-{
-	int rc = ipc__lock(&b->hdr->lock, IPC__HOLDER(b->pid, b->pidns), ipc__holder_dead, b);
-	if (rc < 0)
-		return rc;
-	/* The previous holder died inside: the heap may be half-updated. A
-	 * stray write may have moved its header (reported, put back). */
-	if (!ipc__heap_check(b->heap, b->geo.nblocks) || rc > 0)
-		b->hdr->slab_used = ipc__heap_repair(b->heap, rc > 0);
-	return 0;
-}
-
-void ipc__unlock_buf(struct ipc_buffer *b)
-{
-	ipc__unlock(&b->hdr->lock);
 }
 
 /* Take a process slot (L held). */
@@ -154,7 +86,7 @@ static int set_views(struct ipc_buffer *b)
 	return 0;
 }
 
-static int creator_init(struct ipc_buffer *b, const struct layout *l,
+static int creator_init(struct ipc_buffer *b, const struct ipc__plan *l,
                         const struct ipc_buffer_opts *o, enum ipc_sem_kind sem)
 {
 	struct ipc__hdr *h = b->hdr;
@@ -195,73 +127,6 @@ static int creator_init(struct ipc_buffer *b, const struct layout *l,
 	ipc__store_release(&h->magic, IPC__MAGIC);
 	ipc__futex_wake(&h->state);
 	ipc__shm_ready(&b->shm);
-	return 0;
-}
-
-/* Every field of a published header, against the mapping's real size,
- * before any is used: the layout is a function of data_size alone (plan()),
- * so each offset must be exactly what plan() gives. -EPROTO for another
- * layout version; -EBADMSG for anything else (another user's planted
- * object, or memory overwritten by a bug); -EPERM for a System V semaphore
- * set that is not ours. */
-int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h,
-                      enum ipc_shm_kind kind, size_t size)
-{
-	struct layout l;
-	const char *bad = NULL;
-
-	if (h->version != IPC__LAYOUT || h->hdr_size != sizeof(*h)) {
-		fprintf(stderr, "libipc: buffer '%s' has layout %u (header %u bytes), expected %u "
-		        "(%zu): made by another version of libipc\n", b->handle, h->version,
-		        h->hdr_size, IPC__LAYOUT, sizeof(*h));
-		return -EPROTO;
-	}
-	/* data_size holds the heap's reserve too (plan()) */
-	uint64_t reserve = (uint64_t)IPC__HEAP_RESERVE * IPC_BLOCK;
-	uint64_t asked = h->data_size >= reserve ? h->data_size - reserve : 0;
-	if (asked < SIZE_MIN_BYTES || asked > SIZE_MAX_BYTES || h->data_size % IPC_BLOCK != 0) {
-		bad = "data size";
-	} else {
-		plan(&l, asked);
-		if (h->map_size != size || l.map_size != size || l.data_size != h->data_size)
-			bad = "mapping size";
-		else if (h->data_off != l.data_off || h->procs_off != l.procs_off ||
-		         h->tls_off != l.tls_off || h->dir_off != l.dir_off ||
-		         h->heap_off != l.heap_off)
-			bad = "region offsets";
-		else if (h->max_procs != MAX_PROCS || h->max_tls != MAX_TLS ||
-		         h->dir_cap != l.dir_cap || h->slab_blocks != l.slab_blocks)
-			bad = "table sizes";
-		else if (((const struct ipc__heap *)((const char *)h + h->heap_off))->nblocks !=
-		         l.nblocks)
-			bad = "heap size";
-		else if (h->shm_kind != (uint32_t)kind ||
-		         (h->sem_kind != IPC_SEM_POSIX && h->sem_kind != IPC_SEM_SYSV) ||
-		         h->lock.kind != h->sem_kind)
-			bad = "backends";
-		else if (h->def_capacity == 0 || h->def_capacity > (1u << 30) ||
-		         h->def_wait > IPC_WAIT_BLOCK)
-			bad = "channel defaults";
-		else if (ipc__load_relaxed(&((struct ipc__hdr *)h)->nprocs) > MAX_PROCS ||
-		         h->dir_live > h->dir_used || h->dir_used > h->dir_cap)
-			bad = "counts";
-		else if (memchr(h->handle, '\0', sizeof(h->handle)) == NULL)
-			bad = "handle";
-	}
-	if (bad) {
-		fprintf(stderr, "libipc: buffer '%s': its header is damaged (%s does not match a "
-		        "%zu-byte mapping): not attaching\n", b->handle, bad, size);
-		return -EBADMSG;
-	}
-	if (h->sem_kind == IPC_SEM_SYSV) {
-		struct semid_ds ds;
-		char what[64];
-		union semun { int val; struct semid_ds *buf; } arg = {.buf = &ds};
-		if (semctl(h->lock.semid, 0, IPC_STAT, arg) != 0)
-			return errno == EINVAL || errno == EIDRM ? -EAGAIN : -errno;
-		snprintf(what, sizeof(what), "System V semaphore set id %d", h->lock.semid);
-		return ipc__sysv_check(&ds.sem_perm, b->handle, what);
-	}
 	return 0;
 }
 
@@ -338,7 +203,7 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 {
 	struct ipc_buffer_opts o = {0};
 	struct ipc_buffer *b;
-	struct layout l;
+	struct ipc__plan l;
 	int err;
 
 	if (opts)
@@ -380,10 +245,11 @@ struct ipc_buffer *ipc_buffer_open(const char *handle, const struct ipc_buffer_o
 		return NULL;
 	snprintf(b->handle, sizeof(b->handle), "%s", handle);
 	b->pid = getpid();
+	b->reap_locked = ipc__reap_locked;
 	b->pidns = ipc__pidns_self();
 	b->start = b->pidns ? ipc__proc_start(b->pid) : 0;
 	pthread_mutex_init(&b->tls_mu, NULL);
-	plan(&l, o.size);
+	ipc__plan(&l, o.size);
 
 	int64_t deadline = ipc__now_ms() + o.open_timeout_ms;
 	for (;;) {
@@ -568,181 +434,6 @@ enum ipc_shm_kind ipc_buffer_shm_kind(const struct ipc_buffer *b)
 enum ipc_sem_kind ipc_buffer_sem_kind(const struct ipc_buffer *b)
 {
 	return ipc__buf_check(b) ? IPC_SEM_DEFAULT : (enum ipc_sem_kind)b->hdr->sem_kind;
-}
-
-/* ---- directory (L held) ------------------------------------------------ */
-
-static uint32_t dir_slot(uint64_t id, uint32_t cap)
-{
-	return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
-}
-
-static struct ipc__dirent *dir(struct ipc_buffer *b)
-{
-	return ipc__dirent_at(b, 0);
-}
-
-struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id)
-{
-	uint32_t cap = b->geo.dir_cap;
-	struct ipc__dirent *d = dir(b);
-	for (uint32_t i = dir_slot(id, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
-		if (d[i].off == IPC__DIR_EMPTY)
-			return NULL;
-		if (d[i].off != IPC__DIR_TOMB && d[i].id == id)
-			return &d[i];
-	}
-	return NULL;
-}
-
-int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off)
-{
-	struct ipc__hdr *h = b->hdr;
-	uint32_t cap = b->geo.dir_cap;
-	struct ipc__dirent *d = dir(b);
-
-	if (h->dir_live + 1 > cap / 4 * 3)
-		return -ENOSPC;
-	if (h->dir_used + 1 > cap / 4 * 3) { /* too many tombstones: rehash */
-		struct ipc__dirent *copy = malloc((size_t)cap * sizeof(*copy));
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, d, (size_t)cap * sizeof(*copy));
-		memset(d, 0, (size_t)cap * sizeof(*d));
-		h->dir_used = h->dir_live = 0;
-		for (uint32_t i = 0; i < cap; i++)
-			if (copy[i].off > IPC__DIR_TOMB)
-				ipc__dir_insert_locked(b, copy[i].id, copy[i].off);
-		free(copy);
-	}
-	uint32_t i = dir_slot(id, cap), n = 0;
-	while (d[i].off > IPC__DIR_TOMB && ++n < cap)
-		i = (i + 1) & (cap - 1);
-	if (n == cap) /* its counters said there was room */
-		return ipc__corrupt(b, "directory: full, but counts %u live entries", h->dir_live);
-	if (d[i].off == IPC__DIR_EMPTY)
-		h->dir_used++;
-	d[i].id = id;
-	d[i].off = off;
-	h->dir_live++;
-	/* Pairs with ipc_channel_exists' acquire load of dir_gen: the entry is in. */
-	ipc__add_acq_rel(&h->dir_gen, 1);
-	ipc__futex_wake(&h->dir_gen);
-	return 0;
-}
-
-void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e)
-{
-	e->off = IPC__DIR_TOMB;
-	if (b->hdr->dir_live > 0)
-		b->hdr->dir_live--;
-}
-
-int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out)
-{
-	uint64_t off = d->off, id = d->id;
-	uint32_t kind = ipc__run_kind(b, off, NULL);
-	void *o = kind == IPC__BLK_CHANNEL ? (void *)ipc__chan_at(b, off, id)
-	        : kind == IPC__BLK_SEGMENT ? (void *)ipc__seg_at(b, off, id) : NULL;
-
-	if (!o)
-		return ipc__corrupt(b, "directory entry of id %llu: offset %llu holds no valid %s",
-		                    (unsigned long long)id, (unsigned long long)off,
-		                    kind == IPC__BLK_CHANNEL ? "channel"
-		                    : kind == IPC__BLK_SEGMENT ? "segment" : "channel or segment");
-	if (kind != want)
-		return -EPROTOTYPE;
-	*out = o;
-	return 0;
-}
-
-/* ---- dead processes (L held) ------------------------------------------- */
-
-static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
-{
-	struct ipc__dirent *d = dir(b);
-
-	/* Its threads' slots: fold counters, free the slots. */
-	for (uint32_t i = 0; i < b->geo.max_tls; i++) {
-		struct ipc__tslot *t = ipc__tslot_at(b, i);
-		if (!ipc__load_relaxed(&t->used) || t->proc != slot)
-			continue;
-		ipc__free_reap_locked(b, t);
-		ipc__slab_drain_locked(b, t, 0);
-		ipc__tslot_reset_locked(t, IPC__RET_CLOSED);
-		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
-		ipc__store_release(&t->used, 0);
-	}
-	/* Its slabs: seal those still being carved, as their owner would; give
-	 * back the empty ones it kept aside. */
-	for (uint32_t blk = 0; blk < b->geo.nblocks;) {
-		uint32_t len = b->blk[blk].len;
-		if (len == 0 || len > b->geo.nblocks - blk)
-			len = 1;
-		struct ipc__slab *s = ipc__slab_at(b, b->geo.data_off + (uint64_t)blk * IPC_BLOCK);
-		if (s && ipc__load_relaxed(&s->proc) == slot) {
-			if (!s->sealed)
-				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
-				                              ipc__load_relaxed(&s->local_freed));
-			/* Pairs with the freers' acq_rel decrements: every free is seen. */
-			else if (ipc__load_acquire(&s->live) == 0)
-				ipc__slab_give_back_locked(b, s);
-		}
-		blk += len;
-	}
-	/* Its channel ends: dead, so that peers drain and stop. */
-	for (uint32_t i = 0; i < b->geo.dir_cap; i++) {
-		void *o = NULL;
-		if (d[i].off <= IPC__DIR_TOMB || ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o) ||
-		    !o)
-			continue;
-		struct ipc__chan *c = o;
-		/* Pairs with the ends' ipc__or_acq_rel of their flags. */
-		uint32_t f = ipc__load_acquire(&c->flags);
-		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
-		    ipc__load_relaxed(&c->prod.pid) == pid && c->prod.proc == slot)
-			ipc__chan_end_detach_locked(b, c, IPC_PRODUCER, true);
-		if ((f & IPC__C_ATTACHED) && !(f & (IPC__C_CLOSED | IPC__C_DEAD)) &&
-		    ipc__load_relaxed(&c->cons.pid) == pid && c->cons.proc == slot)
-			ipc__chan_end_detach_locked(b, c, IPC_CONSUMER, true);
-		if ((f & IPC__P_ATTACHED) && c->prod.proc == slot)
-			ipc__chan_adopt_locked(b, c, slot);
-		ipc__chan_maybe_destroy_locked(b, &d[i]);
-	}
-	ipc__seg_reap_locked(b, slot);
-	/* What it held (allocated and not sent, or received and not freed). */
-	b->reaped_records += ipc__rec_reap_locked(b, slot);
-}
-
-int ipc__reap_locked(struct ipc_buffer *b)
-{
-	int n = 0;
-
-	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
-		struct ipc__proc *p = ipc__proc_at(b, i);
-		pid_t pid = ipc__load_relaxed(&p->pid);
-		if (pid == 0 || (pid == b->pid && i == b->proc) ||
-		    ipc__slot_alive(p, pid, p->start, b->pidns))
-			continue;
-		reap_proc_locked(b, i, pid);
-		/* Pairs with the acquire loads of pid: the slot is free. */
-		ipc__store_release(&p->pid, 0);
-		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
-		n++;
-	}
-	return n;
-}
-
-int ipc_buffer_reap(struct ipc_buffer *b)
-{
-	int n = ipc__buf_check(b);
-	if (n)
-		return n;
-	if (ipc__lock_buf(b))
-		return -EIDRM;
-	n = ipc__reap_locked(b);
-	ipc__unlock_buf(b);
-	return n;
 }
 
 const char *ipc_strerror(int err)

@@ -173,3 +173,17 @@ enum ipc_shm_kind ipc__handle_backend(const char *handle, enum ipc_shm_kind aske
 	}
 	return asked;
 }
+
+bool ipc__handle_ok(const char *h)
+{
+	size_t n = h ? strlen(h) : 0;
+	if (n == 0 || n > IPC_HANDLE_MAX || h[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}

@@ -57,6 +57,9 @@ struct ipc_buffer {
 	char handle[IPC_HANDLE_MAX + 1];
 	uint64_t reaped_records;  /* records of dead processes this process
 	                             freed (lost: ipc_buffer_reap_lost), (L) */
+	/* ipc__reap_locked (reap.c, layer 6), set at open: takeover.c (layer 4)
+	 * reaps a possibly dead owner through it, never calling up. */
+	int (*reap_locked)(struct ipc_buffer *b);
 };
 
 struct ipc__end {
@@ -103,7 +106,25 @@ struct ipc_tls {
 	struct ipc_tls *next;     /* in b->tls_list */
 };
 
-/* ---- cross-file helpers ------------------------------------------------- */
+/* ---- cross-file functions, by layer ------------------------------------
+ *
+ * Calls run one way, downward: a file calls its own layer and the layers
+ * below, never one above (tests/integration/t_layers.sh checks the built
+ * objects; README, "Project layout and development"). Bottom to top:
+ *   1 atomic.h, ring.h, util.c, heap.c, shm.c, layout.h/layout.c, handle.c
+ *   2 dir.c (lock, directory), live.c, notice.c
+ *   3 ends.c, record.c
+ *   4 channel.c, takeover.c, segment.c
+ *   5 tls.c
+ *   6 reap.c
+ *   7 buffer.c, kernel.c, kernel_linger.c, record_trim.c
+ */
+
+/* ==== 1. shared layout (layout.h, layout.c), handles (handle.c) =========== */
+
+/* Limits of a buffer's heap size (IPC_BUFFER_SIZE, opts.size). */
+#define IPC__SIZE_MIN_BYTES (UINT64_C(64) << 10)
+#define IPC__SIZE_MAX_BYTES (((uint64_t)UINT32_MAX - IPC_LEAF_BLOCKS) * IPC_BLOCK)
 
 /* Clear a TLS slot (L held; freers may read it meanwhile). returned: 0 for
  * a new owner, IPC__RET_CLOSED for a slot given up. */
@@ -141,6 +162,20 @@ static inline void *ipc__block_ptr(const struct ipc_buffer *b, uint32_t block)
 	return b->data + (size_t)block * IPC_BLOCK;
 }
 
+/* The layout of a buffer whose heap holds size bytes (layout.c): a
+ * function of size alone, so an attacher can check every offset. */
+struct ipc__plan {
+	uint64_t procs_off, tls_off, dir_off, heap_off, data_off, data_size, map_size;
+	uint32_t dir_cap, nblocks, slab_blocks;
+};
+void ipc__plan(struct ipc__plan *l, uint64_t size);
+/* Every field of a published header, against the mapping's real size,
+ * before any is used (layout.c): 0, -EPROTO (another layout), -EBADMSG
+ * (damaged or planted), -EPERM (a System V semaphore set not ours), or
+ * -EAGAIN (its semaphore set is gone). */
+int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h, enum ipc_shm_kind kind,
+                      size_t size);
+
 /* Handles (handle.c). An open handle's live word is ipc__live_token:
  * IPC__LIVE << 32 | the fork generation, bumped in every child of a fork;
  * a closed one's is IPC__DEAD << 32. new: a zeroed handle (a closed one
@@ -176,10 +211,16 @@ void ipc__handle_register(struct ipc_buffer *b);
 void ipc__handle_unregister(struct ipc_buffer *b);
 struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere);
 
+/* A handle libipc accepts (see IPC_HANDLE_MAX; handle.c). */
+bool ipc__handle_ok(const char *h);
+
+/* ==== 2. the lock and the directory (dir.c), liveness (live.c, notice.c) === */
+
+/* The buffer lock L (dir.c). */
 int ipc__lock_buf(struct ipc_buffer *b);
 void ipc__unlock_buf(struct ipc_buffer *b);
 
-/* Directory (L): find, insert, remove by id. */
+/* Directory (dir.c, L held): find, insert, remove by id. */
 struct ipc__dirent *ipc__dir_find_locked(struct ipc_buffer *b, uint64_t id);
 int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off);
 void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e);
@@ -188,7 +229,47 @@ void ipc__dir_remove_locked(struct ipc_buffer *b, struct ipc__dirent *e);
  * the other; -EBADMSG (reported) when it is neither or not valid. */
 int ipc__dir_obj_locked(struct ipc_buffer *b, const struct ipc__dirent *d, uint32_t want, void **out);
 
-/* TLS end map: the end last used in each role first, then the map. */
+/* Liveness of the process in slot proc that had pid and start (a channel's
+ * peer, a lock holder, a segment's creator), never judged by pid numbers
+ * that could name another process:
+ *   the slot no longer holds that pid and start: gone (it closed, or was
+ *   reaped);
+ *   its life word marked FUTEX_OWNER_DIED by the kernel: dead, in any PID
+ *   namespace (in our own, /proc is asked too, so that a zombie's last
+ *   threads are gone first);
+ *   its life word holding its keeper's thread id: alive;
+ *   no keeper (IPC_DEATH_NOTICE=0, or between open and keeper start): /proc
+ *   when the process is in our PID namespace, else alive: what cannot be
+ *   proven dead is never reaped. */
+bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start);
+/* The same for pid and start whose slot is not known: the slot holding
+ * them, or gone when none does. */
+bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start);
+/* Whether ipc__proc_alive may ask /proc about slot proc (the process is in
+ * our PID namespace and /proc is that namespace's). */
+bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc);
+/* Slot p (which held pid and start) by its life word, or /proc when my_ns
+ * is its namespace; no check that the slot still holds them. */
+bool ipc__slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint64_t my_ns);
+/* The allocation lock's holder h is provably dead (an ipc__holder_dead_fn;
+ * ctx is the struct ipc_buffer). */
+bool ipc__holder_dead(void *ctx, uint64_t h);
+
+/* Death notices (notice.c). The keeper runs from attach to close. A waiter
+ * on a peer in process slot proc: arm (1; 0: no notice, sleep in slices;
+ * -1: the keeper is gone: the process is dying or dead, or it exec'd),
+ * wait on seq and the life word together, then pass (true: the word changed,
+ * the peer may be dead; wakes the other waiters on a dead word). */
+void ipc__keeper_start(struct ipc_buffer *b);
+void ipc__keeper_stop(struct ipc_buffer *b);
+int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen);
+int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
+                     uint32_t seen, int64_t timeout_us);
+bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen);
+
+/* ==== 3. channel ends of a thread (ends.c), records and slabs (record.c) === */
+
+/* TLS end map (ends.c): the end last used in each role first, then the map. */
 struct ipc__end *ipc__end_lookup(struct ipc_tls *t, uint64_t id, uint8_t role);
 static inline struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uint8_t role)
 {
@@ -200,7 +281,11 @@ static inline struct ipc__end *ipc__end_find(struct ipc_tls *t, uint64_t id, uin
 struct ipc__end *ipc__end_add(struct ipc_tls *t, uint64_t id, uint8_t role);
 void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
 
-/* Records. ipc__rec_check: the header of payload if it is a live record
+/* Footprints up to this are carved from a thread's slabs (record.c; tls.c
+ * sizes them). */
+#define IPC__MEDIUM_MAX (8u * IPC_BLOCK)
+
+/* Records (record.c). ipc__rec_check: the header of payload if it is a live record
  * of this buffer, checked against its slab too (before the slab is used);
  * ipc__rec_check_fast: only inside the mapping, aligned, its check word
  * right (enough to read it and pass it on: send and receive). */
@@ -287,7 +372,9 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts);
 /* Give back every slab cached in (or returned to) TLS slot ts (L held). */
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare);
 
-/* Channels (L held): destroy when both ends are done; mark ends of a dead process. */
+/* ==== 4. channels (channel.c, takeover.c), segments (segment.c) =========== */
+
+/* Channels (channel.c, L held): destroy when both ends are done; mark ends of a dead process. */
 void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
@@ -295,59 +382,23 @@ void ipc__chan_wake_all(struct ipc__chan *c);
 /* Records queued by dead producer slot proc now belong to the channel. */
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc);
 int ipc__chan_close_end(struct ipc_tls *t, struct ipc__end *e);
-int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
 
+/* Segments (segment.c): close this TLS's use of one. */
+int ipc__seg_close_end(struct ipc_tls *t, struct ipc__end *e);
 /* Drop every use of segments by process slot proc (L held). */
 void ipc__seg_reap_locked(struct ipc_buffer *b, uint32_t proc);
 
-/* Death notices (notice.c). The keeper runs from attach to close. A waiter
- * on a peer in process slot proc: arm (1; 0: no notice, sleep in slices;
- * -1: the keeper is gone: the process is dying or dead, or it exec'd),
- * wait on seq and the life word together, then pass (true: the word changed,
- * the peer may be dead; wakes the other waiters on a dead word). */
-void ipc__keeper_start(struct ipc_buffer *b);
-void ipc__keeper_stop(struct ipc_buffer *b);
-int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen);
-int ipc__notice_wait(struct ipc_buffer *b, ipc_a32 *seq, uint32_t s, uint32_t proc,
-                     uint32_t seen, int64_t timeout_us);
-bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen);
+/* ==== 5. thread state (tls.c) ============================================= */
 
-/* Liveness of the process in slot proc that had pid and start (a channel's
- * peer, a lock holder, a segment's creator), never judged by pid numbers
- * that could name another process:
- *   the slot no longer holds that pid and start: gone (it closed, or was
- *   reaped);
- *   its life word marked FUTEX_OWNER_DIED by the kernel: dead, in any PID
- *   namespace (in our own, /proc is asked too, so that a zombie's last
- *   threads are gone first);
- *   its life word holding its keeper's thread id: alive;
- *   no keeper (IPC_DEATH_NOTICE=0, or between open and keeper start): /proc
- *   when the process is in our PID namespace, else alive: what cannot be
- *   proven dead is never reaped. */
-bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t start);
-/* The same for pid and start whose slot is not known: the slot holding
- * them, or gone when none does. */
-bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start);
-/* Whether ipc__proc_alive may ask /proc about slot proc (the process is in
- * our PID namespace and /proc is that namespace's). */
-bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc);
-/* Slot p (which held pid and start) by its life word, or /proc when my_ns
- * is its namespace; no check that the slot still holds them. */
-bool ipc__slot_alive(const struct ipc__proc *p, pid_t pid, uint64_t start, uint64_t my_ns);
-/* The allocation lock's holder h is provably dead (an ipc__holder_dead_fn;
- * ctx is the struct ipc_buffer). */
-bool ipc__holder_dead(void *ctx, uint64_t h);
+/* ipc_tls_open, ipc_tls_close: public (ipc/buffer.h). */
 
-/* A handle libipc accepts (see IPC_HANDLE_MAX). */
-bool ipc__handle_ok(const char *h);
-/* Every field of a published header, against the mapping's real size,
- * before any is used (buffer.c): 0, -EPROTO (another layout), -EBADMSG
- * (damaged or planted), -EPERM (a System V semaphore set not ours), or
- * -EAGAIN (its semaphore set is gone). */
-int ipc__header_check(struct ipc_buffer *b, const struct ipc__hdr *h, enum ipc_shm_kind kind,
-                      size_t size);
+/* ==== 6. reaping and gc (reap.c) ========================================== */
 
 /* Process slots (L held): reap every dead process; returns how many. */
 int ipc__reap_locked(struct ipc_buffer *b);
+
+/* ==== 7. the buffer API (buffer.c), the kernel API (kernel.c, kernel_impl.h) === */
+
+/* Public (ipc/buffer.h, ipc/kernel.h); ipcrun's entry points: kernel_impl.h. */
 
 #endif

@@ -36,7 +36,7 @@
  * (channel.c).
  *
  * The life word is also what liveness rests on everywhere (ipc__proc_alive
- * in buffer.c: channel peers, reaping, the lock take-over, gc), because it
+ * in live.c: channel peers, reaping, the lock take-over, gc), because it
  * is right across PID namespaces, where a pid read from /proc names another
  * process or none. What each fallback can know:
  *   - no futex_waitv (before Linux 5.16, or a seccomp filter): the keeper

@@ -436,7 +436,7 @@ void ipc__lock_destroy(struct ipc__lock *l)
  * A POSIX semaphore is never given back by a dying holder, so there the lock
  * is the word `holder`: the holder's pid and PID namespace, set by the CAS
  * that takes the lock, so a dead holder is always known (by its process
- * slot's robust-futex life word, whatever namespace it is in: buffer.c). The semaphore (starting at 0) only puts
+ * slot's robust-futex life word, whatever namespace it is in: live.c). The semaphore (starting at 0) only puts
  * waiters to sleep: a waiter counts itself in `waiters` and sleeps at most
  * 20 ms; the unlocker clears holder and posts when somebody waits. Both
  * sides store then load (seq_cst), so either the unlocker sees the waiter or

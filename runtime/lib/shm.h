@@ -82,7 +82,7 @@ struct ipc__lock {
 #define IPC__HOLDER_PID(h) ((int32_t)(uint32_t)(h))
 #define IPC__HOLDER_NS(h) ((uint32_t)((h) >> 32))
 
-/* Whether holder h is provably dead (buffer.c: its process slot's life
+/* Whether holder h is provably dead (live.c: its process slot's life
  * word, or /proc in our own PID namespace); ctx is the caller's. */
 typedef bool (*ipc__holder_dead_fn)(void *ctx, uint64_t h);
 

@@ -66,7 +66,7 @@ int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	uint32_t f = c ? ipc__load_acquire(&c->flags) : 0;
 	if (c && (f & attached) && !(f & (orphan | gone))) {
 		/* its owner may have died without anyone noticing yet */
-		ipc__reap_locked(b);
+		b->reap_locked(b);
 		f = ipc__load_acquire(&c->flags);
 	}
 	if (!c || !(f & attached)) {
@@ -133,19 +133,6 @@ int ipc_buffer_orphans_abort(struct ipc_buffer *b)
 		ipc__chan_maybe_destroy_locked(b, &d[i]);
 		n++;
 	}
-	ipc__unlock_buf(b);
-	return n;
-}
-
-int ipc_buffer_reap_lost(struct ipc_buffer *b, uint64_t *lost)
-{
-	if (!b || !lost)
-		return -EINVAL;
-	if (ipc__lock_buf(b))
-		return -EIDRM;
-	uint64_t before = b->reaped_records;
-	int n = ipc__reap_locked(b);
-	*lost = b->reaped_records - before;
 	ipc__unlock_buf(b);
 	return n;
 }
