@@ -376,6 +376,19 @@ static uint32_t pad4(uint32_t n)
 	return (n + 3u) & ~3u;
 }
 
+/* Append an item of n bytes to b's variable layout (room checked by the
+ * caller): its 4-byte length, the bytes, zeros up to 4-byte alignment. */
+static inline void append_var(struct ipc__bout *b, const void *item, size_t n)
+{
+	uint32_t len = (uint32_t)n;
+	char *p = b->data + b->used;
+	memcpy(p, &len, 4);
+	if (n)
+		memcpy(p + 4, item, n);
+	memset(p + 4 + n, 0, pad4(len) - len);
+	b->used += 4 + pad4(len);
+}
+
 /* Would n bytes at p be read as a batch record? */
 static bool looks_like_batch(const void *p, size_t n)
 {
@@ -490,13 +503,7 @@ static int emit_slow(struct ipc_port *out, const void *item, size_t n)
 		memcpy(b->data + b->used, item, n);
 		b->used += (uint32_t)n;
 	} else {
-		uint32_t len = (uint32_t)n;
-		char *p = b->data + b->used;
-		memcpy(p, &len, 4);
-		if (n)
-			memcpy(p + 4, item, n);
-		memset(p + 4 + n, 0, pad4(len) - len);
-		b->used += 4 + pad4(len);
+		append_var(b, item, n);
 	}
 	b->count++;
 	if (b->eager)
@@ -515,13 +522,7 @@ static __attribute__((noinline)) int emit_other(struct ipc_port *out, const void
 	enter(k);
 	int rc = 0;
 	if (b->rec && !b->width && b->used + 4 + pad4((uint32_t)n) <= b->cap) {
-		uint32_t len = (uint32_t)n;
-		char *p = b->data + b->used;
-		memcpy(p, &len, 4);
-		if (n)
-			memcpy(p + 4, item, n);
-		memset(p + 4 + n, 0, pad4(len) - len);
-		b->used += 4 + pad4(len);
+		append_var(b, item, n);
 		b->count++;
 	} else if (b->rec && b->width == n && n && b->used + n <= b->cap) {
 		memcpy(b->data + b->used, item, n);

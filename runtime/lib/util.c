@@ -15,21 +15,28 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The start of a small /proc file, NUL-terminated in buf (len bytes);
+ * false when it cannot be read or is empty. */
+static bool read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 uint64_t ipc__proc_start(pid_t pid)
 {
 	char path[64], buf[512];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_small(path, buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
@@ -63,21 +70,13 @@ bool ipc__pid_alive(pid_t pid, uint64_t start)
 uint64_t ipc__pidns_self(void)
 {
 	char buf[2048];
-	ssize_t n;
-	int fd;
 	struct stat st;
 
 	/* /proc/self/status's NSpid lists our pid in every namespace from the
 	 * one /proc was mounted for down to ours: one entry, and it is our
 	 * getpid(), exactly when this /proc is our namespace's. */
-	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_small("/proc/self/status", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	char *p = strstr(buf, "\nNSpid:");
 	if (!p)
 		return 0;
