@@ -439,3 +439,20 @@ bool tu_verify(const void *p, size_t n, uint64_t tag)
 	}
 	return true;
 }
+
+struct ipc_tls *tu_tls(struct ipc_buffer *b, int32_t id)
+{
+	struct ipc_tls *t = ipc_tls_open(b, id);
+	assert_non_null(t);
+	return t;
+}
+
+void tu_send_u64(struct ipc_tls *t, uint64_t id, uint64_t v)
+{
+	uint64_t *r = ipc_record_alloc(t, sizeof(v), id);
+
+	assert_non_null(r);
+	*r = v;
+	assert_int_equal(ipc_record_send(t, id, (void **)&r), 0);
+	assert_null(r);
+}

@@ -89,6 +89,11 @@ void tu_assert_clean_at(const char *handle, const char *file, int line);
 
 /* A buffer of size data bytes with backends from the environment. */
 struct ipc_buffer *tu_open(const char *handle, size_t size);
+/* ipc_tls_open that asserts it worked. */
+struct ipc_tls *tu_tls(struct ipc_buffer *b, int32_t id);
+/* Allocate an 8-byte record holding v and send it on channel id, asserting
+ * both (and that the record left this thread). */
+void tu_send_u64(struct ipc_tls *t, uint64_t id, uint64_t v);
 
 /* cmocka fixture: *state = a struct tu_fix with a fresh handle; teardown
  * kills children still running and removes whatever the test left. */

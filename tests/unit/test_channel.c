@@ -24,23 +24,6 @@ static struct ipc_buffer *open_buf(const char *h, size_t size)
 	return b;
 }
 
-static struct ipc_tls *tls(struct ipc_buffer *b, int32_t id)
-{
-	struct ipc_tls *t = ipc_tls_open(b, id);
-	assert_non_null(t);
-	return t;
-}
-
-static void send_u64(struct ipc_tls *t, uint64_t id, uint64_t v)
-{
-	uint64_t *r = ipc_record_alloc(t, sizeof(v), id);
-
-	assert_non_null(r);
-	*r = v;
-	assert_int_equal(ipc_record_send(t, id, (void **)&r), 0);
-	assert_null(r);
-}
-
 static uint64_t recv_u64(struct ipc_tls *t, uint64_t id)
 {
 	uint64_t *r = NULL, v;
@@ -57,7 +40,7 @@ static void test_channel_second_end_ebusy(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *t1 = tls(b, 1), *t2 = tls(b, 2), *t3 = tls(b, 3), *t4 = tls(b, 4);
+	struct ipc_tls *t1 = tu_tls(b, 1), *t2 = tu_tls(b, 2), *t3 = tu_tls(b, 3), *t4 = tu_tls(b, 4);
 
 	assert_int_equal(ipc_channel_add(t1, 1, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(t2, 1, IPC_PRODUCER), -EBUSY);
@@ -85,7 +68,7 @@ static void test_channel_unknown_id_enoent(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *t = tls(b, 1), *t2 = tls(b, 2);
+	struct ipc_tls *t = tu_tls(b, 1), *t2 = tu_tls(b, 2);
 	void *r = NULL;
 
 	assert_int_equal(ipc_record_recv(t, 9, &r), -ENOENT);
@@ -121,7 +104,7 @@ static void test_channel_send_bad_record_einval(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	char *priv = calloc(1, 256), *r;
 	void *p;
 
@@ -174,7 +157,7 @@ static void test_channel_exists_blocking_and_not(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct creator c = { .b = b, .id = 31, .role = IPC_CONSUMER };
 	uint64_t t0, ms;
 	pthread_t th;
@@ -226,7 +209,7 @@ static void test_channel_list_reports_every_channel(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 4u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	struct ipc_channel_opts o = { .capacity = 64 };
 	struct ipc_channel_info info[8];
 	const struct ipc_channel_info *i1, *i2, *i3, *i4;
@@ -239,10 +222,10 @@ static void test_channel_list_reports_every_channel(void **state)
 	assert_int_equal(ipc_channel_add(c, 3, IPC_CONSUMER), 0);
 	assert_int_equal(ipc_segment_add(p, 4, 5000, NULL, NULL), 0);
 	for (uint64_t v = 0; v < 5; v++)
-		send_u64(p, 1, v);
+		tu_send_u64(p, 1, v);
 	assert_int_equal(recv_u64(c, 1), 0);
 	assert_int_equal(recv_u64(c, 1), 1);
-	send_u64(p, 2, 7);
+	tu_send_u64(p, 2, 7);
 	assert_int_equal(ipc_channel_close(p, 2), 0);
 	assert_int_equal(ipc_channel_list(b, info, 8), 4);
 	i1 = find_info(info, 4, 1);
@@ -285,7 +268,7 @@ static void test_channel_list_reports_every_channel(void **state)
 	assert_int_equal(i2->pending, 1);
 	assert_non_null(find_info(info, 2, 3));
 	{
-		struct ipc_tls *late = tls(b, 3);
+		struct ipc_tls *late = tu_tls(b, 3);
 		assert_int_equal(ipc_channel_add(late, 2, IPC_CONSUMER), 0);
 		assert_int_equal(recv_u64(late, 2), 7);
 		assert_int_equal(ipc_channel_add(late, 3, IPC_PRODUCER), 0);
@@ -300,7 +283,7 @@ static void test_channel_has_producer_and_pending_track_state(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	void *r;
 
 	assert_int_equal(ipc_channel_add(c, 5, IPC_CONSUMER), 0);
@@ -311,7 +294,7 @@ static void test_channel_has_producer_and_pending_track_state(void **state)
 	assert_true(ipc_channel_has_producer(c, 5));
 	assert_true(ipc_channel_has_producer(p, 5));
 	for (uint64_t v = 0; v < 3; v++)
-		send_u64(p, 5, v);
+		tu_send_u64(p, 5, v);
 	assert_int_equal(ipc_channel_pending(c, 5), 3);
 	assert_int_equal(ipc_channel_pending(p, 5), 3);
 	assert_int_equal(recv_u64(c, 5), 0);
@@ -336,13 +319,13 @@ static void test_channel_eof_after_drain(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	void *r = (void *)&r;
 
 	assert_int_equal(ipc_channel_add(p, 1, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(c, 1, IPC_CONSUMER), 0);
 	for (uint64_t v = 0; v < 100; v++)
-		send_u64(p, 1, v);
+		tu_send_u64(p, 1, v);
 	assert_int_equal(ipc_channel_close(p, 1), 0);
 	for (uint64_t v = 0; v < 100; v++)
 		assert_int_equal(recv_u64(c, 1), v);
@@ -369,7 +352,7 @@ static void test_channel_early_close_before_consumer_nothing_lost(void **state)
 	void *r;
 
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
-	p = tls(b, 1);
+	p = tu_tls(b, 1);
 	assert_int_equal(ipc_channel_add(p, 8, IPC_PRODUCER), 0);
 	for (uint64_t v = 0; v < 500; v++) {
 		size_t n = 1 + (size_t)(v * 131) % 3000;
@@ -379,7 +362,7 @@ static void test_channel_early_close_before_consumer_nothing_lost(void **state)
 		assert_int_equal(ipc_record_send(p, 8, &r), 0);
 	}
 	ipc_tls_close(p); /* producer gone before any consumer */
-	c = tls(b, 2);
+	c = tu_tls(b, 2);
 	assert_true(ipc_channel_exists(c, 8, 0));
 	assert_int_equal(ipc_channel_add(c, 8, IPC_CONSUMER), 0);
 	assert_false(ipc_channel_has_producer(c, 8));
@@ -410,8 +393,8 @@ static void test_channel_destroyed_records_back_to_heap(void **state)
 
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
 	for (int order = 0; order < 2; order++) {
-		p = tls(b, 1);
-		c = tls(b, 2);
+		p = tu_tls(b, 1);
+		c = tu_tls(b, 2);
 		assert_int_equal(ipc_channel_add(p, 4, IPC_PRODUCER), 0);
 		assert_int_equal(ipc_channel_add(c, 4, IPC_CONSUMER), 0);
 		for (uint64_t v = 0; v < 50; v++) {
@@ -449,7 +432,7 @@ static void test_channel_full_and_empty_retry(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	struct ipc_channel_opts o = { .capacity = 8 };
 	uint64_t *extra, t0, ms;
 	void *r;
@@ -462,7 +445,7 @@ static void test_channel_full_and_empty_retry(void **state)
 	ms = (tu_now_ns() - t0) / 1000000;
 	assert_true(ms >= 45 && ms < 2000);
 	for (uint64_t v = 0; v < 8; v++)
-		send_u64(p, 1, v);
+		tu_send_u64(p, 1, v);
 	extra = ipc_record_alloc(p, 8, 1);
 	assert_non_null(extra);
 	*extra = 8;
@@ -488,12 +471,12 @@ static void test_channel_consumer_closed_send_epipe(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	void *r;
 
 	assert_int_equal(ipc_channel_add(p, 1, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(c, 1, IPC_CONSUMER), 0);
-	send_u64(p, 1, 1);
+	tu_send_u64(p, 1, 1);
 	assert_int_equal(ipc_channel_close(c, 1), 0);
 	r = ipc_record_alloc(p, 8, 1);
 	assert_non_null(r);
@@ -557,7 +540,7 @@ static void run_xfer(const char *h, enum ipc_wait_mode mode, uint32_t cap, uint6
 	struct ipc_buffer *b = open_buf(h, 4u << 20);
 	struct xfer x = { .b = b, .id = 77, .count = count, .mode = mode, .capacity = cap };
 	struct ipc_channel_opts o = { .capacity = cap, .wait = mode };
-	struct ipc_tls *p = tls(b, 1);
+	struct ipc_tls *p = tu_tls(b, 1);
 	struct ipc_buffer_stats s;
 	pthread_t th;
 
@@ -599,7 +582,7 @@ static void test_channel_recv_wait_woken_by_send(void **state)
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
 	struct xfer x = { .b = b, .id = 5, .count = 1, .mode = IPC_WAIT_BLOCK };
-	struct ipc_tls *p = tls(b, 1);
+	struct ipc_tls *p = tu_tls(b, 1);
 	uint64_t *r, sent;
 	pthread_t th;
 
@@ -629,7 +612,7 @@ static void test_channel_many_until_full_then_all_freed(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 1u << 20);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_channel_opts o = { .capacity = 16 };
 	struct ipc_buffer_stats s0, s1;
 	uint64_t n = 0;
@@ -672,7 +655,7 @@ static void test_channel_corrupt_offsets_rejected(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	const uint64_t bad[] = { 0, 8, UINT64_MAX - 7, (uint64_t)1 << 40 };
 	struct ipc__chan *ch;
 	void *r;
@@ -682,7 +665,7 @@ static void test_channel_corrupt_offsets_rejected(void **state)
 	ch = chan_of(b, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t head = atomic_load(&ch->idx.head);
-		send_u64(p, 1, i);
+		tu_send_u64(p, 1, i);
 		atomic_store(&ch->ring[head & ch->mask], bad[i]);
 		assert_true(ipc_record_recv(c, 1, &r) < 0);
 	}
@@ -691,7 +674,7 @@ static void test_channel_corrupt_offsets_rejected(void **state)
 		uint64_t head = atomic_load(&ch->idx.head);
 		char *live = ipc_record_alloc(p, 256, 1);
 		assert_non_null(live);
-		send_u64(p, 1, 99);
+		tu_send_u64(p, 1, 99);
 		atomic_store(&ch->ring[head & ch->mask], ipc__off(b, live + 64));
 		assert_true(ipc_record_recv(c, 1, &r) < 0);
 		assert_int_equal(ipc_record_size(live), 256);
@@ -714,7 +697,7 @@ static void test_channel_abort_drains_then_aborted(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h, 2u << 20);
-	struct ipc_tls *p = tls(b, 1), *c = tls(b, 2);
+	struct ipc_tls *p = tu_tls(b, 1), *c = tu_tls(b, 2);
 	struct ipc_buffer_stats s0, s1;
 	void *r;
 
@@ -723,7 +706,7 @@ static void test_channel_abort_drains_then_aborted(void **state)
 	assert_int_equal(ipc_channel_add(c, 3, IPC_CONSUMER), 0);
 	assert_int_equal(ipc_channel_abort(c, 3), -ENOENT);
 	for (uint64_t i = 0; i < 3; i++)
-		send_u64(p, 3, i);
+		tu_send_u64(p, 3, i);
 	assert_int_equal(ipc_channel_abort(p, 3), 0);
 	assert_int_equal(ipc_channel_abort(p, 3), -ENOENT);
 	assert_false(ipc_channel_has_producer(c, 3));

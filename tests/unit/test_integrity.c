@@ -25,21 +25,6 @@ static struct ipc_buffer *open_buf(const char *h)
 	return b;
 }
 
-static struct ipc_tls *tls(struct ipc_buffer *b, int32_t id)
-{
-	struct ipc_tls *t = ipc_tls_open(b, id);
-	assert_non_null(t);
-	return t;
-}
-
-static void send_u64(struct ipc_tls *t, uint64_t id, uint64_t v)
-{
-	uint64_t *r = ipc_record_alloc(t, sizeof(v), id);
-	assert_non_null(r);
-	*r = v;
-	assert_int_equal(ipc_record_send(t, id, (void **)&r), 0);
-}
-
 static uint64_t recv_u64(struct ipc_tls *t, uint64_t id)
 {
 	uint64_t *r = NULL, v;
@@ -55,7 +40,7 @@ static void assert_channel_works(struct ipc_tls *t, uint64_t id)
 	assert_int_equal(ipc_channel_add(t, id, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(t, id, IPC_CONSUMER), 0);
 	for (uint64_t i = 0; i < 100; i++)
-		send_u64(t, id, i * 7);
+		tu_send_u64(t, id, i * 7);
 	for (uint64_t i = 0; i < 100; i++)
 		assert_int_equal(recv_u64(t, id), i * 7);
 	assert_int_equal(ipc_channel_close(t, id), 0);
@@ -88,7 +73,7 @@ static void test_integrity_header_geometry_forged_ignored(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc__hdr *hd = b->hdr;
 	struct ipc__hdr save = *hd;
 	struct ipc_buffer_stats s;
@@ -103,7 +88,7 @@ static void test_integrity_header_geometry_forged_ignored(void **state)
 	hd->max_procs = 99999;
 	/* this process read them once, at open: it goes on as before */
 	assert_channel_works(t, 1);
-	struct ipc_tls *t2 = tls(b, 2);
+	struct ipc_tls *t2 = tu_tls(b, 2);
 	assert_channel_works(t2, 2);
 	ipc_tls_close(t2);
 	assert_int_equal(ipc_buffer_stats(b, &s), 0);
@@ -127,7 +112,7 @@ static void test_integrity_heap_forged_bitmap_no_overlap(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_buffer_stats s;
 	const size_t big = 256u << 10;
 	char *r[4];
@@ -195,18 +180,18 @@ static void test_integrity_channel_mask_forged_ebadmsg(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_channel_info info[4];
 
 	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
-	send_u64(t, 1, 42);
+	tu_send_u64(t, 1, 42);
 	struct ipc__chan *c = chan_of(b, 1);
 	uint64_t mask = c->mask;
 	c->mask = (UINT64_C(1) << 40) - 1; /* a ring far beyond its run */
 	tu_wait_ok(tu_spawn(consumer_child, (void *)h), 10000);
 	/* listed no more, and this producer's end (its own view) still sends */
 	assert_int_equal(ipc_channel_list(b, info, 4), 0);
-	send_u64(t, 1, 43);
+	tu_send_u64(t, 1, 43);
 	c->mask = 3; /* a capacity beyond the ring */
 	assert_int_equal(ipc_channel_list(b, info, 4), 0);
 	c->mask = mask;
@@ -229,14 +214,14 @@ static void test_integrity_channel_indices_forged_no_crash(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_buffer_stats s0, s1;
 	void *r;
 
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
 	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
-	send_u64(t, 1, 1);
+	tu_send_u64(t, 1, 1);
 	struct ipc__chan *c = chan_of(b, 1);
 	/* tail far ahead, head behind: whoever walks [head, tail) stops */
 	ipc__store_relaxed(&c->idx.tail, UINT64_C(1) << 62);
@@ -261,7 +246,7 @@ static void test_integrity_forged_dirent_ebadmsg(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_channel_info info[8];
 	void *seg;
 
@@ -305,7 +290,7 @@ static void test_integrity_slab_walk_forged_sizes_no_crash(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_buffer_stats s;
 	void *r[3];
 
@@ -343,7 +328,7 @@ static void test_integrity_record_size_forged_not_delivered(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	void *r, *got = NULL;
 
 	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
@@ -358,7 +343,7 @@ static void test_integrity_record_size_forged_not_delivered(void **state)
 	ipc__store_relaxed(&hd->check, ipc__rec_check_word(size, ipc__load_relaxed(&hd->slab)));
 	assert_int_equal(ipc_record_recv(t, 1, &got), -EBADMSG);
 	assert_null(got);
-	send_u64(t, 1, 5); /* the channel goes on */
+	tu_send_u64(t, 1, 5); /* the channel goes on */
 	assert_int_equal(recv_u64(t, 1), 5);
 	assert_int_equal(ipc_channel_close(t, 1), 0);
 	ipc_tls_close(t);
@@ -370,7 +355,7 @@ static void test_integrity_segment_size_forged_ebadmsg(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1), *t2 = tls(b, 2);
+	struct ipc_tls *t = tu_tls(b, 1), *t2 = tu_tls(b, 2);
 	void *p;
 
 	assert_int_equal(ipc_segment_add(t, 5, 100, NULL, NULL), 0);
@@ -394,7 +379,7 @@ static void test_integrity_thread_slot_offsets_forged_no_crash(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_buffer_stats s0, s1;
 
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
@@ -406,8 +391,8 @@ static void test_integrity_thread_slot_offsets_forged_no_crash(void **state)
 	assert_channel_works(t, 1);
 	ipc_tls_close(t);
 	/* a slab whose owner slot is out of range, emptied by a freer */
-	t = tls(b, 2);
-	struct ipc_tls *t2 = tls(b, 3);
+	t = tu_tls(b, 2);
+	struct ipc_tls *t2 = tu_tls(b, 3);
 	assert_int_equal(ipc_channel_add(t, 2, IPC_PRODUCER), 0);
 	void *r = ipc_record_alloc(t, 64, 2);
 	assert_non_null(r);
@@ -428,7 +413,7 @@ static void test_integrity_double_send_ealready_received_once(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	uint64_t *r, *copy, *got;
 
 	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
@@ -494,7 +479,7 @@ static void test_integrity_send_of_received_record_einval(void **state)
 {
 	struct held hd = { .h = FIX(state)->handle };
 	struct ipc_buffer *b = open_buf(hd.h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	void *r, *copy;
 
 	tu_pipe(hd.fd);
@@ -521,7 +506,7 @@ static void test_integrity_tls_after_close_ebadf(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1), *u = tls(b, 2);
+	struct ipc_tls *t = tu_tls(b, 1), *u = tu_tls(b, 2);
 	void *r = NULL, *seg;
 
 	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
@@ -593,13 +578,13 @@ static void test_integrity_forked_child_parent_handles_echild(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct forked f = { .b = open_buf(h) };
-	f.t = tls(f.b, 1);
+	f.t = tu_tls(f.b, 1);
 
 	assert_int_equal(ipc_channel_add(f.t, 1, IPC_PRODUCER), 0);
 	assert_int_equal(ipc_channel_add(f.t, 1, IPC_CONSUMER), 0);
 	assert_int_equal(ipc_channel_add(f.t, 2, IPC_PRODUCER), 0);
 	for (uint64_t i = 0; i < 10; i++)
-		send_u64(f.t, 1, i);
+		tu_send_u64(f.t, 1, i);
 	tu_wait_ok(tu_spawn(stale_child, &f), 10000);
 	/* the parent receives every record, in order */
 	for (uint64_t i = 0; i < 10; i++)
@@ -614,7 +599,7 @@ static void test_integrity_record_size_non_records_zero(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	_Alignas(16) char stack[64] = {0};
 	char *heap = malloc(64);
 	unsigned char *r;
@@ -683,10 +668,10 @@ static void test_integrity_two_backends_one_buffer(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 
 	assert_int_equal(ipc_channel_add(t, 7, IPC_PRODUCER), 0);
-	send_u64(t, 7, 99);
+	tu_send_u64(t, 7, 99);
 	tu_wait_ok(tu_spawn(other_backend_child, (void *)h), 10000);
 	ipc_tls_close(t);
 	assert_int_equal(ipc_buffer_close(b, false), 0);
@@ -723,14 +708,14 @@ static void test_integrity_clean_close_gives_records_back(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	struct ipc_buffer_stats s0, s1;
 
 	assert_int_equal(ipc_buffer_stats(b, &s0), 0);
 	assert_int_equal(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
 	assert_int_equal(ipc_channel_add(t, 2, IPC_PRODUCER), 0);
 	for (uint64_t i = 0; i < 5; i++)
-		send_u64(t, 2, i);
+		tu_send_u64(t, 2, i);
 	tu_wait_ok(tu_spawn(holding_child, (void *)h), 10000);
 	/* the queued ones are still delivered */
 	for (uint64_t i = 0; i < 3; i++) {
@@ -756,7 +741,7 @@ static void test_integrity_end_table_reused_no_growth(void **state)
 {
 	const char *h = FIX(state)->handle;
 	struct ipc_buffer *b = open_buf(h);
-	struct ipc_tls *t = tls(b, 1);
+	struct ipc_tls *t = tu_tls(b, 1);
 	/* 10^6 as the issue measured; fewer under ASan and valgrind (slow) */
 	const char *pre = getenv("LD_PRELOAD");
 	bool slow = TU_SANITIZED || (pre && strstr(pre, "vgpreload"));
