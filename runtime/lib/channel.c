@@ -479,6 +479,25 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	ipc__unlock_buf(t->b);
 }
 
+/* The record at offset off (read from a ring slot), checked in full
+ * (ipc__rec_fast, else ipc__rec_check for a record alone in its run): held
+ * by this process from now on, no longer queued. NULL when it is not a
+ * live record. */
+static inline __attribute__((always_inline)) struct ipc__rec *rec_take(struct ipc_buffer *b,
+                                                                      uint64_t off)
+{
+	uint64_t w, at = off - b->geo.data_off;
+	struct ipc__rec *r = ipc__rec_fast(b, at, &w);
+	if (__builtin_expect(!r, 0)) {
+		r = at < b->rec_span ? ipc__rec_check(b, b->data + at + sizeof(*r)) : NULL;
+		if (!r)
+			return NULL;
+		w = ipc__load_relaxed(&r->word);
+	}
+	ipc__store_relaxed(&r->word, (w & IPC__REC_SIZE_MASK) | (uint64_t)(b->proc + 1) << 48);
+	return r;
+}
+
 static __attribute__((noinline, cold)) int bad_slot(struct ipc__end *e, uint64_t off)
 {
 	fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): skipped\n",
@@ -537,7 +556,7 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	 * reaches the caller) and ours before the slot is released: if we die
 	 * in between, the reaper finds it at the head of the ring and gives it
 	 * back to the channel. */
-	struct ipc__rec *r = ipc__rec_take(t->b, off, t->b->proc + 1);
+	struct ipc__rec *r = rec_take(t->b, off);
 	ipc__ring_take(&e->v, false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	/* Wake a sleeping producer only once half the ring is free (or the
@@ -722,7 +741,16 @@ static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ip
 	return wait_loop(t, e, rec, timeout_ms, try_recv);
 }
 
-int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
+/*
+ * The public calls. Each tries the common case first without any call, so
+ * that it needs no stack frame: a valid handle, the end used last, a
+ * record that passes ipc__rec_check_word_fast (send; the receiver checks it
+ * in full) or ipc__rec_fast (receive), room (or a record) in the ring, no
+ * sleeper to wake. Everything else, errors included, goes to its _slow
+ * twin, which starts over with the full checks.
+ */
+static __attribute__((noinline)) int send_slow(struct ipc_tls *t, uint64_t id, void **rec,
+                                               int timeout_ms, bool wait)
 {
 	struct ipc__end *e;
 	int bad = ipc__tls_check(t);
@@ -731,12 +759,13 @@ int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
-	if (rc == IPC_TX_RETRY)
-		rc = stalled(t, e);
-	return rc;
+	if (rc != IPC_TX_RETRY)
+		return rc;
+	return wait ? send_wait_slow(t, e, rec, timeout_ms) : stalled(t, e);
 }
 
-int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
+static __attribute__((noinline)) int recv_slow(struct ipc_tls *t, uint64_t id, void **rec,
+                                               int timeout_ms, bool wait)
 {
 	struct ipc__end *e;
 	int bad = ipc__tls_check(t);
@@ -745,31 +774,109 @@ int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);
-	if (rc == IPC_TX_RETRY && (rc = stalled(t, e)) == IPC_TX_RETRY)
+	if (rc != IPC_TX_RETRY)
+		return rc;
+	if (wait)
+		return recv_wait_slow(t, e, rec, timeout_ms);
+	if ((rc = stalled(t, e)) == IPC_TX_RETRY)
 		rc = try_recv(t, e, rec);
 	return rc;
 }
 
+/* A consumer sleeps: wake it (try_send's wake-up, after a fast send). */
+static __attribute__((noinline)) int wake_consumer(struct ipc__chan *c)
+{
+	if (ipc__xchg_acq_rel(&c->cons_sleep, 0)) {
+		ipc__add_acq_rel(&c->cons_seq, 1);
+		ipc__futex_wake(&c->cons_seq);
+	}
+	return IPC_TX_SUCCESS;
+}
+
+/* A producer sleeps: wake it once half the ring is free (try_recv's). */
+static __attribute__((noinline)) int wake_producer(struct ipc__end *e)
+{
+	struct ipc__chan *c = e->c;
+	if (ipc__load_relaxed(&c->idx.tail) - e->v.pos <= e->v.capacity / 2 &&
+	    ipc__xchg_acq_rel(&c->prod_sleep, 0)) {
+		ipc__add_acq_rel(&c->prod_seq, 1);
+		ipc__futex_wake(&c->prod_seq);
+	}
+	return IPC_TX_SUCCESS;
+}
+
+/* try_send's common case; IPC_TX_RETRY for anything else (nothing done). */
+static inline __attribute__((always_inline)) int send_fast(struct ipc_tls *t, uint64_t id,
+                                                           void **rec)
+{
+	if (__builtin_expect(ipc__tls_check(t) != 0 || !rec, 0))
+		return IPC_TX_RETRY;
+	struct ipc__end *e = t->last[IPC_PRODUCER & 3];
+	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
+		return IPC_TX_RETRY;
+	struct ipc_buffer *b = t->b;
+	struct ipc__chan *c = e->c;
+	uint64_t w;
+	struct ipc__rec *r = ipc__rec_check_word_fast(b, *rec, &w);
+	/* held by us (not queued, not another's), the consumer there, room */
+	if (__builtin_expect(!r || (w >> 48) != b->proc + 1 ||
+	                     (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD)) ||
+	                     ipc__ring_full(&e->v), 0))
+		return IPC_TX_RETRY;
+	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
+	ipc__ring_put(&e->v, ipc__off(b, r), false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
+	*rec = NULL;
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep))
+		return wake_consumer(c);
+	return IPC_TX_SUCCESS;
+}
+
+/* try_recv's common case; IPC_TX_RETRY for anything else (nothing done). */
+static inline __attribute__((always_inline)) int recv_fast(struct ipc_tls *t, uint64_t id,
+                                                           void **rec)
+{
+	if (__builtin_expect(ipc__tls_check(t) != 0 || !rec, 0))
+		return IPC_TX_RETRY;
+	struct ipc__end *e = t->last[IPC_CONSUMER & 3];
+	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
+		return IPC_TX_RETRY;
+	struct ipc_buffer *b = t->b;
+	uint64_t w;
+	/* An empty slot (0) fails the check too: 0 lies before the heap. */
+	struct ipc__rec *r = ipc__rec_fast(b, ipc__ring_peek(&e->v) - b->geo.data_off, &w);
+	if (__builtin_expect(!r, 0))
+		return IPC_TX_RETRY;
+	/* Ours before the slot is released (see try_recv). */
+	ipc__store_relaxed(&r->word, (w & IPC__REC_SIZE_MASK) | (uint64_t)(b->proc + 1) << 48);
+	ipc__ring_take(&e->v, false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
+	*rec = r + 1;
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&e->c->prod_sleep))
+		return wake_producer(e);
+	return IPC_TX_SUCCESS;
+}
+
+int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	int rc = send_fast(t, id, rec);
+	return rc != IPC_TX_RETRY ? rc : send_slow(t, id, rec, 0, false);
+}
+
+int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	int rc = recv_fast(t, id, rec);
+	return rc != IPC_TX_RETRY ? rc : recv_slow(t, id, rec, 0, false);
+}
+
 int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
-	struct ipc__end *e;
-	int bad = ipc__tls_check(t);
-	if (bad || !rec)
-		return bad ? bad : -EINVAL;
-	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
-		return -ENOENT;
-	int rc = try_send(t, e, rec);
-	return rc != IPC_TX_RETRY ? rc : send_wait_slow(t, e, rec, timeout_ms);
+	int rc = send_fast(t, id, rec);
+	return rc != IPC_TX_RETRY ? rc : send_slow(t, id, rec, timeout_ms, true);
 }
 
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
-	struct ipc__end *e;
-	int bad = ipc__tls_check(t);
-	if (bad || !rec)
-		return bad ? bad : -EINVAL;
-	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
-		return -ENOENT;
-	int rc = try_recv(t, e, rec);
-	return rc != IPC_TX_RETRY ? rc : recv_wait_slow(t, e, rec, timeout_ms);
+	int rc = recv_fast(t, id, rec);
+	return rc != IPC_TX_RETRY ? rc : recv_slow(t, id, rec, timeout_ms, true);
 }

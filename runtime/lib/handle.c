@@ -18,7 +18,8 @@
 
 #define MAX_OPEN 256
 
-static _Atomic(struct ipc_buffer *) open_bufs[MAX_OPEN];
+_Atomic(struct ipc_buffer *) ipc__open_bufs[MAX_OPEN];
+#define open_bufs ipc__open_bufs
 static ipc_a32 unlisted; /* buffers open beyond MAX_OPEN */
 static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
 

@@ -100,21 +100,24 @@ static inline bool ipc__ring_full(struct ipc__ring_view *v)
  * below 2^48) and publish it. */
 static inline void ipc__ring_put(struct ipc__ring_view *v, uint64_t val, bool seq_cst)
 {
+	uint64_t pos = v->pos; /* one load: the stores below are barriers */
+	ipc_a64 *tail = &v->idx->tail;
 	/* Pairs with peek's acquire load. */
-	ipc__store_release(&v->slot[v->pos & v->mask], val | ipc__ring_tag(v, v->pos));
-	v->pos++;
+	ipc__store_release(&v->slot[pos & v->mask], val | ipc__ring_tag(v, pos));
+	v->pos = ++pos;
 	if (seq_cst)
-		ipc__store_seq_cst(&v->idx->tail, v->pos);
+		ipc__store_seq_cst(tail, pos);
 	else
 		/* pairs with the consumer's acquire loads of tail (ipc__ring_count, ipc__ring_slot_corrupt) */
-		ipc__store_release(&v->idx->tail, v->pos);
+		ipc__store_release(tail, pos);
 }
 
 /* Consumer: the value at pos, or 0 while the producer has not filled it. */
 static inline uint64_t ipc__ring_peek(const struct ipc__ring_view *v)
 {
-	uint64_t raw = ipc__load_acquire(&v->slot[v->pos & v->mask]); /* pairs with put */
-	if ((raw & ~IPC__RING_VALUE_MASK) != ipc__ring_tag(v, v->pos))
+	uint64_t pos = v->pos; /* one load: the acquire below is a barrier */
+	uint64_t raw = ipc__load_acquire(&v->slot[pos & v->mask]); /* pairs with put */
+	if ((raw & ~IPC__RING_VALUE_MASK) != ipc__ring_tag(v, pos))
 		return 0;
 	return raw & IPC__RING_VALUE_MASK;
 }
@@ -127,11 +130,11 @@ static inline bool ipc__ring_empty(const struct ipc__ring_view *v)
 /* Consumer: release the slot peeked at. */
 static inline void ipc__ring_take(struct ipc__ring_view *v, bool seq_cst)
 {
-	v->pos++;
+	uint64_t pos = ++v->pos;
 	if (seq_cst)
-		ipc__store_seq_cst(&v->idx->head, v->pos);
+		ipc__store_seq_cst(&v->idx->head, pos);
 	else
-		ipc__store_release(&v->idx->head, v->pos); /* pairs with full's load */
+		ipc__store_release(&v->idx->head, pos); /* pairs with full's load */
 }
 
 /* Consumer, after !ipc__ring_empty(): take one value and release its slot. */
