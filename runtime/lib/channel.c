@@ -744,8 +744,8 @@ static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ip
 /*
  * The public calls. Each tries the common case first without any call, so
  * that it needs no stack frame: a valid handle, the end used last, a
- * record that passes ipc__rec_check_word_fast (send; the receiver checks it
- * in full) or ipc__rec_fast (receive), room (or a record) in the ring, no
+ * record whose check word is right (send; the receiver checks it in full)
+ * or that passes ipc__rec_fast (receive), room (or a record) in the ring, no
  * sleeper to wake. Everything else, errors included, goes to its _slow
  * twin, which starts over with the full checks.
  */
@@ -805,78 +805,110 @@ static __attribute__((noinline)) int wake_producer(struct ipc__end *e)
 	return IPC_TX_SUCCESS;
 }
 
-/* try_send's common case; IPC_TX_RETRY for anything else (nothing done). */
+/* What the fast paths return besides IPC_TX_SUCCESS: done, and the peer
+ * sleeps (the caller wakes it with a tail call); not done (the caller
+ * starts over on its slow path). */
+#define FAST_WAKE (-1)
+#define FAST_NOT (IPC_TX_RETRY)
+
+/* try_send's common case; FAST_NOT for anything else (nothing done). */
 static inline __attribute__((always_inline)) int send_fast(struct ipc_tls *t, uint64_t id,
                                                            void **rec)
 {
-	if (__builtin_expect(ipc__tls_check(t) != 0 || !rec, 0))
-		return IPC_TX_RETRY;
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
+		return FAST_NOT;
 	struct ipc__end *e = t->last[IPC_PRODUCER & 3];
 	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
-		return IPC_TX_RETRY;
+		return FAST_NOT;
 	struct ipc_buffer *b = t->b;
 	struct ipc__chan *c = e->c;
 	uint64_t w;
-	struct ipc__rec *r = ipc__rec_check_word_fast(b, *rec, &w);
+	/* What send needs of the record (it reads nothing else of it): inside
+	 * the mapping, aligned, its check word right; the receiver checks the
+	 * rest (ipc__rec_fast). */
+	uintptr_t p = (uintptr_t)*rec;
+	struct ipc__rec *r = (struct ipc__rec *)p - 1;
+	if (__builtin_expect((p & 15) || p - (uintptr_t)b->data - sizeof(*r) >= b->rec_span, 0))
+		return FAST_NOT;
+	w = ipc__load_relaxed(&r->word);
+	if (ipc__load_relaxed(&r->check) !=
+	    ipc__rec_check_word(w & IPC__REC_SIZE_MASK, ipc__load_relaxed(&r->slab)))
+		return FAST_NOT;
 	/* held by us (not queued, not another's), the consumer there, room */
-	if (__builtin_expect(!r || (w >> 48) != b->proc + 1 ||
+	if (__builtin_expect((w >> 48) != b->proc + 1 ||
 	                     (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD)) ||
 	                     ipc__ring_full(&e->v), 0))
-		return IPC_TX_RETRY;
+		return FAST_NOT;
 	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
 	ipc__ring_put(&e->v, ipc__off(b, r), false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	*rec = NULL;
 	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep))
-		return wake_consumer(c);
+		return FAST_WAKE;
 	return IPC_TX_SUCCESS;
 }
 
-/* try_recv's common case; IPC_TX_RETRY for anything else (nothing done). */
+/* try_recv's common case; FAST_NOT for anything else (nothing done). */
 static inline __attribute__((always_inline)) int recv_fast(struct ipc_tls *t, uint64_t id,
                                                            void **rec)
 {
-	if (__builtin_expect(ipc__tls_check(t) != 0 || !rec, 0))
-		return IPC_TX_RETRY;
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
+		return FAST_NOT;
 	struct ipc__end *e = t->last[IPC_CONSUMER & 3];
 	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
-		return IPC_TX_RETRY;
+		return FAST_NOT;
 	struct ipc_buffer *b = t->b;
 	uint64_t w;
 	/* An empty slot (0) fails the check too: 0 lies before the heap. */
 	struct ipc__rec *r = ipc__rec_fast(b, ipc__ring_peek(&e->v) - b->geo.data_off, &w);
 	if (__builtin_expect(!r, 0))
-		return IPC_TX_RETRY;
+		return FAST_NOT;
 	/* Ours before the slot is released (see try_recv). */
 	ipc__store_relaxed(&r->word, (w & IPC__REC_SIZE_MASK) | (uint64_t)(b->proc + 1) << 48);
 	ipc__ring_take(&e->v, false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
 	*rec = r + 1;
 	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&e->c->prod_sleep))
-		return wake_producer(e);
+		return FAST_WAKE;
 	return IPC_TX_SUCCESS;
 }
 
 int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	int rc = send_fast(t, id, rec);
-	return rc != IPC_TX_RETRY ? rc : send_slow(t, id, rec, 0, false);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_consumer(t->last[IPC_PRODUCER & 3]->c);
+	return send_slow(t, id, rec, 0, false);
 }
 
 int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 {
 	int rc = recv_fast(t, id, rec);
-	return rc != IPC_TX_RETRY ? rc : recv_slow(t, id, rec, 0, false);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_producer(t->last[IPC_CONSUMER & 3]);
+	return recv_slow(t, id, rec, 0, false);
 }
 
 int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	int rc = send_fast(t, id, rec);
-	return rc != IPC_TX_RETRY ? rc : send_slow(t, id, rec, timeout_ms, true);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_consumer(t->last[IPC_PRODUCER & 3]->c);
+	return send_slow(t, id, rec, timeout_ms, true);
 }
 
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
 	int rc = recv_fast(t, id, rec);
-	return rc != IPC_TX_RETRY ? rc : recv_slow(t, id, rec, timeout_ms, true);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_producer(t->last[IPC_CONSUMER & 3]);
+	return recv_slow(t, id, rec, timeout_ms, true);
 }

@@ -197,6 +197,12 @@ static inline int ipc__tls_check(const struct ipc_tls *t)
 		return 0;
 	return ipc__handle_bad(t, t ? t->live : 0);
 }
+/* The same test without the call, for the hot paths' first look (their
+ * slow path runs ipc__tls_check for the error). */
+static inline bool ipc__tls_ok(const struct ipc_tls *t)
+{
+	return __builtin_expect(t && t->live == ipc__live_token, 1);
+}
 static inline int ipc__buf_check(const struct ipc_buffer *b)
 {
 	if (__builtin_expect(b && b->live == ipc__live_token, 1))
@@ -293,28 +299,21 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
  * of this buffer, checked against its slab too (before the slab is used);
  * ipc__rec_check_fast: only inside the mapping, aligned, its check word
  * right (enough to read it and pass it on: send, whose receiver checks it
- * in full); ipc__rec_check_word_fast: the same, and *word its word. */
+ * in full). */
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
-static inline __attribute__((always_inline)) struct ipc__rec *
-ipc__rec_check_word_fast(const struct ipc_buffer *b, const void *payload, uint64_t *word)
+static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
+                                                   const void *payload)
 {
 	uintptr_t p = (uintptr_t)payload;
 	/* one unsigned compare: data + 16 <= p < end of the mapping */
 	if ((p & 15) || p - (uintptr_t)b->data - sizeof(struct ipc__rec) >= b->rec_span)
 		return NULL;
 	struct ipc__rec *r = (struct ipc__rec *)payload - 1;
-	uint64_t w = ipc__load_relaxed(&r->word), size = w & IPC__REC_SIZE_MASK;
+	uint64_t size = ipc__rec_size(r);
 	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, ipc__load_relaxed(&r->slab)) ||
 	    size > (uintptr_t)b->base + b->map_size - p)
 		return NULL;
-	*word = w;
 	return r;
-}
-static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
-                                                   const void *payload)
-{
-	uint64_t w;
-	return ipc__rec_check_word_fast(b, payload, &w);
 }
 /* r (checked by ipc__rec_check_fast) is alone in a run of kind
  * IPC__BLK_RECORD that holds it all. */

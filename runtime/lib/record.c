@@ -218,7 +218,9 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 /* ---- records ------------------------------------------------------------ */
 
 /* Write a fresh record header: held by our process. */
-static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_t slab)
+static inline __attribute__((always_inline)) void rec_init(struct ipc_buffer *b,
+                                                        struct ipc__rec *r, size_t n,
+                                                        uint32_t slab)
 {
 	ipc__store_relaxed(&r->word, (uint64_t)n | (uint64_t)(b->proc + 1) << 48);
 	ipc__store_relaxed(&r->slab, slab);
@@ -315,7 +317,7 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 {
 	/* The hot path, without a call: a valid handle, the producer end used
 	 * last, a small record, room in the current slab. */
-	if (__builtin_expect(ipc__tls_check(t) != 0, 0))
+	if (__builtin_expect(!ipc__tls_ok(t), 0))
 		return alloc_slow(t, n, id);
 	struct ipc__end *e = t->last[IPC_PRODUCER & 3];
 	uint64_t need = sizeof(struct ipc__rec) + (((uint64_t)n + 15) & ~UINT64_C(15));
@@ -553,7 +555,7 @@ static __attribute__((noinline)) int release(struct ipc_tls *t, void *rec)
 static inline __attribute__((always_inline)) int release_fast(struct ipc_tls *t, void *rec)
 {
 	uint64_t w;
-	if (__builtin_expect(ipc__tls_check(t) != 0 || !rec, 0))
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
 		return 0;
 	struct ipc_buffer *b = t->b;
 	struct ipc__rec *r = ipc__rec_fast(b, ipc__rec_at(b, rec), &w);
