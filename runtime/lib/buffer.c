@@ -120,6 +120,8 @@ static int creator_init(struct ipc_buffer *b, const struct ipc__plan *l,
 	if (err)
 		return err;
 	ipc__heap_init(b->heap, l->nblocks);
+	/* No lock: nobody else can see the buffer before magic is stored
+	 * below (and openers wait on the flock until ipc__shm_ready()). */
 	proc_attach_locked(b);
 	/* Pairs with attach's load of state, and with the futex wait on it. */
 	ipc__store_release(&h->state, IPC__ST_READY);

@@ -6,7 +6,9 @@
  * Naming: a function that expects the buffer's lock (L, ipc__lock_buf) held
  * ends in _locked; one that takes L itself does not; the few that serve both
  * take `bool locked`. heap.c is the exception: all of it runs under L
- * (heap.h). Every acquire and release says what it pairs with.
+ * (heap.h). Every acquire and release names the function(s) on its other
+ * side. Both rules: CONTRIBUTING.md, "Locks and atomics"; checked by
+ * tests/integration/lib_rules.sh.
  */
 #ifndef IPC_INTERNAL_H
 #define IPC_INTERNAL_H
@@ -383,6 +385,7 @@ void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_
 void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
+/* Wake both ends' sleepers (no lock needed). */
 void ipc__chan_wake_all(struct ipc__chan *c);
 /* Records queued by dead producer slot proc now belong to the channel. */
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc);

@@ -27,7 +27,7 @@
 
 #include "internal.h"
 
-static struct ipc__chan *find_chan(struct ipc_buffer *b, uint64_t id, int *err)
+static struct ipc__chan *find_chan_locked(struct ipc_buffer *b, uint64_t id, int *err)
 {
 	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
 	void *c = NULL;
@@ -62,7 +62,7 @@ int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	if (ipc__lock_buf(b))
 		return -EIDRM;
 	int err;
-	struct ipc__chan *c = find_chan(b, id, &err);
+	struct ipc__chan *c = find_chan_locked(b, id, &err);
 	uint32_t f = c ? ipc__load_acquire(&c->flags) : 0;
 	if (c && (f & attached) && !(f & (orphan | gone))) {
 		/* its owner may have died without anyone noticing yet */
