@@ -28,7 +28,9 @@ void ipc__handle_register(struct ipc_buffer *b)
 	pthread_mutex_lock(&open_mu);
 	for (int i = 0; i < MAX_OPEN; i++) {
 		if (atomic_load_explicit(&open_bufs[i], memory_order_relaxed) == NULL) {
-			/* Pairs with ipc__handle_find's acquire: publishes b's views. */
+			/* Pairs with the acquire loads of the table in
+			 * ipc__handle_find() and ipc_record_size(): publishes b's
+			 * views. */
 			atomic_store_explicit(&open_bufs[i], b, memory_order_release);
 			b->listed = true;
 			break;
@@ -58,7 +60,8 @@ struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere)
 {
 	uintptr_t a = (uintptr_t)p;
 	for (int i = 0; i < MAX_OPEN; i++) {
-		/* Pairs with ipc__handle_register's release store: b's views are set. */
+		/* Pairs with ipc__handle_register()'s release store: b's views
+		 * are set. */
 		struct ipc_buffer *b = atomic_load_explicit(&open_bufs[i], memory_order_acquire);
 		if (b && a - (uintptr_t)b->data < b->map_size - b->geo.data_off)
 			return b;

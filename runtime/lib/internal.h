@@ -219,8 +219,8 @@ void ipc__handle_register(struct ipc_buffer *b);
 void ipc__handle_unregister(struct ipc_buffer *b);
 struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere);
 /* The table itself (handle.c), for ipc_record_size's first look: its first
- * entry, loaded with acquire (pairs with ipc__handle_register's release
- * store), is the buffer of most programs. */
+ * entry, loaded with acquire (which pairs with ipc__handle_register()'s
+ * release store), is the buffer of most programs. */
 extern __attribute__((visibility("hidden"))) _Atomic(struct ipc_buffer *) ipc__open_bufs[];
 
 /* A handle libipc accepts (see IPC_HANDLE_MAX; handle.c). */

@@ -59,7 +59,8 @@ void ipc__slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s)
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved)
 {
 	s->sealed = 1;
-	/* acq_rel: pairs with every freer's decrement; the last one to reach 0
+	/* acq_rel: pairs with every freer's decrement of live (ipc__rec_free(),
+	 * ipc__free_flush(), ipc__free_reap_locked()); the last one to reach 0
 	 * sees all frees before it and owns the empty slab. */
 	if (ipc__sub_acq_rel(&s->live, IPC__SLAB_CHARGE - carved) == IPC__SLAB_CHARGE - carved)
 		ipc__slab_give_back_locked(b, s);
@@ -71,11 +72,13 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 	struct ipc__tslot *o = ipc__tslot_at(b, s->tslot);
 
 	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
-		/* Pairs with the owner's acq_rel exchange of returned (refill, drain). */
+		/* Pairs with the owner's acq_rel exchange of returned
+		 * (slab_refill(), ipc__slab_drain_locked()). */
 		uint64_t head = ipc__load_acquire(&o->returned);
 		while (head != IPC__RET_CLOSED) {
 			s->next = head;
-			/* Pairs with the owner's acquire exchange: publishes next
+			/* Pairs with the owner's exchange (slab_refill(),
+			 * ipc__slab_drain_locked()): publishes next
 			 * and every free of the slab's records. */
 			if (atomic_compare_exchange_weak_explicit(&o->returned, &head, ipc__off(b, s),
 			                                          memory_order_release,
@@ -95,7 +98,7 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare)
 {
-	/* Pairs with the freers' release CAS: takes every slab pushed, with its
+	/* Pairs with slab_return()'s release CAS: takes every slab pushed, with its
 	 * next, and closes the stack. */
 	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
 	for (int i = 0; i < 2; i++) {
@@ -161,7 +164,8 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		s->sealed = 1;
 		t->slab = NULL;
 		t->cur = t->end = NULL;
-		/* acq_rel: pairs with every freer's decrement (see top). */
+		/* acq_rel: pairs with every freer's decrement (ipc__rec_free(),
+		 * ipc__free_flush(); see top). */
 		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
 			/* empty: ours alone again, no lock needed */
 			if (slab_room(s, need)) {
@@ -172,7 +176,7 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		}
 	}
 	if (!t->spare && ipc__load_relaxed(&t->ts->returned) > IPC__RET_CLOSED) {
-		/* Pairs with the freers' release CAS. */
+		/* Pairs with slab_return()'s release CAS. */
 		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
 	}
 	if (t->spare) {
@@ -267,7 +271,7 @@ static inline __attribute__((always_inline)) void *rec_carve(struct ipc_tls *t, 
 	for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
 		ipc__prefetch_write(t->pf);
 	rec_init(t->b, r, n, t->slab_blk);
-	/* Pairs with walk_slab_locked's acquire load of carved: publishes the
+	/* Pairs with walk_slab_locked()'s acquire load of carved: publishes the
 	 * header written just before. */
 	ipc__store_release(&t->slab->carved, ++t->carved);
 	return r + 1;
@@ -359,7 +363,8 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
 		return 1;
 	}
 	struct ipc__slab *s = ipc__block_ptr(b, slab);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (ipc__sub_acq_rel(&s->live, 1) == 1) {
 		int err = slab_return(b, s, locked);
 		return err ? err : 1;
@@ -377,7 +382,8 @@ typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
 static void walk_slab_locked(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
 	uint64_t pos = IPC__SLAB_HDR, end = (uint64_t)s->nblocks * IPC_BLOCK;
-	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
+	/* pairs with rec_carve()'s and ipc_record_trim()'s release of carved */
+	uint32_t carved = ipc__load_acquire(&s->carved);
 
 	for (uint32_t i = 0; i < carved && end - pos >= sizeof(struct ipc__rec); i++) {
 		struct ipc__rec *r = (struct ipc__rec *)((char *)s + pos);
@@ -478,7 +484,8 @@ void ipc__free_flush(struct ipc_tls *t)
 		return;
 	t->fcount = 0;
 	ipc__store_relaxed(&t->ts->pend_count, 0);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (ipc__sub_acq_rel(&s->live, n) == n) {
 		t->fslab = NULL; /* given back: no more frees to count in it */
 		slab_return(t->b, s, false);
@@ -495,7 +502,8 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 	if (n && !s)
 		ipc__corrupt(b, "thread slot: pending frees in offset %llu, which is no slab",
 		             (unsigned long long)off);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (n && s && ipc__sub_acq_rel(&s->live, n) == n)
 		slab_return(b, s, true);
 }
@@ -631,7 +639,7 @@ size_t ipc_record_size(const void *rec)
 	/* The common case without a call: a slab record of the buffer listed
 	 * first. ipc__rec_fast reads nothing outside that buffer's heap (a
 	 * pointer elsewhere fails its first test). */
-	/* Pairs with ipc__handle_register's release store: b's views are set. */
+	/* Pairs with ipc__handle_register()'s release store: b's views are set. */
 	struct ipc_buffer *b = atomic_load_explicit(&ipc__open_bufs[0], memory_order_acquire);
 	uint64_t w;
 	if (__builtin_expect(b != NULL, 1) && ipc__rec_fast(b, ipc__rec_at(b, rec), &w))
