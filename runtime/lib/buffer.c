@@ -59,8 +59,9 @@ static int proc_attach_locked(struct ipc_buffer *b)
 			/* No keeper yet: the last owner's FUTEX_OWNER_DIED must not
 			 * make us look dead (ipc__keeper_start sets it). */
 			ipc__store_relaxed(&p->life, 0);
-			/* Pairs with the acquire loads of pid (reap, gc, notice.c,
-			 * live.c): publishes gen, start, pidns and life. */
+			/* Pairs with the acquire loads of pid in ipc__proc_alive(),
+			 * ipc__pid_alive_in(), ipc__holder_dead() (live.c):
+			 * publishes gen, start, pidns and life. */
 			ipc__store_release(&p->pid, (int32_t)b->pid);
 			b->proc = i;
 			ipc__add_relaxed(&b->hdr->nprocs, 1);
@@ -120,10 +121,14 @@ static int creator_init(struct ipc_buffer *b, const struct ipc__plan *l,
 	if (err)
 		return err;
 	ipc__heap_init(b->heap, l->nblocks);
+	/* No lock: nobody else can see the buffer before magic is stored
+	 * below (and openers wait on the flock until ipc__shm_ready()). */
 	proc_attach_locked(b);
-	/* Pairs with attach's load of state, and with the futex wait on it. */
+	/* Pairs with attach()'s load of state (under L, taken after this by
+	 * ipc__lock_buf()), and with its futex wait on it. */
 	ipc__store_release(&h->state, IPC__ST_READY);
-	/* Pairs with the opener's acquire load of magic: publishes the header. */
+	/* Pairs with the acquire loads of magic in attach() and
+	 * ipc_buffer_gc(): publishes the header. */
 	ipc__store_release(&h->magic, IPC__MAGIC);
 	ipc__futex_wake(&h->state);
 	ipc__shm_ready(&b->shm);
@@ -155,7 +160,7 @@ static int attach(struct ipc_buffer *b, enum ipc_shm_kind kind, int64_t deadline
 	if (err)
 		return err == -EIDRM || err == -EINVAL ? -EAGAIN : err;
 	h = (struct ipc__hdr *)b->shm.base;
-	/* Pairs with the creator's release store of magic. */
+	/* Pairs with creator_init()'s release store of magic. */
 	while (ipc__load_acquire(&h->magic) != IPC__MAGIC) {
 		int busy = ipc__shm_creator_busy(&b->shm);
 		if (busy == 0 && ipc__load_acquire(&h->magic) != IPC__MAGIC)
@@ -312,7 +317,7 @@ static void give_back_locked(struct ipc_buffer *b)
 		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o))
 			continue;
 		struct ipc__chan *c = o;
-		/* Pairs with the attach's ipc__or_acq_rel of P_ATTACHED. */
+		/* Pairs with ipc_channel_add_opts()'s ipc__or_acq_rel of P_ATTACHED. */
 		if ((ipc__load_acquire(&c->flags) & IPC__P_ATTACHED) && c->prod.proc == b->proc)
 			ipc__chan_adopt_locked(b, c, b->proc);
 	}
@@ -352,15 +357,17 @@ int ipc_buffer_close(struct ipc_buffer *b, bool unlink)
 			ipc__corrupt(b, "header: %u processes counted, the process table says %s",
 			             ipc__load_relaxed(&b->hdr->nprocs), last ? "none" : "more");
 		if (last)
-			/* Pairs with attach's check of state: a late opener starts over. */
+			/* Pairs with attach()'s check of state (under L): a late
+			 * opener starts over. */
 			ipc__store_release(&b->hdr->state, IPC__ST_DESTROYED);
 		else if (unlink && !b->hdr->name_unlinked) {
 			ipc__shm_unlink(&b->shm, b->handle);
 			b->hdr->name_unlinked = 1;
 		}
 		/* The slot goes last: while we hold the lock, peers in other
-		 * PID namespaces judge us by it (holder_dead). Pairs with the
-		 * acquire loads of pid: the slot is free. */
+		 * PID namespaces judge us by it (ipc__holder_dead()).
+		 * Pairs with the acquire loads of pid in ipc__proc_alive(),
+		 * ipc__pid_alive_in(), ipc__holder_dead(): the slot is free. */
 		ipc__store_release(&p->pid, 0);
 		ipc__unlock_buf(b);
 		if (last)

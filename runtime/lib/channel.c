@@ -63,8 +63,8 @@ static struct ipc__rec *slot_rec_locked(struct ipc_buffer *b, struct ipc__chan *
 
 void ipc__chan_wake_all(struct ipc__chan *c)
 {
-	/* Pairs with nap's acquire load of each sequence word: a sleeper that read
-	 * the old value is woken, one that reads the new one does not sleep. */
+	/* Pairs with nap()'s acquire load of each sequence word: a sleeper that
+	 * read the old value is woken, one that reads the new one does not sleep. */
 	ipc__add_acq_rel(&c->cons_seq, 1);
 	ipc__futex_wake(&c->cons_seq);
 	ipc__add_acq_rel(&c->prod_seq, 1);
@@ -88,7 +88,8 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 	if (dead && role == IPC_CONSUMER && geo_ok) {
 		/* It may have died between taking the record at the head and
 		 * releasing the slot: the record goes back to the channel. */
-		/* Pairs with the ends' release stores of head and tail (ring.h). */
+		/* Pairs with the stores of head and tail in ipc__ring_take() and
+		 * ipc__ring_put(). */
 		uint64_t head = ipc__load_acquire(&c->idx.head);
 		if (head != ipc__load_acquire(&c->idx.tail)) {
 			struct ipc__rec *r = slot_rec_locked(b, c, head);
@@ -97,8 +98,8 @@ void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint
 		}
 	}
 	ipc__store_relaxed(&o->pid, 0);
-	/* Pairs with the other end's acquire load of flags (try_recv, nap,
-	 * chan_state): this end closed or died, after its last slot. */
+	/* Pairs with the acquire loads of flags in try_recv(), nap(),
+	 * chan_state(): this end closed or died, after its last slot. */
 	ipc__or_acq_rel(&c->flags, bit);
 	ipc__chan_wake_all(c);
 }
@@ -107,7 +108,8 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 {
 	if (!ipc__chan_geo_ok(b, c))
 		return; /* reported by the detach before it */
-	/* Pairs with the ends' release stores of head and tail (ring.h). */
+	/* Pairs with the stores of head and tail in ipc__ring_take() and
+	 * ipc__ring_put(). */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	/* Did it die between filling a slot and publishing tail? The consumer
 	 * may take that record already (it reads slots, not tail): count it. */
@@ -115,7 +117,8 @@ void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t 
 	ipc__ring_view_init(&v, &c->idx, c->ring, c->mask, c->capacity, false);
 	v.pos = tail;
 	if (tail - head < c->capacity && ipc__ring_peek(&v) != 0)
-		/* Pairs with the consumer's acquire loads of tail (ring.h). */
+		/* Pairs with the acquire loads of tail in ipc__ring_count() and
+		 * ipc__ring_slot_corrupt(). */
 		ipc__store_release(&c->idx.tail, ++tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
 		struct ipc__rec *r = slot_rec_locked(b, c, head);
@@ -134,13 +137,15 @@ void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *d)
 	struct ipc__chan *c = dirent_chan_locked(b, d);
 	if (!c)
 		return;
-	/* Pairs with the ends' ipc__or_acq_rel of their flags. */
+	/* Pairs with the ends' ipc__or_acq_rel of flags in
+	 * ipc__chan_end_detach_locked() and ipc_channel_add_opts(). */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	bool p_done = (f & IPC__P_ATTACHED) && (f & (IPC__P_CLOSED | IPC__P_DEAD));
 	bool c_done = (f & IPC__C_ATTACHED) && (f & (IPC__C_CLOSED | IPC__C_DEAD));
 	if (!p_done || !c_done)
 		return;
-	/* Records still queued go back to the heap. */
+	/* Records still queued go back to the heap. Pairs with the stores of
+	 * head and tail in ipc__ring_take() and ipc__ring_put(). */
 	uint64_t head = ipc__load_acquire(&c->idx.head), tail = ipc__load_acquire(&c->idx.tail);
 	for (; head != tail && tail - head <= c->mask + 1; head++) {
 		struct ipc__rec *r = slot_rec_locked(b, c, head);
@@ -218,10 +223,11 @@ int ipc_channel_add_opts(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	struct ipc__end_owner *o = role == IPC_PRODUCER ? &c->prod : &c->cons;
 	o->proc = b->proc;
 	o->start = b->start;
-	/* Pairs with peer_check's and nap's acquire loads of pid: publishes proc
-	 * and start. */
-	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
-	/* Pairs with the peer's acquire load of flags: this end is attached. */
+	/* Pairs with the acquire loads of pid in peer_check(), nap() and
+	 * peer_is_us(): publishes proc and start. */
+	ipc__store_release(&o->pid, (int32_t)b->pid);
+	/* Pairs with the peer's acquire loads of flags (try_recv(), nap()):
+	 * this end is attached. */
 	ipc__or_acq_rel(&c->flags, bit);
 	/* A peer asleep since before we came waits on nothing that says we
 	 * could die (see nap): let it look again, and watch us. */
@@ -300,7 +306,7 @@ bool ipc_channel_exists(struct ipc_tls *t, uint64_t id, int timeout_ms)
 	b = t->b;
 	deadline = ipc__now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {
-		/* Pairs with ipc__dir_insert_locked's acq_rel bump of dir_gen. */
+		/* Pairs with ipc__dir_insert_locked()'s acq_rel bump of dir_gen. */
 		uint32_t gen = ipc__load_acquire(&b->hdr->dir_gen);
 		if (ipc__lock_buf(b))
 			return false;
@@ -336,7 +342,9 @@ size_t ipc_channel_list(struct ipc_buffer *b, struct ipc_channel_info *out, size
 			memset(ci, 0, sizeof(*ci));
 			ci->id = d[i].id;
 			if (c) {
-				/* Pairs with the ends' flag updates and index stores. */
+				/* Pairs with the ends' flag updates
+				 * (ipc__chan_end_detach_locked(), ipc_channel_add_opts())
+				 * and index stores (ipc__ring_put(), ipc__ring_take()). */
 				uint32_t f = ipc__load_acquire(&c->flags);
 				uint64_t head = ipc__load_acquire(&c->idx.head);
 				uint64_t tail = ipc__load_acquire(&c->idx.tail);
@@ -373,6 +381,8 @@ static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t
 	if (!e)
 		e = ipc__end_find(t, id, IPC_PRODUCER);
 	if (e) {
+		/* Pairs with the ipc__or_acq_rel of flags in
+		 * ipc__chan_end_detach_locked() and ipc_channel_add_opts(). */
 		*flags = ipc__load_acquire(&e->c->flags);
 		*pending = ipc__ring_count(&e->c->idx);
 		return true;
@@ -382,6 +392,8 @@ static bool chan_state(struct ipc_tls *t, uint64_t id, uint32_t *flags, uint64_t
 	struct ipc__dirent *d = ipc__dir_find_locked(t->b, id);
 	c = d ? dirent_chan_locked(t->b, d) : NULL;
 	if (c) {
+		/* Pairs with the same: ipc__chan_end_detach_locked(),
+		 * ipc_channel_add_opts(). */
 		*flags = ipc__load_acquire(&c->flags);
 		*pending = ipc__ring_count(&c->idx);
 		found = true;
@@ -452,8 +464,8 @@ static struct ipc__end_owner *peer_of(struct ipc__end *e)
 static bool peer_is_us(struct ipc_tls *t, struct ipc__end *e)
 {
 	struct ipc__end_owner *o = peer_of(e);
-	/* The slot too: pids of other PID namespaces may equal ours. Pairs
-	 * with the attach's release store of pid: publishes start. */
+	/* The slot too: pids of other PID namespaces may equal ours.
+	 * Pairs with ipc_channel_add_opts()'s release store of pid: start. */
 	return ipc__load_acquire(&o->pid) == (int32_t)t->b->pid && o->proc == t->b->proc &&
 	       o->start == t->b->start;
 }
@@ -468,7 +480,8 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	e->next_check_ms = now + LIVENESS_EVERY_MS;
 	struct ipc__chan *c = e->c;
 	struct ipc__end_owner *o = peer_of(e);
-	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: start */
+	/* pairs with ipc_channel_add_opts()'s release store of pid: start */
+	pid_t pid = ipc__load_acquire(&o->pid);
 	if (pid == 0 || peer_alive(t, e, o->proc, pid, o->start))
 		return;
 	if (ipc__lock_buf(t->b))
@@ -479,11 +492,60 @@ static void peer_check(struct ipc_tls *t, struct ipc__end *e)
 	ipc__unlock_buf(t->b);
 }
 
+/* The record at offset off (read from a ring slot), checked in full
+ * (ipc__rec_fast, else ipc__rec_check for a record alone in its run): held
+ * by this process from now on, no longer queued. NULL when it is not a
+ * live record. */
+static inline __attribute__((always_inline)) struct ipc__rec *rec_take(struct ipc_buffer *b,
+                                                                      uint64_t off)
+{
+	uint64_t w, at = off - b->geo.data_off;
+	struct ipc__rec *r = ipc__rec_fast(b, at, &w);
+	if (__builtin_expect(!r, 0)) {
+		r = at < b->rec_span ? ipc__rec_check(b, b->data + at + sizeof(*r)) : NULL;
+		if (!r)
+			return NULL;
+		w = ipc__load_relaxed(&r->word);
+	}
+	ipc__store_relaxed(&r->word, (w & IPC__REC_SIZE_MASK) | (uint64_t)(b->proc + 1) << 48);
+	return r;
+}
+
 static __attribute__((noinline, cold)) int bad_slot(struct ipc__end *e, uint64_t off)
 {
 	fprintf(stderr, "libipc: channel %llu: slot holds no valid record (offset %llu): skipped\n",
 	        (unsigned long long)e->id, (unsigned long long)off);
 	return -EBADMSG;
+}
+
+/* The consumer's sleep flag was seen set after a put: clear it and wake
+ * it (the flag stays clear for the records that follow until it sleeps
+ * again). Returns IPC_TX_SUCCESS, for the send that called it. */
+static __attribute__((noinline)) int wake_consumer(struct ipc__chan *c)
+{
+	/* Pairs with nap()'s seq_cst store of the flag: one waker takes it. */
+	if (ipc__xchg_acq_rel(&c->cons_sleep, 0)) {
+		/* Pairs with nap()'s acquire load of the sequence word. */
+		ipc__add_acq_rel(&c->cons_seq, 1);
+		ipc__futex_wake(&c->cons_seq);
+	}
+	return IPC_TX_SUCCESS;
+}
+
+/* The producer's sleep flag was seen set after a take: wake it, once half
+ * the ring is free (or the ring is empty): waking it for every slot would
+ * make both sides take turns on one core. Returns IPC_TX_SUCCESS. */
+static __attribute__((noinline)) int wake_producer(struct ipc__end *e)
+{
+	struct ipc__chan *c = e->c;
+	/* Pairs with nap()'s seq_cst store of the flag: one waker takes it. */
+	if (ipc__load_relaxed(&c->idx.tail) - e->v.pos <= e->v.capacity / 2 &&
+	    ipc__xchg_acq_rel(&c->prod_sleep, 0)) {
+		/* Pairs with nap()'s acquire load of the sequence word. */
+		ipc__add_acq_rel(&c->prod_seq, 1);
+		ipc__futex_wake(&c->prod_seq);
+	}
+	return IPC_TX_SUCCESS;
 }
 
 /* try_send and try_recv are the whole fast path: inlined into every caller. */
@@ -507,11 +569,8 @@ static inline __attribute__((always_inline)) int try_send(struct ipc_tls *t, str
 	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
 	ipc__ring_put(&e->v, ipc__off(t->b, r), false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
-	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep) &&
-	    ipc__xchg_acq_rel(&c->cons_sleep, 0)) {
-		ipc__add_acq_rel(&c->cons_seq, 1);
-		ipc__futex_wake(&c->cons_seq);
-	}
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep))
+		wake_consumer(c);
 	*rec = NULL;
 	return IPC_TX_SUCCESS;
 }
@@ -525,8 +584,8 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	if (off == 0) {
 		if (t->fcount)
 			ipc__free_flush(t); /* idle: count batched frees now */
-		/* Pairs with the producer's ipc__or_acq_rel of P_CLOSED / P_DEAD, made
-		 * after its last put. */
+		/* Pairs with ipc__chan_end_detach_locked()'s ipc__or_acq_rel of
+		 * P_CLOSED / P_DEAD, made after the producer's last put. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		/* Closed or dead after its last put: look once more. */
 		if (!(f & (IPC__P_CLOSED | IPC__P_DEAD)) || !ipc__ring_empty(&e->v))
@@ -537,18 +596,11 @@ static inline __attribute__((always_inline)) int try_recv(struct ipc_tls *t, str
 	 * reaches the caller) and ours before the slot is released: if we die
 	 * in between, the reaper finds it at the head of the ring and gives it
 	 * back to the channel. */
-	struct ipc__rec *r = ipc__rec_take(t->b, off, t->b->proc + 1);
+	struct ipc__rec *r = rec_take(t->b, off);
 	ipc__ring_take(&e->v, false);
 	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
-	/* Wake a sleeping producer only once half the ring is free (or the
-	 * ring is empty): waking it for every slot would make both sides take
-	 * turns on one core. */
-	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->prod_sleep) &&
-	    ipc__load_relaxed(&c->idx.tail) - e->v.pos <= e->v.capacity / 2 &&
-	    ipc__xchg_acq_rel(&c->prod_sleep, 0)) {
-		ipc__add_acq_rel(&c->prod_seq, 1);
-		ipc__futex_wake(&c->prod_seq);
-	}
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->prod_sleep))
+		wake_producer(e);
 	if (__builtin_expect(!r, 0))
 		return bad_slot(e, off);
 	/* No prefetch of the next record here: while the consumer keeps up,
@@ -582,18 +634,22 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 	bool prod = e->role == IPC_PRODUCER;
 	ipc_a32 *seq = prod ? &c->prod_seq : &c->cons_seq;
 	ipc_a32 *flag = prod ? &c->prod_sleep : &c->cons_sleep;
-	/* Pairs with the waker's acq_rel bump of the sequence word. */
+	/* Pairs with the acq_rel bump of the sequence word in wake_consumer(),
+	 * wake_producer() and ipc__chan_wake_all(). */
 	uint32_t s = ipc__load_acquire(seq);
 	bool fresh = ipc__load_relaxed(flag) == 0;
 
-	/* seq_cst flag store, then seq_cst index load: pairs with the other side's
-	 * index store and flag load (see the top of this file): either it sees
-	 * the flag or this sees its index. */
+	/* seq_cst flag store, then seq_cst index load (see the top of this
+	 * file): either the other side sees the flag or this sees its index.
+	 * Pairs with its flag load (try_send(), try_recv(), send_fast(),
+	 * recv_fast()) and its index store (ipc__ring_put(), ipc__ring_take()). */
 	if (fresh)
 		ipc__store_seq_cst(flag, 1);
+	/* pairs with ipc__ring_put()'s / ipc__ring_take()'s index store */
 	bool still = prod ? e->v.pos - ipc__load_seq_cst(&c->idx.head) >= e->v.capacity
 	                  : ipc__load_seq_cst(&c->idx.tail) == e->v.pos;
-	/* Pairs with the peer's ipc__or_acq_rel of its closed / dead flag. */
+	/* Pairs with ipc__chan_end_detach_locked()'s ipc__or_acq_rel of the
+	 * peer's closed / dead flag. */
 	uint32_t f = ipc__load_acquire(&c->flags);
 	if (!still || (f & (prod ? (IPC__C_CLOSED | IPC__C_DEAD) : (IPC__P_CLOSED | IPC__P_DEAD))))
 		return;
@@ -601,7 +657,8 @@ static void nap(struct ipc_tls *t, struct ipc__end *e, int64_t left_ms)
 	if (fresh && (us < 0 || us > FIRST_NAP_US))
 		us = FIRST_NAP_US;
 	struct ipc__end_owner *o = peer_of(e);
-	pid_t pid = ipc__load_acquire(&o->pid); /* pairs with the attach: proc */
+	/* pairs with ipc_channel_add_opts()'s release store of pid: proc */
+	pid_t pid = ipc__load_acquire(&o->pid);
 	/* Nothing to watch while the peer has not attached (its attach wakes
 	 * us), nor when it is a thread of ours (it cannot die without us). */
 	if ((pid == 0 && !(f & (prod ? IPC__C_ATTACHED : IPC__P_ATTACHED))) || peer_is_us(t, e)) {
@@ -722,7 +779,16 @@ static __attribute__((noinline)) int recv_wait_slow(struct ipc_tls *t, struct ip
 	return wait_loop(t, e, rec, timeout_ms, try_recv);
 }
 
-int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
+/*
+ * The public calls. Each tries the common case first without any call, so
+ * that it needs no stack frame: a valid handle, the end used last, a
+ * record whose check word is right (send; the receiver checks it in full)
+ * or that passes ipc__rec_fast (receive), room (or a record) in the ring, no
+ * sleeper to wake. Everything else, errors included, goes to its _slow
+ * twin, which starts over with the full checks.
+ */
+static __attribute__((noinline)) int send_slow(struct ipc_tls *t, uint64_t id, void **rec,
+                                               int timeout_ms, bool wait)
 {
 	struct ipc__end *e;
 	int bad = ipc__tls_check(t);
@@ -731,12 +797,13 @@ int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
 	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
 		return -ENOENT;
 	int rc = try_send(t, e, rec);
-	if (rc == IPC_TX_RETRY)
-		rc = stalled(t, e);
-	return rc;
+	if (rc != IPC_TX_RETRY)
+		return rc;
+	return wait ? send_wait_slow(t, e, rec, timeout_ms) : stalled(t, e);
 }
 
-int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
+static __attribute__((noinline)) int recv_slow(struct ipc_tls *t, uint64_t id, void **rec,
+                                               int timeout_ms, bool wait)
 {
 	struct ipc__end *e;
 	int bad = ipc__tls_check(t);
@@ -745,31 +812,119 @@ int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
 	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
 		return -ENOENT;
 	int rc = try_recv(t, e, rec);
-	if (rc == IPC_TX_RETRY && (rc = stalled(t, e)) == IPC_TX_RETRY)
+	if (rc != IPC_TX_RETRY)
+		return rc;
+	if (wait)
+		return recv_wait_slow(t, e, rec, timeout_ms);
+	if ((rc = stalled(t, e)) == IPC_TX_RETRY)
 		rc = try_recv(t, e, rec);
 	return rc;
 }
 
+/* What the fast paths return besides IPC_TX_SUCCESS: done, and the peer
+ * sleeps (the caller wakes it with a tail call); not done (the caller
+ * starts over on its slow path). */
+#define FAST_WAKE (-1)
+#define FAST_NOT (IPC_TX_RETRY)
+
+/* try_send's common case; FAST_NOT for anything else (nothing done). */
+static inline __attribute__((always_inline)) int send_fast(struct ipc_tls *t, uint64_t id,
+                                                           void **rec)
+{
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
+		return FAST_NOT;
+	struct ipc__end *e = t->last[IPC_PRODUCER & 3];
+	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
+		return FAST_NOT;
+	struct ipc_buffer *b = t->b;
+	struct ipc__chan *c = e->c;
+	uint64_t w;
+	/* What send needs of the record (it reads nothing else of it): inside
+	 * the mapping, aligned, its check word right; the receiver checks the
+	 * rest (ipc__rec_fast). */
+	uintptr_t p = (uintptr_t)*rec;
+	struct ipc__rec *r = (struct ipc__rec *)p - 1;
+	if (__builtin_expect((p & 15) || p - (uintptr_t)b->data - sizeof(*r) >= b->rec_span, 0))
+		return FAST_NOT;
+	w = ipc__load_relaxed(&r->word);
+	if (ipc__load_relaxed(&r->check) !=
+	    ipc__rec_check_word(w & IPC__REC_SIZE_MASK, ipc__load_relaxed(&r->slab)))
+		return FAST_NOT;
+	/* held by us (not queued, not another's), the consumer there, room */
+	if (__builtin_expect((w >> 48) != b->proc + 1 ||
+	                     (ipc__load_relaxed(&c->flags) & (IPC__C_CLOSED | IPC__C_DEAD)) ||
+	                     ipc__ring_full(&e->v), 0))
+		return FAST_NOT;
+	ipc__store_relaxed(&r->word, w | IPC__REC_QUEUED);
+	ipc__ring_put(&e->v, ipc__off(b, r), false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
+	*rec = NULL;
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&c->cons_sleep))
+		return FAST_WAKE;
+	return IPC_TX_SUCCESS;
+}
+
+/* try_recv's common case; FAST_NOT for anything else (nothing done). */
+static inline __attribute__((always_inline)) int recv_fast(struct ipc_tls *t, uint64_t id,
+                                                           void **rec)
+{
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
+		return FAST_NOT;
+	struct ipc__end *e = t->last[IPC_CONSUMER & 3];
+	if (__builtin_expect(!e || e->id != id || e->used != 1, 0))
+		return FAST_NOT;
+	struct ipc_buffer *b = t->b;
+	uint64_t w;
+	/* An empty slot (0) fails the check too: 0 lies before the heap. */
+	struct ipc__rec *r = ipc__rec_fast(b, ipc__ring_peek(&e->v) - b->geo.data_off, &w);
+	if (__builtin_expect(!r, 0))
+		return FAST_NOT;
+	/* Ours before the slot is released (see try_recv). */
+	ipc__store_relaxed(&r->word, (w & IPC__REC_SIZE_MASK) | (uint64_t)(b->proc + 1) << 48);
+	ipc__ring_take(&e->v, false);
+	atomic_signal_fence(memory_order_seq_cst); /* keep the flag load after it */
+	*rec = r + 1;
+	if (e->wait != IPC_WAIT_SPIN && ipc__load_relaxed(&e->c->prod_sleep))
+		return FAST_WAKE;
+	return IPC_TX_SUCCESS;
+}
+
+int ipc_record_send(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	int rc = send_fast(t, id, rec);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_consumer(t->last[IPC_PRODUCER & 3]->c);
+	return send_slow(t, id, rec, 0, false);
+}
+
+int ipc_record_recv(struct ipc_tls *t, uint64_t id, void **rec)
+{
+	int rc = recv_fast(t, id, rec);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_producer(t->last[IPC_CONSUMER & 3]);
+	return recv_slow(t, id, rec, 0, false);
+}
+
 int ipc_record_send_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
-	struct ipc__end *e;
-	int bad = ipc__tls_check(t);
-	if (bad || !rec)
-		return bad ? bad : -EINVAL;
-	if (!(e = ipc__end_find(t, id, IPC_PRODUCER)))
-		return -ENOENT;
-	int rc = try_send(t, e, rec);
-	return rc != IPC_TX_RETRY ? rc : send_wait_slow(t, e, rec, timeout_ms);
+	int rc = send_fast(t, id, rec);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_consumer(t->last[IPC_PRODUCER & 3]->c);
+	return send_slow(t, id, rec, timeout_ms, true);
 }
 
 int ipc_record_recv_wait(struct ipc_tls *t, uint64_t id, void **rec, int timeout_ms)
 {
-	struct ipc__end *e;
-	int bad = ipc__tls_check(t);
-	if (bad || !rec)
-		return bad ? bad : -EINVAL;
-	if (!(e = ipc__end_find(t, id, IPC_CONSUMER)))
-		return -ENOENT;
-	int rc = try_recv(t, e, rec);
-	return rc != IPC_TX_RETRY ? rc : recv_wait_slow(t, e, rec, timeout_ms);
+	int rc = recv_fast(t, id, rec);
+	if (__builtin_expect(rc == IPC_TX_SUCCESS, 1))
+		return rc;
+	if (rc == FAST_WAKE)
+		return wake_producer(t->last[IPC_CONSUMER & 3]);
+	return recv_slow(t, id, rec, timeout_ms, true);
 }

@@ -85,7 +85,8 @@ int ipc__dir_insert_locked(struct ipc_buffer *b, uint64_t id, uint64_t off)
 	d[i].id = id;
 	d[i].off = off;
 	h->dir_live++;
-	/* Pairs with ipc_channel_exists' acquire load of dir_gen: the entry is in. */
+	/* Pairs with ipc_channel_exists()'s acquire load of dir_gen: the
+	 * entry is in. */
 	ipc__add_acq_rel(&h->dir_gen, 1);
 	ipc__futex_wake(&h->dir_gen);
 	return 0;

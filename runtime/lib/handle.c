@@ -18,7 +18,8 @@
 
 #define MAX_OPEN 256
 
-static _Atomic(struct ipc_buffer *) open_bufs[MAX_OPEN];
+/* Read inline by ipc_record_size (its first entry; internal.h). */
+_Atomic(struct ipc_buffer *) ipc__open_bufs[MAX_OPEN];
 static ipc_a32 unlisted; /* buffers open beyond MAX_OPEN */
 static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -26,9 +27,11 @@ void ipc__handle_register(struct ipc_buffer *b)
 {
 	pthread_mutex_lock(&open_mu);
 	for (int i = 0; i < MAX_OPEN; i++) {
-		if (atomic_load_explicit(&open_bufs[i], memory_order_relaxed) == NULL) {
-			/* Pairs with ipc__handle_find's acquire: publishes b's views. */
-			atomic_store_explicit(&open_bufs[i], b, memory_order_release);
+		if (atomic_load_explicit(&ipc__open_bufs[i], memory_order_relaxed) == NULL) {
+			/* Pairs with the acquire loads of the table in
+			 * ipc__handle_find() and ipc_record_size(): publishes b's
+			 * views. */
+			atomic_store_explicit(&ipc__open_bufs[i], b, memory_order_release);
 			b->listed = true;
 			break;
 		}
@@ -42,8 +45,8 @@ void ipc__handle_unregister(struct ipc_buffer *b)
 {
 	pthread_mutex_lock(&open_mu);
 	for (int i = 0; b->listed && i < MAX_OPEN; i++) {
-		if (atomic_load_explicit(&open_bufs[i], memory_order_relaxed) == b) {
-			atomic_store_explicit(&open_bufs[i], NULL, memory_order_relaxed);
+		if (atomic_load_explicit(&ipc__open_bufs[i], memory_order_relaxed) == b) {
+			atomic_store_explicit(&ipc__open_bufs[i], NULL, memory_order_relaxed);
 			break;
 		}
 	}
@@ -57,8 +60,9 @@ struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere)
 {
 	uintptr_t a = (uintptr_t)p;
 	for (int i = 0; i < MAX_OPEN; i++) {
-		/* Pairs with ipc__handle_register's release store: b's views are set. */
-		struct ipc_buffer *b = atomic_load_explicit(&open_bufs[i], memory_order_acquire);
+		/* Pairs with ipc__handle_register()'s release store: b's views
+		 * are set. */
+		struct ipc_buffer *b = atomic_load_explicit(&ipc__open_bufs[i], memory_order_acquire);
 		if (b && a - (uintptr_t)b->data < b->map_size - b->geo.data_off)
 			return b;
 	}

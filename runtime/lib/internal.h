@@ -6,7 +6,9 @@
  * Naming: a function that expects the buffer's lock (L, ipc__lock_buf) held
  * ends in _locked; one that takes L itself does not; the few that serve both
  * take `bool locked`. heap.c is the exception: all of it runs under L
- * (heap.h). Every acquire and release says what it pairs with.
+ * (heap.h). Every acquire and release names the function(s) on its other
+ * side. Both rules: CONTRIBUTING.md, "Locks and atomics"; checked by
+ * tests/integration/lib_rules.sh.
  */
 #ifndef IPC_INTERNAL_H
 #define IPC_INTERNAL_H
@@ -197,6 +199,12 @@ static inline int ipc__tls_check(const struct ipc_tls *t)
 		return 0;
 	return ipc__handle_bad(t, t ? t->live : 0);
 }
+/* The same test without the call, for the hot paths' first look (their
+ * slow path runs ipc__tls_check for the error). */
+static inline bool ipc__tls_ok(const struct ipc_tls *t)
+{
+	return __builtin_expect(t && t->live == ipc__live_token, 1);
+}
 static inline int ipc__buf_check(const struct ipc_buffer *b)
 {
 	if (__builtin_expect(b && b->live == ipc__live_token, 1))
@@ -210,6 +218,10 @@ static inline int ipc__buf_check(const struct ipc_buffer *b)
 void ipc__handle_register(struct ipc_buffer *b);
 void ipc__handle_unregister(struct ipc_buffer *b);
 struct ipc_buffer *ipc__handle_find(const void *p, bool *maybe_elsewhere);
+/* The table itself (handle.c), for ipc_record_size's first look: its first
+ * entry, loaded with acquire (which pairs with ipc__handle_register()'s
+ * release store), is the buffer of most programs. */
+extern __attribute__((visibility("hidden"))) _Atomic(struct ipc_buffer *) ipc__open_bufs[];
 
 /* A handle libipc accepts (see IPC_HANDLE_MAX; handle.c). */
 bool ipc__handle_ok(const char *h);
@@ -288,7 +300,8 @@ void ipc__end_del(struct ipc_tls *t, struct ipc__end *e);
 /* Records (record.c). ipc__rec_check: the header of payload if it is a live record
  * of this buffer, checked against its slab too (before the slab is used);
  * ipc__rec_check_fast: only inside the mapping, aligned, its check word
- * right (enough to read it and pass it on: send and receive). */
+ * right (enough to read it and pass it on: send, whose receiver checks it
+ * in full). */
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload);
 static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
                                                    const void *payload)
@@ -304,54 +317,48 @@ static inline struct ipc__rec *ipc__rec_check_fast(const struct ipc_buffer *b,
 		return NULL;
 	return r;
 }
-/* r (checked by ipc__rec_check_fast) lies where its slab field says: alone
- * in a run of kind IPC__BLK_RECORD that holds it all, or inside a live slab
- * whose length stays inside the heap. */
+/* r (checked by ipc__rec_check_fast) is alone in a run of kind
+ * IPC__BLK_RECORD that holds it all. */
 bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r);
-static inline bool ipc__rec_in_place(const struct ipc_buffer *b, struct ipc__rec *r)
+/*
+ * The hot paths' check (send excepted: ipc__rec_check_fast), fused and
+ * without a call: the header at byte `at` of the heap (from b->data) is a
+ * live record of this buffer carved from a live slab that holds it whole:
+ * inside the mapping, aligned, its check word right, its slab's magic
+ * right and its run inside the heap, the record (header and size) inside
+ * that slab after the slab's header. Each shared field is loaded once;
+ * *word gets the record's word. NULL when it is not, and for a record
+ * alone in its run: callers then take their slow path, which checks in
+ * full (ipc__rec_check) and reports.
+ */
+static inline __attribute__((always_inline)) struct ipc__rec *
+ipc__rec_fast(const struct ipc_buffer *b, uint64_t at, uint64_t *word)
 {
+	if ((at & 15) || at >= b->rec_span) /* also: the header fits before the end */
+		return NULL;
+	struct ipc__rec *r = (struct ipc__rec *)(void *)(b->data + at);
+	uint64_t w = ipc__load_relaxed(&r->word), size = w & IPC__REC_SIZE_MASK;
 	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (slab == IPC__REC_DIRECT)
-		return ipc__rec_direct_ok(b, r);
-	if (slab >= b->geo.nblocks)
-		return false;
-	const struct ipc__slab *s = (const struct ipc__slab *)ipc__block_ptr(b, slab);
-	uint32_t nblocks = s->nblocks;
-	return s->magic == IPC__SLAB_MAGIC && nblocks <= b->geo.nblocks - slab &&
-	       (const char *)r >= (const char *)s + IPC__SLAB_HDR &&
-	       (const char *)(r + 1) + ipc__rec_size(r) <=
-	               (const char *)s + (size_t)nblocks * IPC_BLOCK;
-}
-/* The receive path's check, fused: the record at offset off (read from a
- * ring slot) is a live record of this buffer that its slab or run holds
- * whole (ipc__rec_check's checks, each field loaded once); then it is held
- * by holder, no longer queued. NULL when it is not. */
-static inline struct ipc__rec *ipc__rec_take(const struct ipc_buffer *b, uint64_t off,
-                                             uint32_t holder)
-{
-	uint64_t at = off - (uint64_t)(b->data - b->base); /* from the heap's start */
-	if ((off & 15) || at >= b->rec_span) /* also: the header fits before the end */
+	uint64_t first = (uint64_t)slab * IPC_BLOCK; /* its slab's, from the heap's start */
+	/* r after the slab's header: then the slab's header lies inside the
+	 * mapping too (below r); IPC__REC_DIRECT fails here */
+	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab) ||
+	    at < first + IPC__SLAB_HDR)
 		return NULL;
-	struct ipc__rec *r = (struct ipc__rec *)(b->base + off);
-	uint64_t size = ipc__load_relaxed(&r->word) & IPC__REC_SIZE_MASK;
-	uint32_t slab = ipc__load_relaxed(&r->slab);
-	if (ipc__load_relaxed(&r->check) != ipc__rec_check_word(size, slab))
+	const struct ipc__slab *s = (const struct ipc__slab *)(void *)(b->data + first);
+	uint64_t last = (uint64_t)slab + s->nblocks; /* the block after the slab */
+	/* the slab's run inside the heap, the whole record inside the slab */
+	if (s->magic != IPC__SLAB_MAGIC || last > b->geo.nblocks ||
+	    at + sizeof(*r) + size > last * IPC_BLOCK)
 		return NULL;
-	if (__builtin_expect(slab != IPC__REC_DIRECT, 1)) {
-		if (slab >= b->geo.nblocks)
-			return NULL;
-		const struct ipc__slab *s = (const struct ipc__slab *)ipc__block_ptr(b, slab);
-		uint64_t in = at - (uint64_t)slab * IPC_BLOCK; /* r's offset in its slab */
-		uint32_t nblocks = s->nblocks;
-		if (s->magic != IPC__SLAB_MAGIC || nblocks > b->geo.nblocks - slab ||
-		    in < IPC__SLAB_HDR || in + sizeof(*r) > (uint64_t)nblocks * IPC_BLOCK ||
-		    size > (uint64_t)nblocks * IPC_BLOCK - in - sizeof(*r))
-			return NULL;
-	} else if (!ipc__rec_direct_ok(b, r)) {
-		return NULL;
-	}
-	ipc__store_relaxed(&r->word, size | (uint64_t)holder << 48);
+	*word = w;
 	return r;
+}
+/* The heap byte of the header of payload p (huge when p is below the heap:
+ * ipc__rec_fast rejects it). */
+static inline uint64_t ipc__rec_at(const struct ipc_buffer *b, const void *p)
+{
+	return (uint64_t)((uintptr_t)p - (uintptr_t)b->data - sizeof(struct ipc__rec));
 }
 
 /* Free a record; locked: L held. Returns 1 when that emptied its slab (which
@@ -378,6 +385,7 @@ void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_
 void ipc__chan_maybe_destroy_locked(struct ipc_buffer *b, struct ipc__dirent *e);
 void ipc__chan_end_detach_locked(struct ipc_buffer *b, struct ipc__chan *c, uint8_t role,
                                  bool dead);
+/* Wake both ends' sleepers (no lock needed). */
 void ipc__chan_wake_all(struct ipc__chan *c);
 /* Records queued by dead producer slot proc now belong to the channel. */
 void ipc__chan_adopt_locked(struct ipc_buffer *b, struct ipc__chan *c, uint32_t proc);

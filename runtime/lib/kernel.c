@@ -64,16 +64,16 @@ static void enter_slow(struct ipc_kernel *k)
 	for (;;) {
 		if (ipc__load_relaxed(&ipc__kernel_membarrier)) {
 			ipc__store_relaxed(&k->busy, 0);
-			while (ipc__load_acquire(&k->steal))
+			while (ipc__load_acquire(&k->steal)) /* pairs with give_back() */
 				sched_yield();
 			ipc__store_relaxed(&k->busy, 1);
 			/* compiler ordering only: membarrier orders the CPUs */
 			atomic_signal_fence(memory_order_seq_cst);
-			if (!ipc__load_acquire(&k->steal))
+			if (!ipc__load_acquire(&k->steal)) /* pairs with take() */
 				return;
 		} else {
 			uint32_t zero = 0;
-			if (ipc__cas_acq_rel(&k->busy, &zero, 1))
+			if (ipc__cas_acq_rel(&k->busy, &zero, 1)) /* pairs with give_back() */
 				return;
 			sched_yield();
 		}
@@ -88,7 +88,7 @@ static inline void enter(struct ipc_kernel *k)
 	if (ipc__load_relaxed(&ipc__kernel_membarrier)) {
 		ipc__store_relaxed(&k->busy, 1);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1))
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) /* pairs with take() */
 			return;
 	}
 	enter_slow(k);
@@ -97,7 +97,7 @@ static inline void enter(struct ipc_kernel *k)
 static inline void leave(struct ipc_kernel *k)
 {
 	if (k->lingering)
-		ipc__store_release(&k->busy, 0);
+		ipc__store_release(&k->busy, 0); /* pairs with take() */
 }
 
 /* ipcrun's watchdog: which port the kernel waits on, while it waits. */
@@ -105,6 +105,7 @@ static void wait_mark(struct ipc_port *p, bool on)
 {
 	struct ipc_kernel *k = p->k;
 	if (k->waiting)
+		/* pairs with waits_on() and all_waiting() (ipcrun's run.c) */
 		ipc__store_release(k->waiting, on ? (uint32_t)(p - k->port) + 1 : 0);
 }
 
@@ -151,7 +152,7 @@ const char *ipc_port_name(const struct ipc_port *p)
 
 bool ipc_stopping(struct ipc_kernel *k)
 {
-	/* pairs with the runner's store_release of the flag; nothing else is
+	/* pairs with ir_runner_main()'s store_release of the flag; nothing else is
 	 * published with it */
 	return k && k->stop && ipc__load_acquire(k->stop) != 0;
 }
@@ -424,7 +425,7 @@ static int open_batch(struct ipc_port *out, size_t n)
 	b->eager = now - b->last_ns >= linger;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
-	ipc__store_seq_cst(&b->open_ns, now);
+	ipc__store_seq_cst(&b->open_ns, now); /* pairs with linger_main(), linger_scan() */
 	ipc__linger_poke();
 	return 0;
 }
@@ -544,7 +545,7 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 		struct ipc__bout *b = &out->bo;
 		ipc__store_relaxed(&k->busy, 1);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) {
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) { /* pairs with take() */
 			if (__builtin_expect(b->rec && b->width == n && n &&
 			                     b->used + n <= b->cap, 1)) {
 				if (n == 8) /* the commonest: a number, copied inline */
@@ -553,7 +554,7 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 					memcpy(b->data + b->used, item, n);
 				b->used += (uint32_t)n;
 				b->count++;
-				ipc__store_release(&k->busy, 0);
+				ipc__store_release(&k->busy, 0); /* pairs with take() */
 				return 0;
 			}
 			uint32_t len = (uint32_t)n, pl = pad4(len);
@@ -566,11 +567,11 @@ int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 				memset(p + 4 + n, 0, pl - len);
 				b->used += 4 + pl;
 				b->count++;
-				ipc__store_release(&k->busy, 0);
+				ipc__store_release(&k->busy, 0); /* pairs with take() */
 				return 0;
 			}
 		}
-		ipc__store_release(&k->busy, 0);
+		ipc__store_release(&k->busy, 0); /* pairs with take() */
 	}
 	return emit_other(out, item, n);
 }

@@ -73,7 +73,7 @@ static void lg_setup(void)
 
 void ipc__linger_poke(void)
 {
-	if (ipc__load_seq_cst(&lg_idle)) {
+	if (ipc__load_seq_cst(&lg_idle)) { /* pairs with linger_main()'s store */
 		pthread_mutex_lock(&lg_mu);
 		pthread_cond_signal(&lg_cv);
 		pthread_mutex_unlock(&lg_mu);
@@ -84,23 +84,23 @@ void ipc__linger_poke(void)
 static bool take(struct ipc_kernel *k)
 {
 	if (ipc__load_relaxed(&ipc__kernel_membarrier)) {
-		ipc__store_seq_cst(&k->steal, 1);
+		ipc__store_seq_cst(&k->steal, 1); /* pairs with enter(), enter_slow() */
 		if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-		    ipc__load_acquire(&k->busy) == 0)
+		    ipc__load_acquire(&k->busy) == 0) /* pairs with leave(), ipc_emit() */
 			return true;
-		ipc__store_release(&k->steal, 0);
+		ipc__store_release(&k->steal, 0); /* pairs with enter(), enter_slow() */
 		return false;
 	}
 	uint32_t zero = 0;
-	return ipc__cas_acq_rel(&k->busy, &zero, 2);
+	return ipc__cas_acq_rel(&k->busy, &zero, 2); /* pairs with leave(), ipc_emit() */
 }
 
 static void give_back(struct ipc_kernel *k)
 {
 	if (ipc__load_relaxed(&ipc__kernel_membarrier))
-		ipc__store_release(&k->steal, 0);
+		ipc__store_release(&k->steal, 0); /* pairs with enter(), enter_slow() */
 	else
-		ipc__store_release(&k->busy, 0);
+		ipc__store_release(&k->busy, 0); /* pairs with enter_slow()'s CAS */
 }
 
 /* One look at every kernel (lg_mu held): send the batches due; returns the
@@ -112,7 +112,7 @@ static uint64_t linger_scan(void)
 		uint64_t linger = k->linger_ns ? k->linger_ns : IPC__LINGER_DEFAULT_NS;
 		bool due = false;
 		for (size_t i = k->nin; i < k->nin + k->nout; i++) {
-			uint64_t o = ipc__load_seq_cst(&k->port[i].bo.open_ns);
+			uint64_t o = ipc__load_seq_cst(&k->port[i].bo.open_ns); /* pairs with open_batch() */
 			if (!o)
 				continue;
 			if (o + linger <= now)
@@ -146,7 +146,7 @@ static void *linger_main(void *arg)
 	for (;;) {
 		uint64_t next = linger_scan();
 		if (!next) {
-			ipc__store_seq_cst(&lg_idle, 1);
+			ipc__store_seq_cst(&lg_idle, 1); /* pairs with ipc__linger_poke() */
 			/* a batch opened meanwhile would be missed otherwise */
 			next = linger_scan();
 			if (!next) {

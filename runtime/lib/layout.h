@@ -424,12 +424,16 @@ struct ipc__proc *ipc__proc_at(const struct ipc_buffer *b, uint32_t i);
 struct ipc__tslot *ipc__tslot_at(const struct ipc_buffer *b, uint32_t i);
 struct ipc__dirent *ipc__dirent_at(const struct ipc_buffer *b, uint32_t i);
 
-/* The object at offset off read from shared memory (L held): the first
- * block of a heap run of that kind, whose header agrees with the run (a
- * slab's magic and length; a channel's id, type, mask and capacity; a
- * segment's id, type and size). NULL otherwise; these do not report, their
- * callers do, naming where the offset came from. *bytes (if not NULL): the
- * run's bytes. */
+/* The object at offset off read from shared memory: the first block of a
+ * heap run of that kind, whose header agrees with the run (a slab's magic
+ * and length; a channel's id, type, mask and capacity; a segment's id, type
+ * and size). NULL otherwise; these do not report, their callers do, naming
+ * where the offset came from. *bytes (if not NULL): the run's bytes. They
+ * read the heap's run table, which changes under L: with L taken the answer
+ * stays true; without it (slab_refill's spare slab, the free of a record
+ * alone in its run) it is true when read, which is enough for an object
+ * the caller owns (an empty slab given to it, a record it holds), and the
+ * heap checks the run again under L before it frees it. */
 uint32_t ipc__run_kind(const struct ipc_buffer *b, uint64_t off, uint64_t *bytes);
 struct ipc__slab *ipc__slab_at(const struct ipc_buffer *b, uint64_t off);
 struct ipc__chan *ipc__chan_at(const struct ipc_buffer *b, uint64_t off, uint64_t id);

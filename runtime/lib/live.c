@@ -26,6 +26,8 @@ bool ipc__proc_same_ns(struct ipc_buffer *b, uint32_t proc)
  * namespace). */
 static int life_verdict(const struct ipc__proc *p, uint64_t my_ns)
 {
+	/* Pairs with keeper_main()'s release store of its thread id (notice.c);
+	 * the kernel's FUTEX_OWNER_DIED is set at the keeper's death. */
 	uint32_t life = ipc__load_acquire(&((struct ipc__proc *)p)->life);
 	bool same = my_ns != 0 && p->pidns == my_ns;
 	if (life & FUTEX_OWNER_DIED)
@@ -49,6 +51,8 @@ bool ipc__proc_alive(struct ipc_buffer *b, uint32_t proc, pid_t pid, uint64_t st
 	if (pid <= 0 || proc >= b->geo.max_procs)
 		return false;
 	struct ipc__proc *p = ipc__proc_at(b, proc);
+	/* Pairs with the release stores of pid in proc_attach_locked(),
+	 * ipc_buffer_close() and ipc__reap_locked(): start is pid's. */
 	if (ipc__load_acquire(&p->pid) != pid || p->start != start)
 		return false; /* the slot changed hands: it closed or was reaped */
 	return ipc__slot_alive(p, pid, start, b->pidns);
@@ -58,6 +62,7 @@ bool ipc__pid_alive_in(struct ipc_buffer *b, pid_t pid, uint64_t start)
 {
 	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
 		struct ipc__proc *p = ipc__proc_at(b, i);
+		/* pairs with proc_attach_locked()'s release store of pid */
 		if (ipc__load_acquire(&p->pid) == pid && p->start == start)
 			return ipc__slot_alive(p, pid, start, b->pidns);
 	}
@@ -81,6 +86,7 @@ bool ipc__holder_dead(void *ctx, uint64_t h)
 		return !ipc__pid_alive(pid, 0);
 	for (uint32_t i = 0; i < b->geo.max_procs; i++) {
 		struct ipc__proc *p = ipc__proc_at(b, i);
+		/* pairs with proc_attach_locked()'s release store of pid */
 		if (ipc__load_acquire(&p->pid) == pid && (uint32_t)p->pidns == ns)
 			return life_verdict(p, b->pidns) == 0;
 	}

@@ -126,17 +126,23 @@ static void *keeper_main(void *arg)
 	head.futex_offset = (long)((char *)life - (char *)&entry);
 	head.list_op_pending = NULL;
 	bool armed = syscall(SYS_set_robust_list, &head, sizeof(head)) == 0;
+	/* Pairs with the acquire loads of life in ipc__notice_arm(),
+	 * ipc__notice_pass() and life_verdict() (live.c). */
 	if (armed)
 		ipc__store_release(life, (uint32_t)gettid());
-	ipc__store_release(&b->keeper_state, armed ? 1 : 2); /* tell the opener */
+	/* tell the opener; pairs with ipc__keeper_start()'s acquire load */
+	ipc__store_release(&b->keeper_state, armed ? 1 : 2);
 	private_wake(&b->keeper_state);
 
+	/* pairs with ipc__keeper_stop()'s release store of keeper_quit */
 	while (ipc__load_acquire(&b->keeper_quit) == 0)
 		private_wait(&b->keeper_quit, 0);
 
 	/* The process closes the buffer: nobody should count on this word. */
 	if (armed) {
 		syscall(SYS_set_robust_list, saved, saved_len);
+		/* Pairs with ipc__notice_arm()'s CAS (FUTEX_WAITERS) and the
+		 * acquire loads of life in ipc__notice_pass(), life_verdict(). */
 		if (ipc__xchg_acq_rel(life, 0) & FUTEX_WAITERS)
 			ipc__futex_wake(life);
 	}
@@ -166,6 +172,7 @@ void ipc__keeper_start(struct ipc_buffer *b)
 	pthread_attr_destroy(&a);
 	if (!b->keeper_on)
 		return; /* peers look at us in slices instead */
+	/* pairs with keeper_main()'s release store of keeper_state */
 	while (ipc__load_acquire(&b->keeper_state) == 0)
 		private_wait(&b->keeper_state, 0);
 }
@@ -174,6 +181,7 @@ void ipc__keeper_stop(struct ipc_buffer *b)
 {
 	if (!b->keeper_on)
 		return;
+	/* pairs with keeper_main()'s acquire load of keeper_quit */
 	ipc__store_release(&b->keeper_quit, 1);
 	private_wake(&b->keeper_quit);
 	pthread_join(b->keeper, NULL);
@@ -185,6 +193,7 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 	if (proc >= b->geo.max_procs)
 		return 0;
 	ipc_a32 *life = &slot(b, proc)->life;
+	/* pairs with keeper_main()'s release store of its thread id */
 	uint32_t w = ipc__load_acquire(life);
 	bool usable = !ipc__load_relaxed(&waitv_missing);
 	for (;;) {
@@ -194,6 +203,8 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 			return 0;
 		if (w & FUTEX_WAITERS)
 			break;
+		/* Pairs with keeper_main()'s stores of life (its thread id,
+		 * then 0 with an exchange) and other waiters' CAS. */
 		if (atomic_compare_exchange_weak_explicit(life, &w, w | FUTEX_WAITERS,
 		                                          memory_order_acq_rel,
 		                                          memory_order_acquire)) {
@@ -208,6 +219,7 @@ int ipc__notice_arm(struct ipc_buffer *b, uint32_t proc, uint32_t *seen)
 bool ipc__notice_pass(struct ipc_buffer *b, uint32_t proc, uint32_t seen)
 {
 	ipc_a32 *life = &slot(b, proc)->life;
+	/* pairs with keeper_main()'s exchange of life at its stop */
 	uint32_t w = ipc__load_acquire(life);
 	if (w == seen)
 		return false;
@@ -227,6 +239,7 @@ static bool waiters_join(struct ipc__proc *p)
 		solo = (old & ~WAITERS_SOLO) == 0;
 		displaced = !solo && (old & WAITERS_SOLO);
 		nw = ((old & ~WAITERS_SOLO) + 1) | (solo ? WAITERS_SOLO : 0);
+		/* pairs with waiters_leave()'s CAS and other joiners' */
 	} while (!atomic_compare_exchange_weak_explicit(&p->life_waiters, &old, nw,
 	                                                memory_order_acq_rel,
 	                                                memory_order_relaxed));
@@ -245,6 +258,7 @@ static void waiters_leave(struct ipc__proc *p, bool solo)
 		nw = old - 1;
 		if (solo)
 			nw &= ~WAITERS_SOLO;
+		/* pairs with waiters_join()'s CAS and other leavers' */
 	} while (!atomic_compare_exchange_weak_explicit(&p->life_waiters, &old, nw,
 	                                                memory_order_acq_rel,
 	                                                memory_order_relaxed));

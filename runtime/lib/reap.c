@@ -33,7 +33,8 @@ static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		ipc__free_reap_locked(b, t);
 		ipc__slab_drain_locked(b, t, 0);
 		ipc__tslot_reset_locked(t, IPC__RET_CLOSED);
-		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
+		/* Pairs with ipc_tls_open()'s load of used (under L): the slot was
+		 * reset first. */
 		ipc__store_release(&t->used, 0);
 	}
 	/* Its slabs: seal those still being carved, as their owner would; give
@@ -47,7 +48,8 @@ static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 			if (!s->sealed)
 				ipc__slab_seal_locked(b, s, ipc__load_relaxed(&s->carved) -
 				                              ipc__load_relaxed(&s->local_freed));
-			/* Pairs with the freers' acq_rel decrements: every free is seen. */
+			/* Pairs with the freers' acq_rel decrements of live
+			 * (ipc__rec_free(), ipc__free_flush()): every free is seen. */
 			else if (ipc__load_acquire(&s->live) == 0)
 				ipc__slab_give_back_locked(b, s);
 		}
@@ -60,7 +62,8 @@ static void reap_proc_locked(struct ipc_buffer *b, uint32_t slot, pid_t pid)
 		    !o)
 			continue;
 		struct ipc__chan *c = o;
-		/* Pairs with the ends' ipc__or_acq_rel of their flags. */
+		/* Pairs with the ipc__or_acq_rel of flags in
+		 * ipc__chan_end_detach_locked() and ipc_channel_add_opts(). */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		if ((f & IPC__P_ATTACHED) && !(f & (IPC__P_CLOSED | IPC__P_DEAD)) &&
 		    ipc__load_relaxed(&c->prod.pid) == pid && c->prod.proc == slot)
@@ -88,7 +91,8 @@ int ipc__reap_locked(struct ipc_buffer *b)
 		    ipc__slot_alive(p, pid, p->start, b->pidns))
 			continue;
 		reap_proc_locked(b, i, pid);
-		/* Pairs with the acquire loads of pid: the slot is free. */
+		/* Pairs with the acquire loads of pid in ipc__proc_alive(),
+		 * ipc__pid_alive_in(), ipc__holder_dead(): the slot is free. */
 		ipc__store_release(&p->pid, 0);
 		ipc__add_relaxed(&b->hdr->nprocs, (uint32_t)-1);
 		n++;
@@ -203,6 +207,7 @@ int ipc_buffer_gc(const char *handle, enum ipc_shm_kind kind)
 	memset(&tmp, 0, sizeof(tmp));
 	snprintf(tmp.handle, sizeof(tmp.handle), "%s", handle);
 	tmp.pidns = ipc__pidns_self();
+	/* pairs with creator_init()'s release store of magic (buffer.c) */
 	bool ready = ipc__load_acquire(&h->magic) == IPC__MAGIC;
 	if (ready) {
 		err = ipc__header_check(&tmp, h, kind, size);

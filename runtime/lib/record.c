@@ -59,7 +59,8 @@ void ipc__slab_give_back_locked(struct ipc_buffer *b, struct ipc__slab *s)
 void ipc__slab_seal_locked(struct ipc_buffer *b, struct ipc__slab *s, uint32_t carved)
 {
 	s->sealed = 1;
-	/* acq_rel: pairs with every freer's decrement; the last one to reach 0
+	/* acq_rel: pairs with every freer's decrement of live (ipc__rec_free(),
+	 * ipc__free_flush(), ipc__free_reap_locked()); the last one to reach 0
 	 * sees all frees before it and owns the empty slab. */
 	if (ipc__sub_acq_rel(&s->live, IPC__SLAB_CHARGE - carved) == IPC__SLAB_CHARGE - carved)
 		ipc__slab_give_back_locked(b, s);
@@ -71,11 +72,13 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 	struct ipc__tslot *o = ipc__tslot_at(b, s->tslot);
 
 	if (o && ipc__load_relaxed(&o->nreturned) < IPC__RET_MAX) {
-		/* Pairs with the owner's acq_rel exchange of returned (refill, drain). */
+		/* Pairs with the owner's acq_rel exchange of returned
+		 * (slab_refill(), ipc__slab_drain_locked()). */
 		uint64_t head = ipc__load_acquire(&o->returned);
 		while (head != IPC__RET_CLOSED) {
 			s->next = head;
-			/* Pairs with the owner's acquire exchange: publishes next
+			/* Pairs with the owner's exchange (slab_refill(),
+			 * ipc__slab_drain_locked()): publishes next
 			 * and every free of the slab's records. */
 			if (atomic_compare_exchange_weak_explicit(&o->returned, &head, ipc__off(b, s),
 			                                          memory_order_release,
@@ -95,7 +98,7 @@ static int slab_return(struct ipc_buffer *b, struct ipc__slab *s, bool locked)
 
 void ipc__slab_drain_locked(struct ipc_buffer *b, struct ipc__tslot *ts, uint64_t spare)
 {
-	/* Pairs with the freers' release CAS: takes every slab pushed, with its
+	/* Pairs with slab_return()'s release CAS: takes every slab pushed, with its
 	 * next, and closes the stack. */
 	uint64_t lists[2] = {spare, ipc__xchg_acq_rel(&ts->returned, IPC__RET_CLOSED)};
 	for (int i = 0; i < 2; i++) {
@@ -161,7 +164,8 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		s->sealed = 1;
 		t->slab = NULL;
 		t->cur = t->end = NULL;
-		/* acq_rel: pairs with every freer's decrement (see top). */
+		/* acq_rel: pairs with every freer's decrement (ipc__rec_free(),
+		 * ipc__free_flush(); see top). */
 		if (ipc__sub_acq_rel(&s->live, charge) == charge) {
 			/* empty: ours alone again, no lock needed */
 			if (slab_room(s, need)) {
@@ -172,7 +176,7 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 		}
 	}
 	if (!t->spare && ipc__load_relaxed(&t->ts->returned) > IPC__RET_CLOSED) {
-		/* Pairs with the freers' release CAS. */
+		/* Pairs with slab_return()'s release CAS. */
 		t->spare = ipc__xchg_acq_rel(&t->ts->returned, 0);
 	}
 	if (t->spare) {
@@ -218,7 +222,9 @@ static int slab_refill(struct ipc_tls *t, uint64_t need)
 /* ---- records ------------------------------------------------------------ */
 
 /* Write a fresh record header: held by our process. */
-static void rec_init(struct ipc_buffer *b, struct ipc__rec *r, size_t n, uint32_t slab)
+static inline __attribute__((always_inline)) void rec_init(struct ipc_buffer *b,
+                                                        struct ipc__rec *r, size_t n,
+                                                        uint32_t slab)
 {
 	ipc__store_relaxed(&r->word, (uint64_t)n | (uint64_t)(b->proc + 1) << 48);
 	ipc__store_relaxed(&r->slab, slab);
@@ -251,11 +257,30 @@ static void *rec_alloc_direct(struct ipc_tls *t, size_t n, uint64_t need)
 	return r + 1;
 }
 
+/* Carve a record of n bytes (footprint need) from the current slab, which
+ * has room for it. */
+static inline __attribute__((always_inline)) void *rec_carve(struct ipc_tls *t, size_t n,
+                                                             uint64_t need)
+{
+	struct ipc__rec *r = (struct ipc__rec *)t->cur;
+	t->cur += need;
+	/* Ask early for the lines of the next records, for writing: they were
+	 * last written by the consumer that freed them. Every line once,
+	 * PREFETCH_AHEAD bytes ahead of carving. */
+	char *pf_end = t->end - t->cur > PREFETCH_AHEAD ? t->cur + PREFETCH_AHEAD : t->end;
+	for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
+		ipc__prefetch_write(t->pf);
+	rec_init(t->b, r, n, t->slab_blk);
+	/* Pairs with walk_slab_locked()'s acquire load of carved: publishes the
+	 * header written just before. */
+	ipc__store_release(&t->slab->carved, ++t->carved);
+	return r + 1;
+}
+
 static void *rec_alloc(struct ipc_tls *t, size_t n)
 {
 	struct ipc_buffer *b = t->b;
-	struct ipc__rec *r;
-	uint64_t need = sizeof(*r) + (((uint64_t)n + 15) & ~UINT64_C(15));
+	uint64_t need = sizeof(struct ipc__rec) + (((uint64_t)n + 15) & ~UINT64_C(15));
 
 	if (n - 1 >= t->max_size) { /* n == 0 or n > max_size */
 		errno = EINVAL;
@@ -272,24 +297,13 @@ static void *rec_alloc(struct ipc_tls *t, size_t n)
 				return NULL;
 			}
 		}
-		r = (struct ipc__rec *)t->cur;
-		t->cur += need;
-		/* Ask early for the lines of the next records, for writing:
-		 * they were last written by the consumer that freed them.
-		 * Every line once, PREFETCH_AHEAD bytes ahead of carving. */
-		char *pf_end = t->end - t->cur > PREFETCH_AHEAD ? t->cur + PREFETCH_AHEAD : t->end;
-		for (; t->pf < pf_end; t->pf += IPC__CACHELINE)
-			ipc__prefetch_write(t->pf);
-		rec_init(b, r, n, t->slab_blk);
-		/* Pairs with walk_slab_locked's acquire load of carved: publishes the
-		 * header written just before. */
-		ipc__store_release(&t->slab->carved, ++t->carved);
-		return r + 1;
+		return rec_carve(t, n, need);
 	}
 	return rec_alloc_direct(t, n, need);
 }
 
-void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
+/* Every case of an allocation (the fast path below takes the common one). */
+static __attribute__((noinline)) void *alloc_slow(struct ipc_tls *t, size_t n, uint64_t id)
 {
 	int bad = ipc__tls_check(t);
 	if (bad) {
@@ -303,6 +317,20 @@ void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
 	return rec_alloc(t, n);
 }
 
+void *ipc_record_alloc(struct ipc_tls *t, size_t n, uint64_t id)
+{
+	/* The hot path, without a call: a valid handle, the producer end used
+	 * last, a small record, room in the current slab. */
+	if (__builtin_expect(!ipc__tls_ok(t), 0))
+		return alloc_slow(t, n, id);
+	struct ipc__end *e = t->last[IPC_PRODUCER & 3];
+	uint64_t need = sizeof(struct ipc__rec) + (((uint64_t)n + 15) & ~UINT64_C(15));
+	if (__builtin_expect(!e || e->id != id || e->used != 1 || n - 1 >= t->max_size ||
+	                     need > t->small_max || (uint64_t)(t->end - t->cur) < need, 0))
+		return alloc_slow(t, n, id);
+	return rec_carve(t, n, need);
+}
+
 bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r)
 {
 	uint64_t bytes;
@@ -312,8 +340,13 @@ bool ipc__rec_direct_ok(const struct ipc_buffer *b, const struct ipc__rec *r)
 
 struct ipc__rec *ipc__rec_check(struct ipc_buffer *b, const void *payload)
 {
-	struct ipc__rec *r = ipc__rec_check_fast(b, payload);
-	return r && ipc__rec_in_place(b, r) ? r : NULL;
+	uint64_t w;
+	struct ipc__rec *r = ipc__rec_fast(b, ipc__rec_at(b, payload), &w);
+	if (r)
+		return r;
+	r = ipc__rec_check_fast(b, payload);
+	return r && ipc__load_relaxed(&r->slab) == IPC__REC_DIRECT && ipc__rec_direct_ok(b, r)
+	               ? r : NULL;
 }
 
 int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
@@ -330,7 +363,8 @@ int ipc__rec_free(struct ipc_buffer *b, struct ipc__rec *r, bool locked)
 		return 1;
 	}
 	struct ipc__slab *s = ipc__block_ptr(b, slab);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (ipc__sub_acq_rel(&s->live, 1) == 1) {
 		int err = slab_return(b, s, locked);
 		return err ? err : 1;
@@ -348,7 +382,8 @@ typedef int (*rec_visit)(struct ipc_buffer *b, struct ipc__rec *r, void *arg);
 static void walk_slab_locked(struct ipc_buffer *b, struct ipc__slab *s, rec_visit fn, void *arg)
 {
 	uint64_t pos = IPC__SLAB_HDR, end = (uint64_t)s->nblocks * IPC_BLOCK;
-	uint32_t carved = ipc__load_acquire(&s->carved); /* pairs with rec_alloc */
+	/* pairs with rec_carve()'s and ipc_record_trim()'s release of carved */
+	uint32_t carved = ipc__load_acquire(&s->carved);
 
 	for (uint32_t i = 0; i < carved && end - pos >= sizeof(struct ipc__rec); i++) {
 		struct ipc__rec *r = (struct ipc__rec *)((char *)s + pos);
@@ -449,7 +484,8 @@ void ipc__free_flush(struct ipc_tls *t)
 		return;
 	t->fcount = 0;
 	ipc__store_relaxed(&t->ts->pend_count, 0);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (ipc__sub_acq_rel(&s->live, n) == n) {
 		t->fslab = NULL; /* given back: no more frees to count in it */
 		slab_return(t->b, s, false);
@@ -466,12 +502,13 @@ void ipc__free_reap_locked(struct ipc_buffer *b, struct ipc__tslot *ts)
 	if (n && !s)
 		ipc__corrupt(b, "thread slot: pending frees in offset %llu, which is no slab",
 		             (unsigned long long)off);
-	/* acq_rel: pairs with the seal and with other freers (see top). */
+	/* acq_rel: pairs with the seal (slab_refill(), ipc__slab_seal_locked())
+	 * and with other freers (see top). */
 	if (n && s && ipc__sub_acq_rel(&s->live, n) == n)
 		slab_return(b, s, true);
 }
 
-/* Count a free in t's batch for r's slab (checked by ipc__rec_in_place). */
+/* Count a free in t's batch for r's slab (checked by ipc__rec_check). */
 static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 {
 	struct ipc__slab *s = ipc__block_ptr(t->b, ipc__load_relaxed(&r->slab));
@@ -487,7 +524,8 @@ static void free_batched(struct ipc_tls *t, struct ipc__rec *r)
 		ipc__free_flush(t);
 }
 
-static inline int release(struct ipc_tls *t, void *rec)
+/* Every case of a release (the fast path below takes the common ones). */
+static __attribute__((noinline)) int release(struct ipc_tls *t, void *rec)
 {
 	struct ipc__rec *r;
 	int bad = ipc__tls_check(t);
@@ -496,7 +534,7 @@ static inline int release(struct ipc_tls *t, void *rec)
 		return bad;
 	if (!rec)
 		return 0;
-	r = ipc__rec_check_fast(t->b, rec);
+	r = ipc__rec_check(t->b, rec);
 	if (!r)
 		return -EINVAL;
 	if (ipc__load_relaxed(&r->word) & IPC__REC_QUEUED)
@@ -508,8 +546,6 @@ static inline int release(struct ipc_tls *t, void *rec)
 		ipc__store_relaxed(&t->slab->local_freed, ++t->local_freed);
 		return 0;
 	}
-	if (!ipc__rec_in_place(t->b, r))
-		return -EINVAL;
 	if (blk != IPC__REC_DIRECT) {
 		free_batched(t, r);
 		return 0;
@@ -518,14 +554,47 @@ static inline int release(struct ipc_tls *t, void *rec)
 	return err < 0 ? err : 0;
 }
 
+/*
+ * The hot path of a release, without a call: a record of a slab checked by
+ * ipc__rec_fast, held (not queued), and either in our current slab or in
+ * the slab whose frees we are batching, with room in the batch. Anything
+ * else, success included, is release()'s. Returns 1 when done.
+ */
+static inline __attribute__((always_inline)) int release_fast(struct ipc_tls *t, void *rec)
+{
+	uint64_t w;
+	if (__builtin_expect(!ipc__tls_ok(t) || !rec, 0))
+		return 0;
+	struct ipc_buffer *b = t->b;
+	struct ipc__rec *r = ipc__rec_fast(b, ipc__rec_at(b, rec), &w);
+	if (__builtin_expect(!r || (w & IPC__REC_QUEUED), 0))
+		return 0;
+	uint32_t blk = ipc__load_relaxed(&r->slab);
+	struct ipc__slab *s = ipc__block_ptr(b, blk);
+	if (s == t->fslab && t->fcount + 1 < FREE_BATCH) {
+		/* batched (free_batched, without its flushes) */
+		ipc__store_relaxed(&r->check, IPC__REC_FREED);
+		ipc__store_relaxed(&t->ts->pend_count, ++t->fcount);
+		return 1;
+	}
+	if (s == t->slab && (char *)r < t->cur) {
+		/* Our own current slab: counted privately until the seal. */
+		ipc__store_relaxed(&r->check, IPC__REC_FREED);
+		ipc__store_relaxed(&s->local_freed, ++t->local_freed);
+		return 1;
+	}
+	return 0;
+}
+
 int ipc_record_release(struct ipc_tls *t, void *rec)
 {
+	if (release_fast(t, rec))
+		return 0;
 	return release(t, rec);
 }
 
-void ipc_record_free(struct ipc_tls *t, void *rec)
+static __attribute__((noinline, cold)) void free_complain(void *rec, int err)
 {
-	int err = release(t, rec);
 	if (err == -EINVAL)
 		fprintf(stderr, "libipc: ipc_record_free(%p): not a live record of this buffer "
 		        "(double free?): ignored\n", rec);
@@ -534,7 +603,20 @@ void ipc_record_free(struct ipc_tls *t, void *rec)
 		        "queued (free after send?): ignored\n", rec);
 }
 
-size_t ipc_record_size(const void *rec)
+static __attribute__((noinline)) void free_slow(struct ipc_tls *t, void *rec)
+{
+	int err = release(t, rec);
+	if (err == -EINVAL || err == -EALREADY)
+		free_complain(rec, err);
+}
+
+void ipc_record_free(struct ipc_tls *t, void *rec)
+{
+	if (!release_fast(t, rec))
+		free_slow(t, rec);
+}
+
+static __attribute__((noinline)) size_t size_slow(const void *rec)
 {
 	bool elsewhere = false;
 	if (!rec || ((uintptr_t)rec & 15))
@@ -550,4 +632,17 @@ size_t ipc_record_size(const void *rec)
 	uint64_t size = ipc__rec_size(r);
 	return ipc__load_relaxed(&r->check) == ipc__rec_check_word(size, ipc__load_relaxed(&r->slab))
 	               ? (size_t)size : 0;
+}
+
+size_t ipc_record_size(const void *rec)
+{
+	/* The common case without a call: a slab record of the buffer listed
+	 * first. ipc__rec_fast reads nothing outside that buffer's heap (a
+	 * pointer elsewhere fails its first test). */
+	/* Pairs with ipc__handle_register()'s release store: b's views are set. */
+	struct ipc_buffer *b = atomic_load_explicit(&ipc__open_bufs[0], memory_order_acquire);
+	uint64_t w;
+	if (__builtin_expect(b != NULL, 1) && ipc__rec_fast(b, ipc__rec_at(b, rec), &w))
+		return (size_t)(w & IPC__REC_SIZE_MASK);
+	return size_slow(rec);
 }

@@ -99,7 +99,7 @@ int ipc_record_trim(struct ipc_tls *t, void *rec, size_t n)
 		}
 		ipc__store_relaxed(&r->check, ipc__rec_check_word(n, slab));
 		ipc__store_relaxed(&r->word, word);
-		/* pairs with the walkers' acquire of carved: headers first */
+		/* pairs with walk_slab_locked()'s acquire of carved: headers first */
 		ipc__store_release(&s->carved, s == t->slab ? t->carved
 		                                            : ipc__load_relaxed(&s->carved) + 1);
 		return 0;

@@ -83,7 +83,7 @@ static inline void ipc__ring_view_init(struct ipc__ring_view *v, struct ipc__rin
 	v->capacity = capacity;
 	v->shift = (unsigned)__builtin_ctzll(mask + 1);
 	v->pos = ipc__load_relaxed(producer ? &idx->tail : &idx->head);
-	/* pairs with take's release store of head */
+	/* pairs with ipc__ring_take()'s release store of head */
 	v->other = producer ? ipc__load_acquire(&idx->head) : 0;
 }
 
@@ -92,7 +92,8 @@ static inline bool ipc__ring_full(struct ipc__ring_view *v)
 {
 	if (v->pos - v->other < v->capacity)
 		return false;
-	v->other = ipc__load_acquire(&v->idx->head); /* pairs with take's store */
+	/* pairs with ipc__ring_take()'s release store of head */
+	v->other = ipc__load_acquire(&v->idx->head);
 	return v->pos - v->other >= v->capacity;
 }
 
@@ -100,21 +101,26 @@ static inline bool ipc__ring_full(struct ipc__ring_view *v)
  * below 2^48) and publish it. */
 static inline void ipc__ring_put(struct ipc__ring_view *v, uint64_t val, bool seq_cst)
 {
-	/* Pairs with peek's acquire load. */
-	ipc__store_release(&v->slot[v->pos & v->mask], val | ipc__ring_tag(v, v->pos));
-	v->pos++;
+	uint64_t pos = v->pos; /* one load: the stores below are barriers */
+	ipc_a64 *tail = &v->idx->tail;
+	/* Pairs with ipc__ring_peek()'s acquire load of the slot. */
+	ipc__store_release(&v->slot[pos & v->mask], val | ipc__ring_tag(v, pos));
+	v->pos = ++pos;
+	/* Pairs with the acquire loads of tail in ipc__ring_count() and
+	 * ipc__ring_slot_corrupt(), and with nap()'s seq_cst load (channel.c) */
 	if (seq_cst)
-		ipc__store_seq_cst(&v->idx->tail, v->pos);
+		ipc__store_seq_cst(tail, pos);
 	else
-		/* pairs with the consumer's acquire loads of tail (ipc__ring_count, ipc__ring_slot_corrupt) */
-		ipc__store_release(&v->idx->tail, v->pos);
+		ipc__store_release(tail, pos);
 }
 
 /* Consumer: the value at pos, or 0 while the producer has not filled it. */
 static inline uint64_t ipc__ring_peek(const struct ipc__ring_view *v)
 {
-	uint64_t raw = ipc__load_acquire(&v->slot[v->pos & v->mask]); /* pairs with put */
-	if ((raw & ~IPC__RING_VALUE_MASK) != ipc__ring_tag(v, v->pos))
+	uint64_t pos = v->pos; /* one load: the acquire below is a barrier */
+	/* pairs with ipc__ring_put()'s release store of the slot */
+	uint64_t raw = ipc__load_acquire(&v->slot[pos & v->mask]);
+	if ((raw & ~IPC__RING_VALUE_MASK) != ipc__ring_tag(v, pos))
 		return 0;
 	return raw & IPC__RING_VALUE_MASK;
 }
@@ -127,11 +133,13 @@ static inline bool ipc__ring_empty(const struct ipc__ring_view *v)
 /* Consumer: release the slot peeked at. */
 static inline void ipc__ring_take(struct ipc__ring_view *v, bool seq_cst)
 {
-	v->pos++;
+	uint64_t pos = ++v->pos;
+	/* Pairs with the acquire loads of head in ipc__ring_full() and
+	 * ipc__ring_view_init(), and with nap()'s seq_cst load (channel.c) */
 	if (seq_cst)
-		ipc__store_seq_cst(&v->idx->head, v->pos);
+		ipc__store_seq_cst(&v->idx->head, pos);
 	else
-		ipc__store_release(&v->idx->head, v->pos); /* pairs with full's load */
+		ipc__store_release(&v->idx->head, pos);
 }
 
 /* Consumer, after !ipc__ring_empty(): take one value and release its slot. */
@@ -147,7 +155,7 @@ static inline uint64_t ipc__ring_get(struct ipc__ring_view *v, bool seq_cst)
  * ring can hold is corrupt itself and proves nothing. */
 static inline bool ipc__ring_slot_corrupt(const struct ipc__ring_view *v)
 {
-	/* pairs with put's release (or seq_cst) store of tail */
+	/* pairs with ipc__ring_put()'s release (or seq_cst) store of tail */
 	uint64_t t = ipc__load_acquire(&v->idx->tail);
 	return t - v->pos - 1 < v->mask + 1 && ipc__ring_empty(v);
 }
@@ -155,7 +163,8 @@ static inline bool ipc__ring_slot_corrupt(const struct ipc__ring_view *v)
 /* Slots full, as either side sees it now. */
 static inline uint64_t ipc__ring_count(struct ipc__ring_idx *idx)
 {
-	/* pair with take's and put's stores of head and tail */
+	/* pairs with the stores of head and tail in ipc__ring_take() and
+	 * ipc__ring_put() */
 	uint64_t head = ipc__load_acquire(&idx->head);
 	return ipc__load_acquire(&idx->tail) - head;
 }

@@ -1,8 +1,8 @@
 /*
  * Named static shared segments: memory shared by everyone who names its id.
  * The creator inserts the segment in state INIT under the lock, runs init
- * outside it, then publishes READY (release; pairs with the openers' acquire
- * load of state), so no one sees the memory before init has run.
+ * outside it, then publishes READY (release; pairs with seg_wait_ready()'s
+ * acquire load of state), so no one sees the memory before init has run.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,7 +21,8 @@ static void *seg_data(struct ipc__seg *s)
 static int seg_wait_ready(struct ipc_buffer *b, struct ipc__seg *s)
 {
 	for (;;) {
-		/* Pairs with the creator's release store of READY: init's writes. */
+		/* Pairs with ipc_segment_add()'s release store of READY: init's
+		 * writes. */
 		uint32_t st = ipc__load_acquire(&s->state);
 		if (st == IPC__SEG_READY)
 			return 0;
@@ -29,6 +30,8 @@ static int seg_wait_ready(struct ipc_buffer *b, struct ipc__seg *s)
 			return -EOWNERDEAD;
 		if (!ipc__pid_alive_in(b, s->creator_pid, s->creator_start)) {
 			uint32_t expect = IPC__SEG_INIT;
+			/* seq_cst; pairs with ipc_segment_add()'s release store
+			 * of READY: only one of the two wins. */
 			atomic_compare_exchange_strong(&s->state, &expect, IPC__SEG_DEAD);
 			continue;
 		}
@@ -155,8 +158,8 @@ int ipc_segment_add(struct ipc_tls *t, uint64_t id, size_t n,
 		init(seg_data(s), arg);
 	else
 		memset(seg_data(s), 0, n);
-	/* Pairs with seg_wait_ready's acquire load of state: publishes init's
-	 * writes. */
+	/* Pairs with seg_wait_ready()'s acquire load of state: publishes
+	 * init's writes. */
 	ipc__store_release(&s->state, IPC__SEG_READY);
 	ipc__futex_wake(&s->state);
 	return seg_attach(t, id, s, NULL);

@@ -453,7 +453,8 @@ int ipc__lock(struct ipc__lock *l, uint64_t me, ipc__holder_dead_fn dead, void *
 		}
 		tsan_acquire(l);
 		/* A holder that died had its semaphore given back, not its word
-		 * cleared: say so, the caller repairs what it was changing. */
+		 * cleared: say so, the caller repairs what it was changing.
+		 * Pairs with ipc__unlock()'s release store of holder. */
 		uint64_t prev = ipc__xchg_acq_rel(&l->holder, me);
 		if (prev != 0 && prev != me) {
 			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
@@ -464,13 +465,16 @@ int ipc__lock(struct ipc__lock *l, uint64_t me, ipc__holder_dead_fn dead, void *
 	}
 	for (int spins = 0;; spins++) {
 		uint64_t h = 0;
+		/* pairs with ipc__unlock()'s seq_cst store of holder */
 		if (ipc__cas_acq_rel(&l->holder, &h, me))
 			return 0;
 		if (spins < 100) {
 			ipc__cpu_relax();
 			continue;
 		}
-		atomic_fetch_add(&l->waiters, 1); /* seq_cst: see above */
+		/* seq_cst store, then seq_cst load (see above): pairs with
+		 * ipc__unlock()'s store of holder and load of waiters. */
+		atomic_fetch_add(&l->waiters, 1);
 		if (ipc__load_seq_cst(&l->holder) == h) {
 			/* sem_clockwait on CLOCK_MONOTONIC: sem_timedwait's
 			 * CLOCK_REALTIME deadline would make a take-over late by
@@ -484,11 +488,15 @@ int ipc__lock(struct ipc__lock *l, uint64_t me, ipc__holder_dead_fn dead, void *
 			}
 			if (sem_clockwait(&l->sem, CLOCK_MONOTONIC, &ts) < 0 && errno != ETIMEDOUT &&
 			    errno != EINTR) {
+				/* pairs with ipc__unlock()'s load of waiters */
 				ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
 				return -errno;
 			}
 		}
+		/* pairs with ipc__unlock()'s load of waiters */
 		ipc__add_acq_rel(&l->waiters, (uint32_t)-1);
+		/* Pairs with the CAS that took the lock (here, ipc__lock()) and
+		 * with ipc__unlock()'s store: the holder is still h. */
 		if (h != 0 && ipc__load_acquire(&l->holder) == h && dead(ctx, h) &&
 		    ipc__cas_acq_rel(&l->holder, &h, me)) {
 			fprintf(stderr, "libipc: allocation lock held by dead pid %d: taken over\n",
@@ -502,12 +510,15 @@ void ipc__unlock(struct ipc__lock *l)
 {
 	if (l->kind == IPC_SEM_SYSV) {
 		struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO};
+		/* pairs with ipc__lock()'s exchange of holder */
 		ipc__store_release(&l->holder, 0);
 		tsan_release(l);
 		while (semop(l->semid, &op, 1) < 0 && errno == EINTR)
 			;
 		return;
 	}
+	/* seq_cst store, then seq_cst load (see ipc__lock()): pairs with
+	 * ipc__lock()'s increment of waiters and load of holder. */
 	ipc__store_seq_cst(&l->holder, 0);
 	if (ipc__load_seq_cst(&l->waiters) > 0)
 		sem_post(&l->sem);

@@ -27,7 +27,7 @@
 
 #include "internal.h"
 
-static struct ipc__chan *find_chan(struct ipc_buffer *b, uint64_t id, int *err)
+static struct ipc__chan *find_chan_locked(struct ipc_buffer *b, uint64_t id, int *err)
 {
 	struct ipc__dirent *d = ipc__dir_find_locked(b, id);
 	void *c = NULL;
@@ -42,7 +42,9 @@ int ipc_channel_hold(struct ipc_tls *t, uint64_t id, enum ipc_role role)
 	struct ipc__end *e = ipc__end_find(t, id, (uint8_t)role);
 	if (!e)
 		return -ENOENT;
-	/* no lock: our own end, and the flag only matters once we are dead */
+	/* no lock: our own end, and the flag only matters once we are dead
+	 * (ipc__chan_end_detach_locked() reads it then, under L). Pairs with
+	 * the acquire loads of flags in ipc_channel_takeover(). */
 	ipc__or_acq_rel(&e->c->flags, role == IPC_PRODUCER ? IPC__P_HELD : IPC__C_HELD);
 	return 0;
 }
@@ -62,11 +64,14 @@ int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	if (ipc__lock_buf(b))
 		return -EIDRM;
 	int err;
-	struct ipc__chan *c = find_chan(b, id, &err);
+	struct ipc__chan *c = find_chan_locked(b, id, &err);
+	/* Pairs with the ipc__or_acq_rel of flags in ipc_channel_hold(),
+	 * ipc__chan_end_detach_locked() and ipc_channel_add_opts(). */
 	uint32_t f = c ? ipc__load_acquire(&c->flags) : 0;
 	if (c && (f & attached) && !(f & (orphan | gone))) {
 		/* its owner may have died without anyone noticing yet */
 		b->reap_locked(b);
+		/* pairs with ipc__chan_end_detach_locked()'s, as above */
 		f = ipc__load_acquire(&c->flags);
 	}
 	if (!c || !(f & attached)) {
@@ -90,7 +95,10 @@ int ipc_channel_takeover(struct ipc_tls *t, uint64_t id, enum ipc_role role,
 	struct ipc__end_owner *o = prod ? &c->prod : &c->cons;
 	o->proc = b->proc;
 	o->start = b->start;
-	ipc__store_release(&o->pid, (int32_t)b->pid); /* publishes proc and start */
+	/* Pairs with the acquire loads of pid in peer_check(), nap() and
+	 * peer_is_us() (channel.c): publishes proc and start. */
+	ipc__store_release(&o->pid, (int32_t)b->pid);
+	/* Pairs with the acquire loads of flags in try_recv() and nap(). */
 	atomic_fetch_and_explicit(&c->flags, ~orphan, memory_order_acq_rel);
 	e->c = c;
 	e->wait = (uint8_t)c->wait;
@@ -118,6 +126,8 @@ int ipc_buffer_orphans_abort(struct ipc_buffer *b)
 		    ipc__dir_obj_locked(b, &d[i], IPC__BLK_CHANNEL, &o))
 			continue;
 		struct ipc__chan *c = o;
+		/* Pairs with ipc__chan_end_detach_locked()'s ipc__or_acq_rel of
+		 * the ORPHAN flags. */
 		uint32_t f = ipc__load_acquire(&c->flags);
 		uint32_t add = 0;
 		if (f & IPC__P_ORPHAN)
@@ -128,6 +138,7 @@ int ipc_buffer_orphans_abort(struct ipc_buffer *b)
 			continue;
 		atomic_fetch_and_explicit(&c->flags, ~(uint32_t)(IPC__P_ORPHAN | IPC__C_ORPHAN),
 		                          memory_order_relaxed);
+		/* Pairs with the acquire loads of flags in try_recv() and nap(). */
 		ipc__or_acq_rel(&c->flags, add);
 		ipc__chan_wake_all(c);
 		ipc__chan_maybe_destroy_locked(b, &d[i]);

@@ -52,7 +52,8 @@ struct ipc_tls *ipc_tls_open(struct ipc_buffer *b, int32_t thread_id)
 			ipc__tslot_reset_locked(t->ts, 0);
 			t->ts->proc = (uint16_t)b->proc;
 			t->ts->thread_id = thread_id;
-			/* Pairs with the reaper's load of used: the slot was reset first. */
+			/* Pairs with reap_proc_locked()'s load of used (under L):
+			 * the slot was reset first. */
 			ipc__store_release(&t->ts->used, 1);
 			break;
 		}
@@ -104,7 +105,8 @@ void ipc_tls_close(struct ipc_tls *t)
 			ipc__slab_seal_locked(b, t->slab, t->carved - t->local_freed);
 		ipc__slab_drain_locked(b, t->ts, t->spare);
 		ipc__tslot_reset_locked(t->ts, IPC__RET_CLOSED);
-		/* Pairs with ipc_tls_open's load of used: the slot was reset first. */
+		/* Pairs with ipc_tls_open()'s load of used (under L): the slot
+		 * was reset first. */
 		ipc__store_release(&t->ts->used, 0);
 		ipc__unlock_buf(b);
 	}

@@ -3,6 +3,8 @@
 # "Layers inside runtime/lib"; README, "Project layout and development").
 # For every runtime/lib object, each ipc_/ipc__ function it calls (nm -u)
 # is defined (nm --defined-only) by a file whose layer is at most its own.
+# Then lib_rules.sh: functions that expect the lock held end in _locked, and
+# every acquire and release names what it pairs with.
 #   tests/integration/t_layers.sh BUILD
 set -u
 build=${1:-build}
@@ -77,4 +79,6 @@ for e in tls:channel tls:segment buffer:dir reap:record takeover:dir channel:end
 		{ echo "t_layers: the call ${e%%:*}.c -> ${e#*:}.c was not found (nm output changed?)"; ok=1; }
 done
 [ $ok -eq 0 ] && echo "t_layers: ok ($edges calls between files, all downward)"
+# The lock-naming and pairing rules, on the sources (lib_rules.sh).
+bash tests/integration/lib_rules.sh || ok=1
 exit $ok

@@ -351,6 +351,65 @@ static void test_integrity_record_size_forged_not_delivered(void **state)
 	tu_assert_clean(h);
 }
 
+/* A record header forged in the 16 bytes just before a slab, naming that
+ * slab, with a right check word: outside the slab, so not a record for the
+ * receiver, ipc_record_size or a free (the receive path once let it pass:
+ * its offset in the slab wrapped). And ipc_record_size of a record of a
+ * second open buffer (not the first listed) still answers. */
+static void test_integrity_record_before_its_slab_refused(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = open_buf(h);
+	struct ipc_tls *t = tu_tls(b, 1);
+	void *got = NULL;
+
+	assert_int_equal(ipc_channel_add(t, 1, IPC_PRODUCER), 0);
+	assert_int_equal(ipc_channel_add(t, 1, IPC_CONSUMER), 0);
+	void *r = ipc_record_alloc(t, 64, 1);
+	assert_non_null(r);
+	uint32_t slab = ipc__load_relaxed(&((struct ipc__rec *)r - 1)->slab);
+	assert_true(slab >= 1); /* the channel came first */
+	char *sbase = ipc__block_ptr(b, slab);
+	struct ipc__rec *f = (struct ipc__rec *)(void *)sbase - 1, save;
+	memcpy(&save, f, sizeof(save)); /* the end of the run before: put back below */
+	ipc__store_relaxed(&f->word, 8 | ((uint64_t)(b->proc + 1) << 48));
+	ipc__store_relaxed(&f->slab, slab);
+	ipc__store_relaxed(&f->check, ipc__rec_check_word(8, slab));
+	void *p = f + 1;
+	assert_int_equal(ipc_record_size(p), 0);
+	assert_int_equal(ipc_record_release(t, p), -EINVAL);
+	/* send looks only at its place and check word; the receiver refuses */
+	void *q = p;
+	assert_int_equal(ipc_record_send(t, 1, &q), 0);
+	assert_int_equal(ipc_record_recv(t, 1, &got), -EBADMSG);
+	assert_null(got);
+	memcpy(f, &save, sizeof(save));
+	tu_send_u64(t, 1, 9); /* the channel goes on */
+	assert_int_equal(recv_u64(t, 1), 9);
+	assert_int_equal(ipc_record_size(r), 64);
+
+	char h2[TU_HANDLE_LEN];
+	tu_handle(h2);
+	struct ipc_buffer *b2 = open_buf(h2);
+	struct ipc_tls *t2 = tu_tls(b2, 2);
+	assert_int_equal(ipc_channel_add(t2, 1, IPC_PRODUCER), 0);
+	void *r2 = ipc_record_alloc(t2, 48, 1);
+	assert_non_null(r2);
+	assert_int_equal(ipc_record_size(r2), 48);
+	assert_int_equal(ipc_record_release(t2, r2), 0);
+	assert_int_equal(ipc_record_size(r2), 0);
+	assert_int_equal(ipc_channel_close(t2, 1), 0);
+	ipc_tls_close(t2);
+	assert_int_equal(ipc_buffer_close(b2, false), 0);
+	tu_assert_clean(h2);
+
+	assert_int_equal(ipc_record_release(t, r), 0);
+	assert_int_equal(ipc_channel_close(t, 1), 0);
+	ipc_tls_close(t);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 static void test_integrity_segment_size_forged_ebadmsg(void **state)
 {
 	const char *h = FIX(state)->handle;
@@ -786,6 +845,7 @@ int main(int argc, char **argv)
 		T(test_integrity_forged_dirent_ebadmsg),
 		T(test_integrity_slab_walk_forged_sizes_no_crash),
 		T(test_integrity_record_size_forged_not_delivered),
+		T(test_integrity_record_before_its_slab_refused),
 		T(test_integrity_segment_size_forged_ebadmsg),
 		T(test_integrity_thread_slot_offsets_forged_no_crash),
 		T(test_integrity_double_send_ealready_received_once),
