@@ -337,6 +337,8 @@ static void *kthread_main(void *arg)
 		sigaltstack(&ss, NULL);
 
 	int ok = attach(kt);
+	if (ok == 0)
+		ipc__kernel_ready(&kt->k);
 	pthread_mutex_lock(&rn->mu);
 	if (ok == 0)
 		rn->nattached++;

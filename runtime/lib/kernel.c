@@ -278,7 +278,6 @@ static int flush_port(struct ipc_port *out, int timeout_ms)
 		return rc;
 	}
 	b->rec = NULL;
-	b->last_ns = now_ns();
 	ipc__store_relaxed(&b->open_ns, 0);
 	return rc;
 }
@@ -416,12 +415,17 @@ static int open_batch(struct ipc_port *out, size_t n)
 	b->used = 0;
 	b->count = 0;
 	b->width = (uint32_t)n; /* 0: an empty first item starts variable */
-	/* A port quiet for a whole linger (a trickle, or the first item after
-	 * a pause) gains nothing by waiting: its first item goes out at once.
-	 * A busy port opens its next batch right after the last one left. */
+	/* A sparse stream (a trickle, or the first item after a pause) gains
+	 * nothing by waiting: when the previous batch opened a linger or more
+	 * ago, this one goes out with its first item. A busy port opens its
+	 * batches back to back. (Measured from the previous opening, not from
+	 * when it was sent: a batch sent by the linger thread leaves a linger
+	 * after it opened, and timing from then would lock a stream of one
+	 * item per two lingers into waiting a whole linger for every item.) */
 	uint64_t now = now_ns(), linger = out->k->linger_ns ? out->k->linger_ns
 	                                                    : IPC__LINGER_DEFAULT_NS;
-	b->eager = now - b->last_ns >= linger;
+	b->eager = now - b->prev_open_ns >= linger;
+	b->prev_open_ns = now;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
 	ipc__store_seq_cst(&b->open_ns, now);
@@ -1012,6 +1016,18 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 	int rc = recv_any(k, from, rec, n);
 	leave(k);
 	return rc;
+}
+
+void ipc__kernel_ready(struct ipc_kernel *k)
+{
+	if (!k || k->lingering)
+		return;
+	for (size_t i = k->nin; i < k->nin + k->nout; i++)
+		if (k->port[i].batch) {
+			ipc__linger_register(k); /* leaves k marked inside the API */
+			leave(k);
+			return;
+		}
 }
 
 void ipc__kernel_finish(struct ipc_kernel *k)

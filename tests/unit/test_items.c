@@ -263,6 +263,43 @@ static void test_items_linger_flushes_slow_source(void **state)
 	tu_assert_clean(h);
 }
 
+/* A sparse stream goes out at once even after the linger thread sent its
+ * previous batch: whether a batch waits is decided by how long ago the
+ * previous one opened, not by when it left. (Timed from the send, a stream
+ * of one item per 1.5 lingers waited a whole linger for every item.) */
+static void test_items_sparse_after_linger_goes_at_once(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 12, true, 4096, 64);
+	tk_open(&c, b, 12, false, 4096, 64);
+	p.k.linger_ns = 50000000; /* 50 ms */
+	uint64_t a = 1, bb = 2, cc = 3;
+	assert_int_equal(ipc_emit(&p.port[0], &a, 8), 0);  /* first: at once */
+	uint64_t t_b = tu_now_ns();
+	assert_int_equal(ipc_emit(&p.port[0], &bb, 8), 0); /* right after: waits */
+	expect_item(&c.port[0], &a, 8);
+	expect_item(&c.port[0], &bb, 8); /* sent by the linger thread */
+	uint64_t now = tu_now_ns();
+	if (now < t_b + 75000000) { /* the source's next item, 1.5 lingers on */
+		uint64_t d = t_b + 75000000 - now;
+		struct timespec ts = {0, (long)d};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(ipc_emit(&p.port[0], &cc, 8), 0);
+	void *r = NULL;
+	size_t n = 0;
+	/* no wait: it must be in the channel already */
+	assert_int_equal(ipc_try_recv(&c.port[0], &r, &n), 0);
+	assert_non_null(r);
+	ipc_release(&c.port[0], r);
+	tk_close(&p);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 /* A kernel's return flushes its open batch (EOF after the last item). */
 static void test_items_eof_flushes(void **state)
 {
@@ -478,6 +515,7 @@ int main(int argc, char **argv)
 		T(test_items_batch_zero_record_per_item),
 		T(test_items_mixing_send_next_emit_recv),
 		T(test_items_linger_flushes_slow_source),
+		T(test_items_sparse_after_linger_goes_at_once),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
 		T(test_items_alloc_deadlock_is_a_clear_error),
