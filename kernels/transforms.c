@@ -24,6 +24,11 @@ IPC_KERNEL(keyed_count, "in", "out", "",
            "counts equal items; at the end emits one \"<count> <key>\" text item per key");
 KX_EXPORT int keyed_count(struct ipc_kernel *k);
 
+IPC_KERNEL(word_count, "in", "out", "",
+           "counts the words of text items as tokenize splits them; at the end "
+           "emits one \"<count> <word>\" text item per word");
+KX_EXPORT int word_count(struct ipc_kernel *k);
+
 static bool is_word_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -192,6 +197,59 @@ int keyed_count(struct ipc_kernel *k)
 			e = KX_FAILED;
 			break;
 		}
+	}
+	if (e == KX_DONE)
+		e = counter_send(k, out, &c);
+	kx__counter_free(&c);
+	return kx__end(k, e);
+}
+
+/* tokenize and keyed_count in one kernel: words are counted where they are
+ * found, and only the counts travel (a combiner, in MapReduce's terms). The
+ * words are those tokenize emits, so the counts equal tokenize ->
+ * keyed_count's. */
+int word_count(struct ipc_kernel *k)
+{
+	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
+	struct kx_counter c = {0};
+	enum kx_end e = KX_DONE;
+	char word[257];
+
+	if (!in || !out)
+		return 1;
+	while (e == KX_DONE) {
+		const unsigned char *s;
+		const void *item;
+		size_t n;
+		int rc = ipc_next(in, &item, &n);
+
+		if (rc != 0) {
+			e = kx__input_end(k, "in", rc);
+			break;
+		}
+		s = item;
+		n = kx__text_len(item, n);
+		for (size_t i = 0; i < n && e == KX_DONE;) {
+			size_t len = 0;
+
+			while (i < n && !is_word_char(s[i]))
+				i++;
+			if (i == n)
+				break;
+			for (; i < n && is_word_char(s[i]); i++) {
+				if (len == sizeof word - 1) { /* as tokenize */
+					if (!kx__counter_add(&c, word, len, 1))
+						e = KX_FAILED;
+					len = 0;
+				}
+				word[len++] = (char)(s[i] >= 'A' && s[i] <= 'Z'
+				                     ? s[i] - 'A' + 'a' : s[i]);
+			}
+			if (e == KX_DONE && !kx__counter_add(&c, word, len, 1))
+				e = KX_FAILED;
+		}
+		if (e == KX_FAILED)
+			kx__errorf(k, "out of memory counting words");
 	}
 	if (e == KX_DONE)
 		e = counter_send(k, out, &c);

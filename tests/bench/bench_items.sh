@@ -7,8 +7,9 @@
 # alternative, and the medians are compared (the machine is shared: a single
 # run says little). Cases:
 #   demo      config/demo.ini's word count (4 M words) through ipcrun, in
-#             processes and --threads, against wc_plain (the same count as
-#             one single-threaded C program) and tr | sort | uniq -c
+#             processes and --threads, and config/words.ini's (every word an
+#             item), against wc_plain (the same count as one single-threaded
+#             C program) and tr | sort | uniq -c
 #   functions three i64(i64) function kernels (src -> f1 -> f2 -> f3 -> sink,
 #             two processes) against fn_loop (the three in one loop)
 #   8-byte    seq_source -> discard_sink in two processes against a pipe
@@ -48,24 +49,27 @@ text=$TMP/text.txt
 for _ in $(seq 2000); do cat config/data/ferry.txt; done >"$text"
 words=$(tr -cs 'A-Za-z0-9' '\n' <"$text" | grep -c .)
 uniqc() { tr -cs 'A-Za-z0-9' '\n' <"$text" | tr 'A-Z' 'a-z' | sort | uniq -c | sort -rn | head -10; }
-p=() t=() c=() u=()
+p=() t=() w=() c=() u=()
 for _ in $(seq "$RUNS"); do
 	p+=("$(time_of "$IPCRUN" --no-progress config/demo.ini)")
 	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: demo counted wrong" >&2
 	t+=("$(time_of "$IPCRUN" --no-progress --threads config/demo.ini)")
+	w+=("$(time_of "$IPCRUN" --no-progress config/words.ini)")
+	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: words.ini counted wrong" >&2
 	c+=("$(time_of "$B/bench/wc_plain" config/data/ferry.txt 2000 10)")
 	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: wc_plain counted wrong" >&2
 	u+=("$(time_of uniqc)")
 done
-mp=$(echo "${p[*]}" | median) mt=$(echo "${t[*]}" | median)
+mp=$(echo "${p[*]}" | median) mt=$(echo "${t[*]}" | median) mw=$(echo "${w[*]}" | median)
 mc=$(echo "${c[*]}" | median) mu=$(echo "${u[*]}" | median)
-echo "### Word count, config/demo.ini ($words words; median of $RUNS, seconds)"
+echo "### Word count of make run ($words words; median of $RUNS, seconds)"
 echo
 echo "| job | time | vs one C loop |"
 echo "|---|--:|--:|"
 row() { awk -v n="$1" -v t="$2" -v c="$mc" 'BEGIN { printf "| %s | %.3f s | %.2fx |\n", n, t, t / c }'; }
-row "ipcrun, 7 processes" "$mp"
-row "ipcrun --threads" "$mt"
+row "config/demo.ini: lines to 2 word_count replicas, 5 processes" "$mp"
+row "the same, --threads" "$mt"
+row "config/words.ini: every word an item, 9 kernels, 7 processes" "$mw"
 row "single-threaded C (tests/bench/wc_plain.c)" "$mc"
 row "tr \\| sort \\| uniq -c" "$mu"
 echo
