@@ -652,6 +652,49 @@ size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p)
 	return m;
 }
 
+int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t count)
+{
+	if (!out || !out->out || (!items && count && width) || width > IPC_ITEM_MAX)
+		return -EINVAL;
+	const char *p = items;
+	while (count) {
+		size_t room;
+		char *dst = ipc__emit_room(out, width, &room);
+		if (!dst) {
+			if (room) /* failed: errno says why */
+				return -errno;
+			/* no batch to fill (a record per item, empty or wide items) */
+			for (; count; count--, p += width) {
+				int rc = ipc_emit(out, p, width);
+				if (rc)
+					return rc;
+			}
+			return 0;
+		}
+		size_t m = room < count ? room : count;
+		memcpy(dst, p, m * width);
+		ipc__emit_commit(out, width, m);
+		p += m * width;
+		count -= m;
+	}
+	return 0;
+}
+
+int ipc_next_many(struct ipc_port *in, const void **items, size_t *width, size_t *count)
+{
+	if (!count || !width)
+		return -EINVAL;
+	const void *first, *more;
+	size_t n;
+	int rc = ipc_next(in, &first, &n);
+	if (rc)
+		return rc;
+	*items = first;
+	*width = n;
+	*count = 1 + ipc__next_run(in, n, &more); /* more == first + n */
+	return 0;
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 /* One receive on in, waiting up to timeout_ms (0: not at all, < 0: until a

@@ -12,8 +12,10 @@
 #             C program) and tr | sort | uniq -c
 #   functions three i64(i64) function kernels (src -> f1 -> f2 -> f3 -> sink,
 #             two processes) against fn_loop (the three in one loop)
-#   8-byte    seq_source -> discard_sink in two processes against a pipe
-#             with stdio buffering (pipe_items)
+#   8-byte    8-byte items summed in another process, kernels written with
+#             arrays (seq_source, ipc_next_many) and with a call per item,
+#             against a pipe with stdio buffering and with 64 KiB writes
+#             (pipe_items)
 #   trickle   one item per ms through three stages (src -> f -> f -> sink):
 #             p50 and p99 from emit to receive
 set -u
@@ -128,38 +130,54 @@ awk -v n="$N" -v g="$mg" -v l="$ml" 'BEGIN {
 echo
 
 # ---- 8-byte items between two processes ---------------------------------
+# Two ways to write the kernels (an API call per item, or arrays of items:
+# ipc_emit_many / ipc_next_many, as seq_source does) against the same two
+# ways over a pipe (stdio per item, write / read of 64 KiB). Every sink
+# reads and sums every item and is checked.
 M=${IPC_BENCH_8B_ITEMS:-50000000}
-cat >"$TMP/eight.ini" <<INI
+eight_ini() { # source-function source-args sink-function
+	cat <<INI
 [graph]
 name = bench-8b
 [process:a]
 [process:b]
 [kernel:src]
-library  = libipckernels.so
-function = seq_source
+library  = $2
+function = $1
 args     = u64:$M
 process  = a
 [kernel:sink]
-library  = libipckernels.so
-function = discard_sink
+library  = $LIB
+function = $3
 process  = b
 [connections]
 connect = src.out -> sink.in
 INI
-e=() q=()
+}
+eight_ini seq_source libipckernels.so b_sum_many >"$TMP/eight_many.ini"
+eight_ini b_seq_each "$LIB" b_sum_each >"$TMP/eight_each.ini"
+sum=$(awk -v m="$M" 'BEGIN { printf "%.0f", m * (m - 1) / 2 }')
+em=() ee=() q=() qb=()
 for _ in $(seq "$RUNS"); do
-	e+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight.ini")")
-	grep -q "records=$M " "$TMP/out" || echo "bench_items: 8-byte lost items" >&2
+	em+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight_many.ini")")
+	grep -q "sum: items=$M sum=$sum$" "$TMP/out" || echo "bench_items: 8-byte (many) lost items" >&2
+	ee+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight_each.ini")")
+	grep -q "sum: items=$M sum=$sum$" "$TMP/out" || echo "bench_items: 8-byte (each) lost items" >&2
 	q+=("$(time_of "$B/bench/pipe_items" "$M")")
+	qb+=("$(time_of "$B/bench/pipe_items" "$M" bulk)")
 done
-me=$(echo "${e[*]}" | median) mq=$(echo "${q[*]}" | median)
-echo "### 8-byte items between two processes ($M items; median of $RUNS, whole runs)"
+mem=$(echo "${em[*]}" | median) mee=$(echo "${ee[*]}" | median)
+mq=$(echo "${q[*]}" | median) mqb=$(echo "${qb[*]}" | median)
+echo "### 8-byte items between two processes ($M items, summed; median of $RUNS, whole runs)"
 echo
-echo "| path | items/s | vs pipe |"
-echo "|---|--:|--:|"
-awk -v n="$M" -v e="$me" -v q="$mq" 'BEGIN {
-	printf "| ipcrun: seq_source -> discard_sink | %.1f M | %.2fx |\n", n / e / 1e6, q / e
-	printf "| pipe with stdio buffering (pipe_items) | %.1f M | 1.00x |\n", n / q / 1e6 }'
+echo "| path | items/s | vs stdio pipe | vs 64 KiB pipe |"
+echo "|---|--:|--:|--:|"
+awk -v n="$M" -v em="$mem" -v ee="$mee" -v q="$mq" -v qb="$mqb" 'BEGIN {
+	r = "| %s | %.1f M | %.2fx | %.2fx |\n"
+	printf r, "ipcrun, arrays: seq_source (ipc_emit_many) -> ipc_next_many", n / em / 1e6, q / em, qb / em
+	printf r, "ipcrun, a call per item: ipc_emit -> ipc_next", n / ee / 1e6, q / ee, qb / ee
+	printf r, "pipe, stdio: fwrite / fread per item (pipe_items)", n / q / 1e6, 1, qb / q
+	printf r, "pipe, arrays: write / read of 64 KiB (pipe_items bulk)", n / qb / 1e6, q / qb, 1 }'
 echo
 
 # ---- trickle latency ------------------------------------------------------

@@ -141,6 +141,24 @@ int ipc_flush(struct ipc_port *out);
  * 8-byte numbers read in place). */
 int ipc_next(struct ipc_port *in, const void **item, size_t *n);
 
+/* Many items of one size at once, for kernels that make or take arrays (a
+ * source of numbers, a sink that sums them): the same stream as calls of
+ * ipc_emit / ipc_next one item at a time, without a call per item.
+ *
+ * ipc_emit_many: ipc_emit of count items of width bytes each, items[0],
+ * items[width], ... (copied into the open batches; width 0 emits count empty
+ * items). Returns 0 when all were emitted; on an error (the codes of
+ * ipc_emit) the items before the failing one were emitted, the rest not.
+ *
+ * ipc_next_many: ipc_next, and with it the items of the same record that
+ * follow it back to back with the same size: *items points at *count >= 1
+ * items of *width bytes each (the first is what ipc_next would return; a
+ * batch of items of one size yields everything it has left, any other
+ * record one item). Valid until the next ipc_next or ipc_next_many on this
+ * port. Returns what ipc_next returns. */
+int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t count);
+int ipc_next_many(struct ipc_port *in, const void **items, size_t *width, size_t *count);
+
 /* Largest item: a record of its own in a buffer of 16 GiB at least. */
 #define IPC_ITEM_MAX (UINT32_C(0xffffffff) - 16)
 
