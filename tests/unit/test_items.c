@@ -300,6 +300,80 @@ static void test_items_sparse_after_linger_goes_at_once(void **state)
 	tu_assert_clean(h);
 }
 
+/* ipc_emit_many / ipc_next_many give the stream that ipc_emit / ipc_next
+ * one at a time give: runs across many batches, then items of other sizes
+ * (a second fixed size, empty items, an item larger than the batch), the
+ * argument errors, a port with a record per item, and -EPIPE. */
+static void test_items_many(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 8u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 13, true, 256, 128);
+	tk_open(&c, b, 13, false, 256, 128);
+	struct ipc_port *out = &p.port[0], *in = &c.port[0];
+	uint64_t v[1000];
+	char big[300];
+	for (size_t i = 0; i < 1000; i++)
+		v[i] = i * 7;
+	memset(big, 'b', sizeof big);
+	assert_int_equal(ipc_emit_many(out, v, 8, 1000), 0);
+	assert_int_equal(ipc_emit(out, "hello", 5), 0);
+	assert_int_equal(ipc_emit_many(out, "abcdefghi", 3, 3), 0);
+	assert_int_equal(ipc_emit_many(out, NULL, 0, 2), 0); /* two empty items */
+	assert_int_equal(ipc_emit_many(out, big, sizeof big, 1), 0);
+	assert_int_equal(ipc_emit_many(out, v, 8, 0), 0);
+	assert_int_equal(ipc_emit_many(NULL, v, 8, 1), -EINVAL);
+	assert_int_equal(ipc_emit_many(out, NULL, 8, 1), -EINVAL);
+	assert_int_equal(ipc_emit_many(in, v, 8, 1), -EINVAL);
+	tk_close(&p);
+
+	const void *items;
+	size_t w, m, got = 0, runs = 0;
+	while (got < 1000) {
+		assert_int_equal(ipc_next_many(in, &items, &w, &m), 0);
+		assert_int_equal(w, 8);
+		assert_true(m >= 1 && m <= 256 / 8 && got + m <= 1000);
+		assert_memory_equal(items, &v[got], m * 8);
+		got += m;
+		runs++;
+	}
+	assert_true(runs >= 1000 / 32 && runs < 1000); /* whole batches, not items */
+	/* then the other items, in order, however the producer packed them */
+	const char *want[] = {"hello", "abc", "def", "ghi", "", "", big};
+	const size_t wlen[] = {5, 3, 3, 3, 0, 0, sizeof big};
+	size_t k = 0;
+	while (k < 7) {
+		assert_int_equal(ipc_next_many(in, &items, &w, &m), 0);
+		for (size_t i = 0; i < m; i++, k++) {
+			assert_true(k < 7);
+			assert_int_equal(w, wlen[k]);
+			assert_memory_equal((const char *)items + i * w, want[k], w);
+		}
+	}
+	assert_int_equal(ipc_next_many(in, &items, &w, &m), IPC_TX_EOF);
+	assert_int_equal(ipc_next_many(in, &items, NULL, &m), -EINVAL);
+	tk_close(&c);
+
+	/* a record per item: one item per record each way */
+	tk_open(&p, b, 14, true, 0, 64);
+	tk_open(&c, b, 14, false, 0, 64);
+	assert_int_equal(ipc_emit_many(&p.port[0], v, 8, 3), 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(ipc_next_many(&c.port[0], &items, &w, &m), 0);
+		assert_true(w == 8 && m == 1 && memcmp(items, &v[i], 8) == 0);
+	}
+	/* the consumer leaves: the producer learns it, not silently */
+	tk_close(&c);
+	int rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++)
+		rc = ipc_emit_many(&p.port[0], v, 8, 1000);
+	assert_int_equal(rc, -EPIPE);
+	tk_close(&p);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 /* A kernel's return flushes its open batch (EOF after the last item). */
 static void test_items_eof_flushes(void **state)
 {
@@ -516,6 +590,7 @@ int main(int argc, char **argv)
 		T(test_items_mixing_send_next_emit_recv),
 		T(test_items_linger_flushes_slow_source),
 		T(test_items_sparse_after_linger_goes_at_once),
+		T(test_items_many),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
 		T(test_items_alloc_deadlock_is_a_clear_error),
