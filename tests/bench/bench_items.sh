@@ -17,7 +17,7 @@
 #             against a pipe with stdio buffering and with 64 KiB writes
 #             (pipe_items)
 #   trickle   one item per ms through three stages (src -> f -> f -> sink):
-#             p50 and p99 from emit to receive
+#             p50 and p99 from emit to receive; and one item per second
 set -u
 export LC_ALL=C
 B=${1:?usage: bench_items.sh BUILD}
@@ -182,7 +182,8 @@ echo
 
 # ---- trickle latency ------------------------------------------------------
 T=${IPC_BENCH_TRICKLE_ITEMS:-2000}
-cat >"$TMP/trickle.ini" <<INI
+trickle_ini() { # items period_us
+	cat <<INI
 [graph]
 name = bench-trickle
 [process:a]
@@ -190,7 +191,7 @@ name = bench-trickle
 [kernel:src]
 library  = $LIB
 function = b_trickle
-args     = u64:$T, u64:1000
+args     = u64:$1, u64:$2
 process  = a
 [kernel:f1]
 library   = $LIB
@@ -211,16 +212,25 @@ connect = src.out -> f1.in0
 connect = f1.out -> f2.in0
 connect = f2.out -> sink.in
 INI
+}
+trickle_ini "$T" 1000 >"$TMP/trickle.ini"
 p50=() p99=()
 for _ in $(seq "$RUNS"); do
 	time_of "$IPCRUN" --no-progress "$TMP/trickle.ini" >/dev/null
 	p50+=("$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
 	p99+=("$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
 done
-echo "### Trickle: one item per ms through three stages ($T items; median of $RUNS)"
+# one item a second (a slow sensor): one run of S items, p50 and the worst
+S=${IPC_BENCH_SLOW_ITEMS:-8}
+trickle_ini "$S" 1000000 >"$TMP/slow.ini"
+time_of "$IPCRUN" --no-progress "$TMP/slow.ini" >/dev/null
+s50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' "$TMP/out")
+smax=$(sed -n 's/.*max_us=\([0-9.]*\).*/\1/p' "$TMP/out")
+echo "### Trickle: items through three stages, emit -> receive"
 echo
-echo "| emit -> receive | p50 | p99 |"
-echo "|---|--:|--:|"
-echo "| src -> f -> f -> sink, 2 processes, linger default | $(echo "${p50[*]}" | median) us | $(echo "${p99[*]}" | median) us |"
+echo "| source | items | p50 | p99 (max) |"
+echo "|---|--:|--:|--:|"
+echo "| one item per ms (median of $RUNS runs) | $T | $(echo "${p50[*]}" | median) us | $(echo "${p99[*]}" | median) us |"
+echo "| one item per second (one run) | $S | $s50 us | ($smax us) |"
 echo
 "$B/bench/bench_kapi"
