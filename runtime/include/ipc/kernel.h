@@ -100,8 +100,9 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  * duration, 500 us by default) after its first item, even when the kernel
  * is busy in its own code or asleep (a thread of the process sends it then).
  * So an item waits at most about linger before it leaves its producer. A
- * port that was quiet for a whole linger sends the first item that comes at
- * once (a trickle of items pays no linger at all).
+ * sparse stream pays no linger at all: a batch that opens a linger or more
+ * after the port's previous batch opened goes out with its first item (a
+ * trickle, or the first item after a pause).
  *
  * A producer killed mid-stream: every batch it sent is delivered whole, in
  * order, once, and then IPC_TX_ABORTED; the items of its open batch (emitted
