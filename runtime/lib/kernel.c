@@ -278,6 +278,7 @@ static int flush_port(struct ipc_port *out, int timeout_ms)
 		return rc;
 	}
 	b->rec = NULL;
+	b->prev_count = h.count;
 	ipc__store_relaxed(&b->open_ns, 0);
 	return rc;
 }
@@ -417,14 +418,16 @@ static int open_batch(struct ipc_port *out, size_t n)
 	b->width = (uint32_t)n; /* 0: an empty first item starts variable */
 	/* A sparse stream (a trickle, or the first item after a pause) gains
 	 * nothing by waiting: when the previous batch opened a linger or more
-	 * ago, this one goes out with its first item. A busy port opens its
-	 * batches back to back. (Measured from the previous opening, not from
-	 * when it was sent: a batch sent by the linger thread leaves a linger
-	 * after it opened, and timing from then would lock a stream of one
-	 * item per two lingers into waiting a whole linger for every item.) */
+	 * ago and held one item, this one goes out with its first item. A busy
+	 * port opens its batches back to back, or fills them within a linger.
+	 * (Timed from the previous opening, not from when it was sent: a batch
+	 * sent by the linger thread leaves a linger after it opened, and timing
+	 * from then would lock a stream of one item per two lingers into waiting
+	 * a whole linger for every item. The count keeps a steady stream that
+	 * fills batches by linger from sending the item after each alone.) */
 	uint64_t now = now_ns(), linger = out->k->linger_ns ? out->k->linger_ns
 	                                                    : IPC__LINGER_DEFAULT_NS;
-	b->eager = now - b->prev_open_ns >= linger;
+	b->eager = now - b->prev_open_ns >= linger && b->prev_count <= 1;
 	b->prev_open_ns = now;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
@@ -602,12 +605,13 @@ void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
 	*room = 0;
 	if (out->batch == 0 || w == 0 || w + 4 > out->batch)
 		return NULL;
+	enter(out->k); /* out->end too is written by the linger thread's sends */
 	if (out->end) { /* the consumer is gone: say so before any work */
+		leave(out->k);
 		*room = 1;
 		errno = out->end < 0 ? -out->end : EPIPE;
 		return NULL;
 	}
-	enter(out->k);
 	if (b->rec && (b->width != w || b->used + w > b->cap)) {
 		int rc = flush_port(out, -1);
 		if (rc) {
@@ -630,14 +634,16 @@ void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
 	return b->data + b->used; /* left entered: ipc__emit_commit leaves */
 }
 
-void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
+int ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
 {
 	struct ipc__bout *b = &out->bo;
+	int rc = 0;
 	b->used += (uint32_t)(m * w);
 	b->count += (uint32_t)m;
 	if (b->eager)
-		flush_port(out, -1); /* an error shows at the next emit */
+		rc = flush_port(out, -1);
 	leave(out->k);
+	return rc;
 }
 
 size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p)
@@ -673,7 +679,9 @@ int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t 
 		}
 		size_t m = room < count ? room : count;
 		memcpy(dst, p, m * width);
-		ipc__emit_commit(out, width, m);
+		int rc = ipc__emit_commit(out, width, m);
+		if (rc) /* sent at once, and the send failed: these were lost */
+			return rc;
 		p += m * width;
 		count -= m;
 	}
@@ -682,7 +690,7 @@ int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t 
 
 int ipc_next_many(struct ipc_port *in, const void **items, size_t *width, size_t *count)
 {
-	if (!count || !width)
+	if (!items || !width || !count)
 		return -EINVAL;
 	const void *first, *more;
 	size_t n;

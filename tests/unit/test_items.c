@@ -353,6 +353,8 @@ static void test_items_many(void **state)
 	}
 	assert_int_equal(ipc_next_many(in, &items, &w, &m), IPC_TX_EOF);
 	assert_int_equal(ipc_next_many(in, &items, NULL, &m), -EINVAL);
+	assert_int_equal(ipc_next_many(in, NULL, &w, &m), -EINVAL);
+	assert_int_equal(ipc_next_many(in, &items, &w, NULL), -EINVAL);
 	tk_close(&c);
 
 	/* a record per item: one item per record each way */
@@ -363,13 +365,47 @@ static void test_items_many(void **state)
 		assert_int_equal(ipc_next_many(&c.port[0], &items, &w, &m), 0);
 		assert_true(w == 8 && m == 1 && memcmp(items, &v[i], 8) == 0);
 	}
-	/* the consumer leaves: the producer learns it, not silently */
+	/* the consumer leaves: the producer learns it, not silently, even
+	 * from a call whose one item was sent at once (a fresh port) */
 	tk_close(&c);
+	tk_open(&c, b, 15, false, 4096, 64);
+	struct tk q;
+	tk_open(&q, b, 15, true, 4096, 64);
+	tk_close(&c);
+	assert_int_equal(ipc_emit_many(&q.port[0], v, 8, 1), -EPIPE);
+	tk_close(&q);
 	int rc = 0;
 	for (int i = 0; i < 100 && rc == 0; i++)
 		rc = ipc_emit_many(&p.port[0], v, 8, 1000);
 	assert_int_equal(rc, -EPIPE);
 	tk_close(&p);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+/* A steady stream that fills its batches by linger keeps batching: the
+ * item after a batch the linger thread sent does not go out alone. */
+static void test_items_steady_stream_keeps_lingering(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 16, true, 4096, 64);
+	tk_open(&c, b, 16, false, 4096, 64);
+	p.k.linger_ns = 50000000; /* 50 ms */
+	uint64_t v[6] = {1, 2, 3, 4, 5, 6};
+	for (int i = 0; i < 5; i++) /* the first at once, four in a batch */
+		assert_int_equal(ipc_emit(&p.port[0], &v[i], 8), 0);
+	for (int i = 0; i < 5; i++)
+		expect_item(&c.port[0], &v[i], 8); /* the four: by the linger thread */
+	/* a linger after the last batch opened, but that batch held four */
+	assert_int_equal(ipc_emit(&p.port[0], &v[5], 8), 0);
+	void *r = NULL;
+	size_t n = 0;
+	assert_int_equal(ipc_try_recv(&c.port[0], &r, &n), IPC_TX_RETRY);
+	expect_item(&c.port[0], &v[5], 8); /* then within its linger */
+	tk_close(&p);
+	tk_close(&c);
 	assert_int_equal(ipc_buffer_close(b, false), 0);
 	tu_assert_clean(h);
 }
@@ -591,6 +627,7 @@ int main(int argc, char **argv)
 		T(test_items_linger_flushes_slow_source),
 		T(test_items_sparse_after_linger_goes_at_once),
 		T(test_items_many),
+		T(test_items_steady_stream_keeps_lingering),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
 		T(test_items_alloc_deadlock_is_a_clear_error),
