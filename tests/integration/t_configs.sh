@@ -281,7 +281,7 @@ check_wordcount() {
 	total=$(awk '{s += $1} END {printf "%.0f", s}' "$exp.all")
 	distinct=$(wc -l <"$exp.all")
 	if grep -q "^top $(wc -l <"$exp") of $distinct keys:$" "$out" &&
-	   grep -q "^summary: $total counted ($distinct distinct) from [0-9]* records in [0-9.]* s: [0-9]*/s$" "$out" &&
+	   grep -q "^summary: $total counted ($distinct distinct) from [0-9]* items in [0-9.]* s: [0-9]*/s$" "$out" &&
 	   kx_top_ranks_ok "$out"; then
 		kx_pass "$label: $total words, $distinct distinct"
 	else
