@@ -542,35 +542,55 @@ static __attribute__((noinline)) int emit_other(struct ipc_port *out, const void
 	return rc;
 }
 
+/* Copy n bytes, 1 <= n <= 16, without a call (two overlapping moves). */
+static inline void copy_small(char *d, const char *s, size_t n)
+{
+	if (n >= 8) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + n - 8, 8);
+		memcpy(d, &x, 8);
+		memcpy(d + n - 8, &y, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + n - 4, &y, 4);
+	} else {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
+/* The fast path: an item of at most 16 bytes into the open batch, which has
+ * room, entered without contention. It calls nothing (no frame, no saved
+ * registers: 10.2 M items measured at 54 instructions an emit before, when
+ * it shared a frame with its slow paths); everything else is emit_other's. */
 int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 {
-	/* fast path: the same size again, and room; entered without contention */
-	if (__builtin_expect(out && item && out->k->lingering &&
+	if (__builtin_expect(out && item && n - 1 < 16 && out->k->lingering &&
 	                     ipc__load_relaxed(&ipc__kernel_membarrier), 1)) {
 		struct ipc_kernel *k = out->k;
 		struct ipc__bout *b = &out->bo;
 		ipc__store_relaxed(&k->busy, 1);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) {
-			if (__builtin_expect(b->rec && b->width == n && n &&
-			                     b->used + n <= b->cap, 1)) {
-				if (n == 8) /* the commonest: a number, copied inline */
-					memcpy(b->data + b->used, item, 8);
-				else
-					memcpy(b->data + b->used, item, n);
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0 && b->rec, 1)) {
+			if (__builtin_expect(b->width == n && b->used + n <= b->cap, 1)) {
+				copy_small(b->data + b->used, item, n);
 				b->used += (uint32_t)n;
 				b->count++;
 				ipc__store_release(&k->busy, 0);
 				return 0;
 			}
 			uint32_t len = (uint32_t)n, pl = pad4(len);
-			if (b->rec && !b->width && n <= IPC_ITEM_MAX &&
-			    b->used + 4 + (uint64_t)pl <= b->cap) {
+			if (!b->width && b->used + 4 + pl <= b->cap) {
 				/* the variable layout: length, bytes, zeros to 4 */
 				char *p = b->data + b->used;
 				memcpy(p, &len, 4);
-				memcpy(p + 4, item, n);
-				memset(p + 4 + n, 0, pl - len);
+				memset(p + pl, 0, 4); /* the last word: the padding */
+				copy_small(p + 4, item, n);
 				b->used += 4 + pl;
 				b->count++;
 				ipc__store_release(&k->busy, 0);
@@ -947,7 +967,9 @@ static void bin_start(struct ipc__bin *b, void *rec, size_t size)
 	}
 }
 
-int ipc_next(struct ipc_port *in, const void **item, size_t *n)
+/* ipc_next without its fast path: checks, the other layouts, the next record. */
+static __attribute__((noinline)) int next_other(struct ipc_port *in, const void **item,
+                                               size_t *n)
 {
 	if (!in || in->out || !item || !n)
 		return -EINVAL;
@@ -996,6 +1018,34 @@ int ipc_next(struct ipc_port *in, const void **item, size_t *n)
 			return rc;
 		bin_start(b, rec, size);
 	}
+}
+
+/* The fast path: the next item of the batch being walked, fixed or
+ * variable layout; it calls nothing (see ipc_emit). A port whose walk has
+ * items left is an input (outputs never walk). */
+int ipc_next(struct ipc_port *in, const void **item, size_t *n)
+{
+	if (__builtin_expect(in && item && n && in->bi.left != 0, 1)) {
+		struct ipc__bin *b = &in->bi;
+		uint32_t w = b->width, len;
+		if (__builtin_expect(w != 0 && w != UINT32_MAX, 1)) {
+			*item = b->p;
+			*n = w;
+			b->p += w;
+			b->left--;
+			return 0;
+		}
+		size_t room = (size_t)(b->end - b->p);
+		if (w == 0 && room >= 4 && (memcpy(&len, b->p, 4), room - 4 >= len) &&
+		    room - 4 - len >= pad4(len) - len) {
+			*item = b->p + 4;
+			*n = len;
+			b->p += 4 + pad4(len);
+			b->left--;
+			return 0;
+		}
+	}
+	return next_other(in, item, n);
 }
 
 /* One pass over the open inputs from k->rr. Returns 0 with a record, 1 when

@@ -383,6 +383,53 @@ static void test_items_many(void **state)
 	tu_assert_clean(h);
 }
 
+/* Every small size through both fast paths (one size per batch, then all
+ * sizes mixed in the variable layout), each byte checked, the padding of
+ * the variable layout zero. */
+static void test_items_small_sizes(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 8u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 17, true, 4096, 256);
+	tk_open(&c, b, 17, false, 4096, 256);
+	char item[24];
+	for (size_t n = 1; n <= 20; n++)
+		for (uint64_t j = 0; j < 3; j++) {
+			tu_fill(item, n, n * 100 + j);
+			assert_int_equal(ipc_emit(&p.port[0], item, n), 0);
+		}
+	for (size_t n = 1; n <= 20; n++) /* mixed: the variable layout */
+		for (size_t m = 20; m >= 1; m--) {
+			tu_fill(item, m, n * 1000 + m);
+			assert_int_equal(ipc_emit(&p.port[0], item, m), 0);
+		}
+	tk_close(&p);
+	for (size_t n = 1; n <= 20; n++)
+		for (uint64_t j = 0; j < 3; j++) {
+			tu_fill(item, n, n * 100 + j);
+			expect_item(&c.port[0], item, n);
+		}
+	for (size_t n = 1; n <= 20; n++)
+		for (size_t m = 20; m >= 1; m--) {
+			const void *got;
+			size_t len;
+			tu_fill(item, m, n * 1000 + m);
+			assert_int_equal(ipc_next(&c.port[0], &got, &len), 0);
+			assert_int_equal(len, m);
+			assert_memory_equal(got, item, m);
+			if (c.port[0].bi.width == 0) /* the padding after it */
+				for (size_t z = m; z < ((m + 3) & ~(size_t)3); z++)
+					assert_int_equal(((const char *)got)[z], 0);
+		}
+	const void *got;
+	size_t len;
+	assert_int_equal(ipc_next(&c.port[0], &got, &len), IPC_TX_EOF);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 /* A steady stream that fills its batches by linger keeps batching: the
  * item after a batch the linger thread sent does not go out alone. */
 static void test_items_steady_stream_keeps_lingering(void **state)
@@ -628,6 +675,7 @@ int main(int argc, char **argv)
 		T(test_items_sparse_after_linger_goes_at_once),
 		T(test_items_many),
 		T(test_items_steady_stream_keeps_lingering),
+		T(test_items_small_sizes),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
 		T(test_items_alloc_deadlock_is_a_clear_error),
