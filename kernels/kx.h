@@ -71,6 +71,15 @@ static inline enum kx_end kx__emit(struct ipc_kernel *k, struct ipc_port *out,
 	return rc == 0 ? KX_DONE : kx__emit_failed(k, out, rc);
 }
 
+/* ipc_emit_many on out: KX_DONE, KX_GONE or KX_FAILED as kx__emit. */
+static inline enum kx_end kx__emit_many(struct ipc_kernel *k, struct ipc_port *out,
+                                        const void *items, size_t width, size_t count)
+{
+	int rc = ipc_emit_many(out, items, width, count);
+
+	return rc == 0 ? KX_DONE : kx__emit_failed(k, out, rc);
+}
+
 /* Longest line the line sources accept (bytes, without the newline): a
  * longer one is an error naming the file and the line, never a buffer
  * growing without limit. */

@@ -1,5 +1,5 @@
 /*
- * top_sink: the end of a word count. It adds up "<count> <key>" records (what
+ * top_sink: the end of a word count. It adds up "<count> <key>" items (what
  * keyed_count sends; partial counts of one key from several workers add up),
  * and at the end prints the n largest counts and a summary.
  */
@@ -11,17 +11,17 @@
 #include <string.h>
 
 IPC_KERNEL(top_sink, "in", "", "u64",
-           "adds up \"<count> <key>\" records, prints the n largest (0: all) and a summary");
+           "adds up \"<count> <key>\" items, prints the n largest (0: all) and a summary");
 KX_EXPORT int top_sink(struct ipc_kernel *k, uint64_t n);
 
 struct top {
 	struct kx_counter counts;
-	uint64_t records;
+	uint64_t items;   /* received */
 	uint64_t total;
 	struct ipc_kernel *k;
 };
 
-/* Parse "<count> <key>"; a record without a count counts as "1 <record>". */
+/* Parse "<count> <key>"; an item without a count counts as "1 <item>". */
 static bool top_add(struct top *t, const char *rec, size_t n)
 {
 	size_t len = kx__text_len(rec, n), i = 0;
@@ -35,7 +35,7 @@ static bool top_add(struct top *t, const char *rec, size_t n)
 	} else {
 		i++;
 	}
-	t->records++;
+	t->items++;
 	t->total += count;
 	if (!kx__counter_add(&t->counts, rec + i, len - i, count)) {
 		kx__errorf(t->k, "out of memory counting keys");
@@ -90,7 +90,7 @@ static bool top_print(struct top *t, uint64_t n, double seconds)
 		printf("%4zu %12" PRIu64 "  %.*s\n", i + 1, rows[i].count,
 		       (int)rows[i].len, rows[i].key);
 	printf("summary: %" PRIu64 " counted (%zu distinct) from %" PRIu64
-	       " records in %.3f s: %.0f/s\n", t->total, m, t->records, seconds,
+	       " items in %.3f s: %.0f/s\n", t->total, m, t->items, seconds,
 	       seconds > 0 ? (double)t->total / seconds : 0.0);
 	fflush(stdout);
 	free(rows);

@@ -24,55 +24,57 @@ IPC_KERNEL(keyed_count, "in", "out", "",
            "counts equal items; at the end emits one \"<count> <key>\" text item per key");
 KX_EXPORT int keyed_count(struct ipc_kernel *k);
 
+IPC_KERNEL(word_count, "in", "out", "",
+           "counts the words of text items as tokenize splits them; at the end "
+           "emits one \"<count> <word>\" text item per word");
+KX_EXPORT int word_count(struct ipc_kernel *k);
+
 static bool is_word_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9');
 }
 
+/* Longest word: a longer run of word characters continues as another word,
+ * as a line longer than a terminal wraps (rare, and never lost). */
+#define WORD_MAX 256
+
+/* The next word of s[*i, n), lower-cased into word (room for WORD_MAX
+ * bytes): returns its length (0: none left) and moves *i past it. What
+ * tokenize emits and word_count counts, so that the two always agree. */
+static inline size_t next_word(const unsigned char *s, size_t n, size_t *i, char *word)
+{
+	size_t j = *i, len = 0;
+
+	while (j < n && !is_word_char(s[j]))
+		j++;
+	for (; j < n && len < WORD_MAX && is_word_char(s[j]); j++)
+		word[len++] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] - 'A' + 'a' : s[j]);
+	*i = j;
+	return len;
+}
+
 int tokenize(struct ipc_kernel *k)
 {
 	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
 	enum kx_end e = KX_DONE;
-	char word[257];
+	char word[WORD_MAX + 1];
 
 	if (!in || !out)
 		return 1;
 	while (e == KX_DONE) {
-		const unsigned char *s;
 		const void *item;
-		size_t n;
+		size_t n, len, i = 0;
 		int rc = ipc_next(in, &item, &n);
 
 		if (rc != 0) {
 			e = kx__input_end(k, "in", rc);
 			break;
 		}
-		s = item;
 		n = kx__text_len(item, n);
-		for (size_t i = 0; i < n && e == KX_DONE;) {
-			size_t len = 0;
-
-			while (i < n && !is_word_char(s[i]))
-				i++;
-			if (i == n)
-				break;
-			for (; i < n && is_word_char(s[i]); i++) {
-				/* A word longer than the buffer continues as
-				 * another word, as a line longer than a
-				 * terminal wraps: rare, and never lost. */
-				if (len == sizeof word - 1) {
-					word[len] = '\0';
-					e = kx__emit(k, out, word, len + 1);
-					len = 0;
-				}
-				word[len++] = (char)(s[i] >= 'A' && s[i] <= 'Z'
-				                     ? s[i] - 'A' + 'a' : s[i]);
-			}
-			if (e == KX_DONE) {
-				word[len] = '\0';
-				e = kx__emit(k, out, word, len + 1);
-			}
+		while (e == KX_DONE && (len = next_word(item, n, &i, word)) > 0) {
+			word[len] = '\0';
+			e = kx__emit(k, out, word, len + 1);
 		}
 	}
 	return kx__end(k, e);
@@ -192,6 +194,42 @@ int keyed_count(struct ipc_kernel *k)
 			e = KX_FAILED;
 			break;
 		}
+	}
+	if (e == KX_DONE)
+		e = counter_send(k, out, &c);
+	kx__counter_free(&c);
+	return kx__end(k, e);
+}
+
+/* tokenize and keyed_count in one kernel: words are counted where they are
+ * found, and only the counts travel (a combiner, in MapReduce's terms). The
+ * words are those tokenize emits, so the counts equal tokenize ->
+ * keyed_count's. */
+int word_count(struct ipc_kernel *k)
+{
+	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
+	struct kx_counter c = {0};
+	enum kx_end e = KX_DONE;
+	char word[WORD_MAX];
+
+	if (!in || !out)
+		return 1;
+	while (e == KX_DONE) {
+		const void *item;
+		size_t n, len, i = 0;
+		int rc = ipc_next(in, &item, &n);
+
+		if (rc != 0) {
+			e = kx__input_end(k, "in", rc);
+			break;
+		}
+		n = kx__text_len(item, n);
+		while ((len = next_word(item, n, &i, word)) > 0)
+			if (!kx__counter_add(&c, word, len, 1)) {
+				kx__errorf(k, "out of memory counting words");
+				e = KX_FAILED;
+				break;
+			}
 	}
 	if (e == KX_DONE)
 		e = counter_send(k, out, &c);

@@ -255,7 +255,7 @@ static int call_runs(const struct ir_kernel *gk, struct ipc_kernel *k,
 				if (dst) {
 					size_t k8 = c - w < room ? c - w : room;
 					memcpy(dst, res + 8 * w, 8 * k8);
-					ipc__emit_commit(out, 8, k8);
+					rc = ipc__emit_commit(out, 8, k8);
 					w += k8;
 				} else if (room) { /* failed */
 					rc = -errno;

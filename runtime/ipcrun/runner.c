@@ -337,6 +337,8 @@ static void *kthread_main(void *arg)
 		sigaltstack(&ss, NULL);
 
 	int ok = attach(kt);
+	if (ok == 0)
+		ipc__kernel_ready(&kt->k);
 	pthread_mutex_lock(&rn->mu);
 	if (ok == 0)
 		rn->nattached++;
@@ -353,9 +355,9 @@ static void *kthread_main(void *arg)
 		if (go > 0)
 			rc = gk->func ? ir_call_function(gk, &kt->k)
 			              : ir_call_actor(gk, &kt->k);
-		/* what it emitted goes out first (EOF flushes) */
-		if (go > 0)
-			ipc__kernel_finish(&kt->k);
+		/* what it emitted goes out first (EOF flushes); and a kernel
+		 * that never ran leaves the linger thread it joined */
+		ipc__kernel_finish(&kt->k);
 		if (gk->seq) /* what an ordered replica still holds back */
 			ipc__kernel_seq_flush(&kt->k);
 		if (kt->k.waiting) /* not waiting any more: the watchdog skips it */

@@ -279,7 +279,7 @@ static int flush_port(struct ipc_port *out, int timeout_ms)
 		return rc;
 	}
 	b->rec = NULL;
-	b->last_ns = now_ns();
+	b->prev_count = h.count;
 	ipc__store_relaxed(&b->open_ns, 0);
 	return rc;
 }
@@ -417,12 +417,19 @@ static int open_batch(struct ipc_port *out, size_t n)
 	b->used = 0;
 	b->count = 0;
 	b->width = (uint32_t)n; /* 0: an empty first item starts variable */
-	/* A port quiet for a whole linger (a trickle, or the first item after
-	 * a pause) gains nothing by waiting: its first item goes out at once.
-	 * A busy port opens its next batch right after the last one left. */
+	/* A sparse stream (a trickle, or the first item after a pause) gains
+	 * nothing by waiting: when the previous batch opened a linger or more
+	 * ago and held one item, this one goes out with its first item. A busy
+	 * port opens its batches back to back, or fills them within a linger.
+	 * (Timed from the previous opening, not from when it was sent: a batch
+	 * sent by the linger thread leaves a linger after it opened, and timing
+	 * from then would lock a stream of one item per two lingers into waiting
+	 * a whole linger for every item. The count keeps a steady stream that
+	 * fills batches by linger from sending the item after each alone.) */
 	uint64_t now = now_ns(), linger = out->k->linger_ns ? out->k->linger_ns
 	                                                    : IPC__LINGER_DEFAULT_NS;
-	b->eager = now - b->last_ns >= linger;
+	b->eager = now - b->prev_open_ns >= linger && b->prev_count <= 1;
+	b->prev_open_ns = now;
 	/* seq_cst, paired with the linger thread's: it either sees this batch
 	 * or this kernel sees it idle and wakes it */
 	ipc__store_seq_cst(&b->open_ns, now); /* pairs with linger_main(), linger_scan() */
@@ -536,35 +543,56 @@ static __attribute__((noinline)) int emit_other(struct ipc_port *out, const void
 	return rc;
 }
 
+/* Copy n bytes, 1 <= n <= 16, without a call (two overlapping moves). */
+static inline void copy_small(char *d, const char *s, size_t n)
+{
+	if (n >= 8) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + n - 8, 8);
+		memcpy(d, &x, 8);
+		memcpy(d + n - 8, &y, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + n - 4, &y, 4);
+	} else {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
+/* The fast path: an item of at most 16 bytes into the open batch, which has
+ * room, entered without contention. It calls nothing (no frame, no saved
+ * registers: 10.2 M items measured at 54 instructions an emit before, when
+ * it shared a frame with its slow paths); everything else is emit_other's. */
 int ipc_emit(struct ipc_port *out, const void *item, size_t n)
 {
-	/* fast path: the same size again, and room; entered without contention */
-	if (__builtin_expect(out && item && out->k->lingering &&
+	if (__builtin_expect(out && item && n - 1 < 16 && out->k->lingering &&
 	                     ipc__load_relaxed(&ipc__kernel_membarrier), 1)) {
 		struct ipc_kernel *k = out->k;
 		struct ipc__bout *b = &out->bo;
 		ipc__store_relaxed(&k->busy, 1);
 		atomic_signal_fence(memory_order_seq_cst);
-		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0, 1)) { /* pairs with take() */
-			if (__builtin_expect(b->rec && b->width == n && n &&
-			                     b->used + n <= b->cap, 1)) {
-				if (n == 8) /* the commonest: a number, copied inline */
-					memcpy(b->data + b->used, item, 8);
-				else
-					memcpy(b->data + b->used, item, n);
+		/* pairs with take() */
+		if (__builtin_expect(ipc__load_acquire(&k->steal) == 0 && b->rec, 1)) {
+			if (__builtin_expect(b->width == n && b->used + n <= b->cap, 1)) {
+				copy_small(b->data + b->used, item, n);
 				b->used += (uint32_t)n;
 				b->count++;
 				ipc__store_release(&k->busy, 0); /* pairs with take() */
 				return 0;
 			}
 			uint32_t len = (uint32_t)n, pl = pad4(len);
-			if (b->rec && !b->width && n <= IPC_ITEM_MAX &&
-			    b->used + 4 + (uint64_t)pl <= b->cap) {
+			if (!b->width && b->used + 4 + pl <= b->cap) {
 				/* the variable layout: length, bytes, zeros to 4 */
 				char *p = b->data + b->used;
 				memcpy(p, &len, 4);
-				memcpy(p + 4, item, n);
-				memset(p + 4 + n, 0, pl - len);
+				memset(p + pl, 0, 4); /* the last word: the padding */
+				copy_small(p + 4, item, n);
 				b->used += 4 + pl;
 				b->count++;
 				ipc__store_release(&k->busy, 0); /* pairs with take() */
@@ -599,12 +627,13 @@ void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
 	*room = 0;
 	if (out->batch == 0 || w == 0 || w + 4 > out->batch)
 		return NULL;
+	enter(out->k); /* out->end too is written by the linger thread's sends */
 	if (out->end) { /* the consumer is gone: say so before any work */
+		leave(out->k);
 		*room = 1;
 		errno = out->end < 0 ? -out->end : EPIPE;
 		return NULL;
 	}
-	enter(out->k);
 	if (b->rec && (b->width != w || b->used + w > b->cap)) {
 		int rc = flush_port(out, -1);
 		if (rc) {
@@ -627,14 +656,16 @@ void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room)
 	return b->data + b->used; /* left entered: ipc__emit_commit leaves */
 }
 
-void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
+int ipc__emit_commit(struct ipc_port *out, size_t w, size_t m)
 {
 	struct ipc__bout *b = &out->bo;
+	int rc = 0;
 	b->used += (uint32_t)(m * w);
 	b->count += (uint32_t)m;
 	if (b->eager)
-		flush_port(out, -1); /* an error shows at the next emit */
+		rc = flush_port(out, -1);
 	leave(out->k);
+	return rc;
 }
 
 size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p)
@@ -647,6 +678,51 @@ size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p)
 	b->p += m * w;
 	b->left = 0;
 	return m;
+}
+
+int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t count)
+{
+	if (!out || !out->out || (!items && count && width) || width > IPC_ITEM_MAX)
+		return -EINVAL;
+	const char *p = items;
+	while (count) {
+		size_t room;
+		char *dst = ipc__emit_room(out, width, &room);
+		if (!dst) {
+			if (room) /* failed: errno says why */
+				return -errno;
+			/* no batch to fill (a record per item, empty or wide items) */
+			for (; count; count--, p += width) {
+				int rc = ipc_emit(out, p, width);
+				if (rc)
+					return rc;
+			}
+			return 0;
+		}
+		size_t m = room < count ? room : count;
+		memcpy(dst, p, m * width);
+		int rc = ipc__emit_commit(out, width, m);
+		if (rc) /* sent at once, and the send failed: these were lost */
+			return rc;
+		p += m * width;
+		count -= m;
+	}
+	return 0;
+}
+
+int ipc_next_many(struct ipc_port *in, const void **items, size_t *width, size_t *count)
+{
+	if (!items || !width || !count)
+		return -EINVAL;
+	const void *first, *more;
+	size_t n;
+	int rc = ipc_next(in, &first, &n);
+	if (rc)
+		return rc;
+	*items = first;
+	*width = n;
+	*count = 1 + ipc__next_run(in, n, &more); /* more == first + n */
+	return 0;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -893,7 +969,9 @@ static void bin_start(struct ipc__bin *b, void *rec, size_t size)
 	}
 }
 
-int ipc_next(struct ipc_port *in, const void **item, size_t *n)
+/* ipc_next without its fast path: checks, the other layouts, the next record. */
+static __attribute__((noinline)) int next_other(struct ipc_port *in, const void **item,
+                                               size_t *n)
 {
 	if (!in || in->out || !item || !n)
 		return -EINVAL;
@@ -942,6 +1020,34 @@ int ipc_next(struct ipc_port *in, const void **item, size_t *n)
 			return rc;
 		bin_start(b, rec, size);
 	}
+}
+
+/* The fast path: the next item of the batch being walked, fixed or
+ * variable layout; it calls nothing (see ipc_emit). A port whose walk has
+ * items left is an input (outputs never walk). */
+int ipc_next(struct ipc_port *in, const void **item, size_t *n)
+{
+	if (__builtin_expect(in && item && n && in->bi.left != 0, 1)) {
+		struct ipc__bin *b = &in->bi;
+		uint32_t w = b->width, len;
+		if (__builtin_expect(w != 0 && w != UINT32_MAX, 1)) {
+			*item = b->p;
+			*n = w;
+			b->p += w;
+			b->left--;
+			return 0;
+		}
+		size_t room = (size_t)(b->end - b->p);
+		if (w == 0 && room >= 4 && (memcpy(&len, b->p, 4), room - 4 >= len) &&
+		    room - 4 - len >= pad4(len) - len) {
+			*item = b->p + 4;
+			*n = len;
+			b->p += 4 + pad4(len);
+			b->left--;
+			return 0;
+		}
+	}
+	return next_other(in, item, n);
 }
 
 /* One pass over the open inputs from k->rr. Returns 0 with a record, 1 when
@@ -1013,6 +1119,18 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
 	int rc = recv_any(k, from, rec, n);
 	leave(k);
 	return rc;
+}
+
+void ipc__kernel_ready(struct ipc_kernel *k)
+{
+	if (!k || k->lingering)
+		return;
+	for (size_t i = k->nin; i < k->nin + k->nout; i++)
+		if (k->port[i].batch) {
+			ipc__linger_register(k); /* leaves k marked inside the API */
+			leave(k);
+			return;
+		}
 }
 
 void ipc__kernel_finish(struct ipc_kernel *k)

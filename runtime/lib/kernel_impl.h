@@ -37,9 +37,11 @@ struct ipc__bout {
 	                         layout); 0: items carry their length */
 	ipc_a64 open_ns;      /* when its first item came; 0: none open. Read
 	                         by the linger thread */
-	uint64_t last_ns;     /* when the last batch went out */
-	bool eager;           /* the port was quiet for a linger before this
-	                         batch: it goes out with its first item */
+	uint64_t prev_open_ns; /* when the previous batch opened */
+	uint32_t prev_count;  /* items the previous batch held when sent */
+	bool eager;           /* the previous batch opened a linger or more
+	                         before this one and held one item (a sparse
+	                         stream): this one goes out with its first item */
 };
 
 /* An input's current record, as ipc_next walks it. */
@@ -115,13 +117,21 @@ void ipc__kernel_seq_flush(struct ipc_kernel *k);
  * *room = 0 when out takes a record per item or w does not fit a batch
  * (emit with ipc_emit then), or NULL with errno set on failure (*room = 1).
  * The kernel calls nothing else of the API until ipc__emit_commit, which
- * appends the first m (<= room) items written there. */
+ * appends the first m (<= room) items written there and returns 0, or the
+ * error of sending the batch at once (a sparse stream's: see open_batch). */
 __attribute__((visibility("default")))
 size_t ipc__next_run(struct ipc_port *in, size_t w, const void **p);
 __attribute__((visibility("default")))
 void *ipc__emit_room(struct ipc_port *out, size_t w, size_t *room);
 __attribute__((visibility("default")))
-void ipc__emit_commit(struct ipc_port *out, size_t w, size_t m);
+int ipc__emit_commit(struct ipc_port *out, size_t w, size_t m);
+
+/* Before the kernel starts (ipcrun calls this on the kernel's thread once
+ * its ports are attached, before the start barrier): a kernel with a
+ * batched output joins the process's linger thread now, so that the first
+ * emit does not pay for starting it (and for registering membarrier, which
+ * can wait for an RCU grace period: 16-26 ms measured here). */
+__attribute__((visibility("default"))) void ipc__kernel_ready(struct ipc_kernel *k);
 
 /* After the kernel returned (ipcrun calls this before closing its ports):
  * send every open batch (waiting while a channel is full; EOF flushes),

@@ -7,14 +7,17 @@
 # alternative, and the medians are compared (the machine is shared: a single
 # run says little). Cases:
 #   demo      config/demo.ini's word count (4 M words) through ipcrun, in
-#             processes and --threads, against wc_plain (the same count as
-#             one single-threaded C program) and tr | sort | uniq -c
+#             processes and --threads, and config/words.ini's (every word an
+#             item), against wc_plain (the same count as one single-threaded
+#             C program) and tr | sort | uniq -c
 #   functions three i64(i64) function kernels (src -> f1 -> f2 -> f3 -> sink,
 #             two processes) against fn_loop (the three in one loop)
-#   8-byte    seq_source -> discard_sink in two processes against a pipe
-#             with stdio buffering (pipe_items)
+#   8-byte    8-byte items summed in another process, kernels written with
+#             arrays (seq_source, ipc_next_many) and with a call per item,
+#             against a pipe with stdio buffering and with 64 KiB writes
+#             (pipe_items)
 #   trickle   one item per ms through three stages (src -> f -> f -> sink):
-#             p50 and p99 from emit to receive
+#             p50 and p99 from emit to receive; and one item per second
 set -u
 export LC_ALL=C
 B=${1:?usage: bench_items.sh BUILD}
@@ -48,24 +51,27 @@ text=$TMP/text.txt
 for _ in $(seq 2000); do cat config/data/ferry.txt; done >"$text"
 words=$(tr -cs 'A-Za-z0-9' '\n' <"$text" | grep -c .)
 uniqc() { tr -cs 'A-Za-z0-9' '\n' <"$text" | tr 'A-Z' 'a-z' | sort | uniq -c | sort -rn | head -10; }
-p=() t=() c=() u=()
+p=() t=() w=() c=() u=()
 for _ in $(seq "$RUNS"); do
 	p+=("$(time_of "$IPCRUN" --no-progress config/demo.ini)")
 	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: demo counted wrong" >&2
 	t+=("$(time_of "$IPCRUN" --no-progress --threads config/demo.ini)")
+	w+=("$(time_of "$IPCRUN" --no-progress config/words.ini)")
+	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: words.ini counted wrong" >&2
 	c+=("$(time_of "$B/bench/wc_plain" config/data/ferry.txt 2000 10)")
 	grep -q "summary: $words counted" "$TMP/out" || echo "bench_items: wc_plain counted wrong" >&2
 	u+=("$(time_of uniqc)")
 done
-mp=$(echo "${p[*]}" | median) mt=$(echo "${t[*]}" | median)
+mp=$(echo "${p[*]}" | median) mt=$(echo "${t[*]}" | median) mw=$(echo "${w[*]}" | median)
 mc=$(echo "${c[*]}" | median) mu=$(echo "${u[*]}" | median)
-echo "### Word count, config/demo.ini ($words words; median of $RUNS, seconds)"
+echo "### Word count of make run ($words words; median of $RUNS, seconds)"
 echo
 echo "| job | time | vs one C loop |"
 echo "|---|--:|--:|"
 row() { awk -v n="$1" -v t="$2" -v c="$mc" 'BEGIN { printf "| %s | %.3f s | %.2fx |\n", n, t, t / c }'; }
-row "ipcrun, 7 processes" "$mp"
-row "ipcrun --threads" "$mt"
+row "config/demo.ini: lines to 2 word_count replicas, 5 processes" "$mp"
+row "the same, --threads" "$mt"
+row "config/words.ini: every word an item, 9 kernels, 7 processes" "$mw"
 row "single-threaded C (tests/bench/wc_plain.c)" "$mc"
 row "tr \\| sort \\| uniq -c" "$mu"
 echo
@@ -124,43 +130,60 @@ awk -v n="$N" -v g="$mg" -v l="$ml" 'BEGIN {
 echo
 
 # ---- 8-byte items between two processes ---------------------------------
+# Two ways to write the kernels (an API call per item, or arrays of items:
+# ipc_emit_many / ipc_next_many, as seq_source does) against the same two
+# ways over a pipe (stdio per item, write / read of 64 KiB). Every sink
+# reads and sums every item and is checked.
 M=${IPC_BENCH_8B_ITEMS:-50000000}
-cat >"$TMP/eight.ini" <<INI
+eight_ini() { # source-function source-args sink-function
+	cat <<INI
 [graph]
 name = bench-8b
 [process:a]
 [process:b]
 [kernel:src]
-library  = libipckernels.so
-function = seq_source
+library  = $2
+function = $1
 args     = u64:$M
 process  = a
 [kernel:sink]
-library  = libipckernels.so
-function = discard_sink
+library  = $LIB
+function = $3
 process  = b
 [connections]
 connect = src.out -> sink.in
 INI
-e=() q=()
+}
+eight_ini seq_source libipckernels.so b_sum_many >"$TMP/eight_many.ini"
+eight_ini b_seq_each "$LIB" b_sum_each >"$TMP/eight_each.ini"
+sum=$(awk -v m="$M" 'BEGIN { printf "%.0f", m * (m - 1) / 2 }')
+em=() ee=() q=() qb=()
 for _ in $(seq "$RUNS"); do
-	e+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight.ini")")
-	grep -q "records=$M " "$TMP/out" || echo "bench_items: 8-byte lost items" >&2
+	em+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight_many.ini")")
+	grep -q "sum: items=$M sum=$sum$" "$TMP/out" || echo "bench_items: 8-byte (many) lost items" >&2
+	ee+=("$(time_of "$IPCRUN" --no-progress "$TMP/eight_each.ini")")
+	grep -q "sum: items=$M sum=$sum$" "$TMP/out" || echo "bench_items: 8-byte (each) lost items" >&2
 	q+=("$(time_of "$B/bench/pipe_items" "$M")")
+	qb+=("$(time_of "$B/bench/pipe_items" "$M" bulk)")
 done
-me=$(echo "${e[*]}" | median) mq=$(echo "${q[*]}" | median)
-echo "### 8-byte items between two processes ($M items; median of $RUNS, whole runs)"
+mem=$(echo "${em[*]}" | median) mee=$(echo "${ee[*]}" | median)
+mq=$(echo "${q[*]}" | median) mqb=$(echo "${qb[*]}" | median)
+echo "### 8-byte items between two processes ($M items, summed; median of $RUNS, whole runs)"
 echo
-echo "| path | items/s | vs pipe |"
-echo "|---|--:|--:|"
-awk -v n="$M" -v e="$me" -v q="$mq" 'BEGIN {
-	printf "| ipcrun: seq_source -> discard_sink | %.1f M | %.2fx |\n", n / e / 1e6, q / e
-	printf "| pipe with stdio buffering (pipe_items) | %.1f M | 1.00x |\n", n / q / 1e6 }'
+echo "| path | items/s | vs stdio pipe | vs 64 KiB pipe |"
+echo "|---|--:|--:|--:|"
+awk -v n="$M" -v em="$mem" -v ee="$mee" -v q="$mq" -v qb="$mqb" 'BEGIN {
+	r = "| %s | %.1f M | %.2fx | %.2fx |\n"
+	printf r, "ipcrun, arrays: seq_source (ipc_emit_many) -> ipc_next_many", n / em / 1e6, q / em, qb / em
+	printf r, "ipcrun, a call per item: ipc_emit -> ipc_next", n / ee / 1e6, q / ee, qb / ee
+	printf r, "pipe, stdio: fwrite / fread per item (pipe_items)", n / q / 1e6, 1, qb / q
+	printf r, "pipe, arrays: write / read of 64 KiB (pipe_items bulk)", n / qb / 1e6, q / qb, 1 }'
 echo
 
 # ---- trickle latency ------------------------------------------------------
 T=${IPC_BENCH_TRICKLE_ITEMS:-2000}
-cat >"$TMP/trickle.ini" <<INI
+trickle_ini() { # items period_us
+	cat <<INI
 [graph]
 name = bench-trickle
 [process:a]
@@ -168,7 +191,7 @@ name = bench-trickle
 [kernel:src]
 library  = $LIB
 function = b_trickle
-args     = u64:$T, u64:1000
+args     = u64:$1, u64:$2
 process  = a
 [kernel:f1]
 library   = $LIB
@@ -189,16 +212,25 @@ connect = src.out -> f1.in0
 connect = f1.out -> f2.in0
 connect = f2.out -> sink.in
 INI
+}
+trickle_ini "$T" 1000 >"$TMP/trickle.ini"
 p50=() p99=()
 for _ in $(seq "$RUNS"); do
 	time_of "$IPCRUN" --no-progress "$TMP/trickle.ini" >/dev/null
 	p50+=("$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
 	p99+=("$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$TMP/out")")
 done
-echo "### Trickle: one item per ms through three stages ($T items; median of $RUNS)"
+# one item a second (a slow sensor): one run of S items, p50 and the worst
+S=${IPC_BENCH_SLOW_ITEMS:-8}
+trickle_ini "$S" 1000000 >"$TMP/slow.ini"
+time_of "$IPCRUN" --no-progress "$TMP/slow.ini" >/dev/null
+s50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' "$TMP/out")
+smax=$(sed -n 's/.*max_us=\([0-9.]*\).*/\1/p' "$TMP/out")
+echo "### Trickle: items through three stages, emit -> receive"
 echo
-echo "| emit -> receive | p50 | p99 |"
-echo "|---|--:|--:|"
-echo "| src -> f -> f -> sink, 2 processes, linger default | $(echo "${p50[*]}" | median) us | $(echo "${p99[*]}" | median) us |"
+echo "| source | items | p50 | p99 (max) |"
+echo "|---|--:|--:|--:|"
+echo "| one item per ms (median of $RUNS runs) | $T | $(echo "${p50[*]}" | median) us | $(echo "${p99[*]}" | median) us |"
+echo "| one item per second (one run) | $S | $s50 us | ($smax us) |"
 echo
 "$B/bench/bench_kapi"

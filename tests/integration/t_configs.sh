@@ -281,7 +281,7 @@ check_wordcount() {
 	total=$(awk '{s += $1} END {printf "%.0f", s}' "$exp.all")
 	distinct=$(wc -l <"$exp.all")
 	if grep -q "^top $(wc -l <"$exp") of $distinct keys:$" "$out" &&
-	   grep -q "^summary: $total counted ($distinct distinct) from [0-9]* records in [0-9.]* s: [0-9]*/s$" "$out" &&
+	   grep -q "^summary: $total counted ($distinct distinct) from [0-9]* items in [0-9.]* s: [0-9]*/s$" "$out" &&
 	   kx_top_ranks_ok "$out"; then
 		kx_pass "$label: $total words, $distinct distinct"
 	else
@@ -313,6 +313,53 @@ done
 l="demo --threads --stats"
 kx_run "$l" "$OUT" "$ERR" -- "$KX_IPCRUN" --threads --stats config/demo.ini &&
 	kx_expect_rc "$l" 0 "$ERR" && check_wordcount "$l" "$OUT" 2000 10
+
+# words.ini: the same count with every word an item of its own (tokenize ->
+# split_hash -> four keyed_count -> merge -> top, seven processes).
+CHECKED+=(words)
+kx_run words "$OUT" "$ERR" -- "$KX_IPCRUN" config/words.ini &&
+	kx_expect_rc words 0 "$ERR" && check_wordcount words "$OUT" 2000 10
+l="words --threads"
+kx_run "$l" "$OUT" "$ERR" -- "$KX_IPCRUN" --threads config/words.ini &&
+	kx_expect_rc "$l" 0 "$ERR" && check_wordcount "$l" "$OUT" 2000 10
+# demo.ini with four counters rather than two (-D R=4): the same counts.
+l="demo -D R=4"
+kx_run "$l" "$OUT" "$ERR" -- "$KX_IPCRUN" -D R=4 config/demo.ini &&
+	kx_expect_rc "$l" 0 "$ERR" && check_wordcount "$l" "$OUT" 2000 10
+
+# word_count counts exactly what tokenize -> keyed_count counts, on text
+# that tries the edges: a 600-letter word (cut at 256, as tokenize cuts it),
+# upper case, digits, punctuation, CR LF, blank lines, no final newline.
+wc_edge=$KX_TMP/wc_edge.txt
+{ printf 'The THE the, 42 a1b2!\r\n\n  \t--\n'; head -c 600 /dev/zero | tr '\0' 'Q'
+  printf ' tail x\nlast line without newline'; } >"$wc_edge"
+wc_ini() { # counter kernels (as "connect" lines)...
+	printf '[graph]\nname = wc-edge\n[kernel:src]\nlibrary = libipckernels.so\n'
+	printf 'function = file_lines\nargs = str:%s\n' "$wc_edge"
+	printf '[kernel:top]\nlibrary = libipckernels.so\nfunction = top_sink\nargs = u64:0\n'
+	printf '%s\n' "$@"
+}
+wc_ini '[kernel:wc]' 'library = libipckernels.so' 'function = word_count' \
+	'[connections]' 'connect = src.out -> wc.in' 'connect = wc.out -> top.in' >"$KX_TMP/wc1.ini"
+wc_ini '[kernel:tok]' 'library = libipckernels.so' 'function = tokenize' \
+	'[kernel:kc]' 'library = libipckernels.so' 'function = keyed_count' \
+	'[connections]' 'connect = src.out -> tok.in' 'connect = tok.out -> kc.in' \
+	'connect = kc.out -> top.in' >"$KX_TMP/wc2.ini"
+if kx_run "word_count" "$OUT" "$ERR" -- "$KX_IPCRUN" "$KX_TMP/wc1.ini" &&
+   kx_expect_rc word_count 0 "$ERR" &&
+   kx_run "tokenize -> keyed_count" "$KX_TMP/wc2.out" "$ERR" -- "$KX_IPCRUN" "$KX_TMP/wc2.ini" &&
+   kx_expect_rc "tokenize -> keyed_count" 0 "$ERR"; then
+	grep -v '^summary' "$OUT" >"$KX_TMP/wc1.top"
+	grep -v '^summary' "$KX_TMP/wc2.out" >"$KX_TMP/wc2.top"
+	kx_same "word_count: the counts of tokenize -> keyed_count on edge text" \
+		"$KX_TMP/wc2.top" "$KX_TMP/wc1.top"
+	if grep -q '^ *[0-9]* *3  the$' "$OUT" && grep -q "^top 11 of 11 keys:" "$OUT" &&
+	   grep -q "^summary: 14 counted (11 distinct)" "$OUT"; then
+		kx_pass "word_count: 'the' 3 times, 14 words, 11 distinct (600 letters: 256, 256, 88)"
+	else
+		kx_fail "word_count: edge counts" "$(head -3 "$OUT")"
+	fi
+fi
 
 # replicated.ini: demo.ini's word count with one replicated counter section
 # (replicas = 4 behind a hash split): the same exact counts.

@@ -83,7 +83,7 @@ check "--dot: a cluster per host, bridged edges dashed" \
 
 # ---- the config topologies, two-host variants vs the reference run ----
 for spec in "pipeline filter" "copy reader" "large copy" "fanout f1" \
-            "function sq1" "demo count1 count3"; do
+            "function sq1" "words count1 count3"; do
 	set -- $spec
 	name=$1; shift
 	[ -f "config/$name.ini" ] || continue

@@ -4,7 +4,7 @@
 # random times (one in 32 about 1000x longer than the rest), so replicas
 # finish out of order: order = any must deliver every item, order = keep
 # exactly the input's order. Then: the demo's word count with keyed_count
-# replicated behind a hash split gives demo.ini's top 10; a replica killed
+# replicated behind a hash split gives words.ini's top 10; a replica killed
 # with -9 makes ipcrun exit 1 naming it with its index; a replicated kernel
 # with two inputs is refused before anything starts. Nothing of any run
 # survives.
@@ -96,11 +96,11 @@ check "--check: the replicas run in processes work#0 and work#1" \
 check "--dot: merge_ordered behind the replicas" \
 	grep -q '"w#1" -> "w#merge"' "$T/dot.out"
 
-# the demo's word count, its four counters as one replicated section
-run_ipcrun demo config/demo.ini
+# words.ini's word count, its four counters as one replicated section
+run_ipcrun demo config/words.ini
 cp "$T/demo.out" "$T/demo.top"
 run_ipcrun repl --stats config/replicated.ini
-check "replicated.ini (keyed_count x4, hash split): demo.ini's top 10" \
+check "replicated.ini (keyed_count x4, hash split): words.ini's top 10" \
 	test "$RC" -eq 0 -a "$(head -11 "$T/repl.out")" = "$(head -11 "$T/demo.top")" \
 	-a "$(head -11 "$T/repl.out" | wc -l)" -eq 11
 check "replicated.ini: --stats shows count#0..count#3" \

@@ -44,17 +44,20 @@ check "a line of 1 MiB and a last line without newline: exit 0" test "$RC" -eq 0
 check "... two text items of 1048577 and 5 bytes" \
 	grep -qx "sink: records=2 bytes=1048582" "$T/edge.out"
 
-# The demo's count is the same with a record per item and with big batches.
-for b in 0 64K; do
-	run_ipcrun "demo$b" -D batch=$b config/demo.ini
-	check "demo with batch=$b: exit 0" test "$RC" -eq 0
+# The word count is the same with a record per item and with big batches:
+# words.ini (every word an item) and demo.ini (lines as items).
+for ini in words demo; do
+	for b in 0 64K; do
+		run_ipcrun "$ini$b" -D batch=$b config/$ini.ini
+		check "$ini with batch=$b: exit 0" test "$RC" -eq 0
+	done
+	run_ipcrun "$ini" config/$ini.ini
+	check "$ini: batch=0, the default and batch=64K print the same count" \
+		cmp -s <(grep -v summary "$T/$ini.out") <(grep -v summary "$T/${ini}0.out")
+	check "... and 64K too" \
+		cmp -s <(grep -v summary "$T/$ini.out") <(grep -v summary "$T/${ini}64K.out")
+	check "... the whole text counted" grep -q "summary: 4052000 counted" "$T/${ini}0.out"
 done
-run_ipcrun demo config/demo.ini
-check "demo: batch=0, the default and batch=64K print the same count" \
-	cmp -s <(grep -v summary "$T/demo.out") <(grep -v summary "$T/demo0.out")
-check "... and 64K too" \
-	cmp -s <(grep -v summary "$T/demo.out") <(grep -v summary "$T/demo64K.out")
-check "... the whole text counted" grep -q "summary: 4052000 counted" "$T/demo0.out"
 
 # Keys: shown by --check, bad values refused with file:line.
 "$IPCRUN" --check -D batch=1K -D linger=2ms config/demo.ini >"$T/check.out" 2>&1

@@ -263,6 +263,200 @@ static void test_items_linger_flushes_slow_source(void **state)
 	tu_assert_clean(h);
 }
 
+/* A sparse stream goes out at once even after the linger thread sent its
+ * previous batch: whether a batch waits is decided by how long ago the
+ * previous one opened, not by when it left. (Timed from the send, a stream
+ * of one item per 1.5 lingers waited a whole linger for every item.) */
+static void test_items_sparse_after_linger_goes_at_once(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 12, true, 4096, 64);
+	tk_open(&c, b, 12, false, 4096, 64);
+	p.k.linger_ns = 50000000; /* 50 ms */
+	uint64_t a = 1, bb = 2, cc = 3;
+	assert_int_equal(ipc_emit(&p.port[0], &a, 8), 0);  /* first: at once */
+	uint64_t t_b = tu_now_ns();
+	assert_int_equal(ipc_emit(&p.port[0], &bb, 8), 0); /* right after: waits */
+	expect_item(&c.port[0], &a, 8);
+	expect_item(&c.port[0], &bb, 8); /* sent by the linger thread */
+	uint64_t now = tu_now_ns();
+	if (now < t_b + 75000000) { /* the source's next item, 1.5 lingers on */
+		uint64_t d = t_b + 75000000 - now;
+		struct timespec ts = {0, (long)d};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(ipc_emit(&p.port[0], &cc, 8), 0);
+	void *r = NULL;
+	size_t n = 0;
+	/* no wait: it must be in the channel already */
+	assert_int_equal(ipc_try_recv(&c.port[0], &r, &n), 0);
+	assert_non_null(r);
+	ipc_release(&c.port[0], r);
+	tk_close(&p);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+/* ipc_emit_many / ipc_next_many give the stream that ipc_emit / ipc_next
+ * one at a time give: runs across many batches, then items of other sizes
+ * (a second fixed size, empty items, an item larger than the batch), the
+ * argument errors, a port with a record per item, and -EPIPE. */
+static void test_items_many(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 8u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 13, true, 256, 128);
+	tk_open(&c, b, 13, false, 256, 128);
+	struct ipc_port *out = &p.port[0], *in = &c.port[0];
+	uint64_t v[1000];
+	char big[300];
+	for (size_t i = 0; i < 1000; i++)
+		v[i] = i * 7;
+	memset(big, 'b', sizeof big);
+	assert_int_equal(ipc_emit_many(out, v, 8, 1000), 0);
+	assert_int_equal(ipc_emit(out, "hello", 5), 0);
+	assert_int_equal(ipc_emit_many(out, "abcdefghi", 3, 3), 0);
+	assert_int_equal(ipc_emit_many(out, NULL, 0, 2), 0); /* two empty items */
+	assert_int_equal(ipc_emit_many(out, big, sizeof big, 1), 0);
+	assert_int_equal(ipc_emit_many(out, v, 8, 0), 0);
+	assert_int_equal(ipc_emit_many(NULL, v, 8, 1), -EINVAL);
+	assert_int_equal(ipc_emit_many(out, NULL, 8, 1), -EINVAL);
+	assert_int_equal(ipc_emit_many(in, v, 8, 1), -EINVAL);
+	tk_close(&p);
+
+	const void *items;
+	size_t w, m, got = 0, runs = 0;
+	while (got < 1000) {
+		assert_int_equal(ipc_next_many(in, &items, &w, &m), 0);
+		assert_int_equal(w, 8);
+		assert_true(m >= 1 && m <= 256 / 8 && got + m <= 1000);
+		assert_memory_equal(items, &v[got], m * 8);
+		got += m;
+		runs++;
+	}
+	assert_true(runs >= 1000 / 32 && runs < 1000); /* whole batches, not items */
+	/* then the other items, in order, however the producer packed them */
+	const char *want[] = {"hello", "abc", "def", "ghi", "", "", big};
+	const size_t wlen[] = {5, 3, 3, 3, 0, 0, sizeof big};
+	size_t k = 0;
+	while (k < 7) {
+		assert_int_equal(ipc_next_many(in, &items, &w, &m), 0);
+		for (size_t i = 0; i < m; i++, k++) {
+			assert_true(k < 7);
+			assert_int_equal(w, wlen[k]);
+			assert_memory_equal((const char *)items + i * w, want[k], w);
+		}
+	}
+	assert_int_equal(ipc_next_many(in, &items, &w, &m), IPC_TX_EOF);
+	assert_int_equal(ipc_next_many(in, &items, NULL, &m), -EINVAL);
+	assert_int_equal(ipc_next_many(in, NULL, &w, &m), -EINVAL);
+	assert_int_equal(ipc_next_many(in, &items, &w, NULL), -EINVAL);
+	tk_close(&c);
+
+	/* a record per item: one item per record each way */
+	tk_open(&p, b, 14, true, 0, 64);
+	tk_open(&c, b, 14, false, 0, 64);
+	assert_int_equal(ipc_emit_many(&p.port[0], v, 8, 3), 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(ipc_next_many(&c.port[0], &items, &w, &m), 0);
+		assert_true(w == 8 && m == 1 && memcmp(items, &v[i], 8) == 0);
+	}
+	/* the consumer leaves: the producer learns it, not silently, even
+	 * from a call whose one item was sent at once (a fresh port) */
+	tk_close(&c);
+	tk_open(&c, b, 15, false, 4096, 64);
+	struct tk q;
+	tk_open(&q, b, 15, true, 4096, 64);
+	tk_close(&c);
+	assert_int_equal(ipc_emit_many(&q.port[0], v, 8, 1), -EPIPE);
+	tk_close(&q);
+	int rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++)
+		rc = ipc_emit_many(&p.port[0], v, 8, 1000);
+	assert_int_equal(rc, -EPIPE);
+	tk_close(&p);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+/* Every small size through both fast paths (one size per batch, then all
+ * sizes mixed in the variable layout), each byte checked, the padding of
+ * the variable layout zero. */
+static void test_items_small_sizes(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 8u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 17, true, 4096, 256);
+	tk_open(&c, b, 17, false, 4096, 256);
+	char item[24];
+	for (size_t n = 1; n <= 20; n++)
+		for (uint64_t j = 0; j < 3; j++) {
+			tu_fill(item, n, n * 100 + j);
+			assert_int_equal(ipc_emit(&p.port[0], item, n), 0);
+		}
+	for (size_t n = 1; n <= 20; n++) /* mixed: the variable layout */
+		for (size_t m = 20; m >= 1; m--) {
+			tu_fill(item, m, n * 1000 + m);
+			assert_int_equal(ipc_emit(&p.port[0], item, m), 0);
+		}
+	tk_close(&p);
+	for (size_t n = 1; n <= 20; n++)
+		for (uint64_t j = 0; j < 3; j++) {
+			tu_fill(item, n, n * 100 + j);
+			expect_item(&c.port[0], item, n);
+		}
+	for (size_t n = 1; n <= 20; n++)
+		for (size_t m = 20; m >= 1; m--) {
+			const void *got;
+			size_t len;
+			tu_fill(item, m, n * 1000 + m);
+			assert_int_equal(ipc_next(&c.port[0], &got, &len), 0);
+			assert_int_equal(len, m);
+			assert_memory_equal(got, item, m);
+			if (c.port[0].bi.width == 0) /* the padding after it */
+				for (size_t z = m; z < ((m + 3) & ~(size_t)3); z++)
+					assert_int_equal(((const char *)got)[z], 0);
+		}
+	const void *got;
+	size_t len;
+	assert_int_equal(ipc_next(&c.port[0], &got, &len), IPC_TX_EOF);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
+/* A steady stream that fills its batches by linger keeps batching: the
+ * item after a batch the linger thread sent does not go out alone. */
+static void test_items_steady_stream_keeps_lingering(void **state)
+{
+	const char *h = FIX(state)->handle;
+	struct ipc_buffer *b = tu_open(h, 4u << 20);
+	struct tk p, c;
+	tk_open(&p, b, 16, true, 4096, 64);
+	tk_open(&c, b, 16, false, 4096, 64);
+	p.k.linger_ns = 50000000; /* 50 ms */
+	uint64_t v[6] = {1, 2, 3, 4, 5, 6};
+	for (int i = 0; i < 5; i++) /* the first at once, four in a batch */
+		assert_int_equal(ipc_emit(&p.port[0], &v[i], 8), 0);
+	for (int i = 0; i < 5; i++)
+		expect_item(&c.port[0], &v[i], 8); /* the four: by the linger thread */
+	/* a linger after the last batch opened, but that batch held four */
+	assert_int_equal(ipc_emit(&p.port[0], &v[5], 8), 0);
+	void *r = NULL;
+	size_t n = 0;
+	assert_int_equal(ipc_try_recv(&c.port[0], &r, &n), IPC_TX_RETRY);
+	expect_item(&c.port[0], &v[5], 8); /* then within its linger */
+	tk_close(&p);
+	tk_close(&c);
+	assert_int_equal(ipc_buffer_close(b, false), 0);
+	tu_assert_clean(h);
+}
+
 /* A kernel's return flushes its open batch (EOF after the last item). */
 static void test_items_eof_flushes(void **state)
 {
@@ -478,6 +672,10 @@ int main(int argc, char **argv)
 		T(test_items_batch_zero_record_per_item),
 		T(test_items_mixing_send_next_emit_recv),
 		T(test_items_linger_flushes_slow_source),
+		T(test_items_sparse_after_linger_goes_at_once),
+		T(test_items_many),
+		T(test_items_steady_stream_keeps_lingering),
+		T(test_items_small_sizes),
 		T(test_items_eof_flushes),
 		T(test_items_memory_back_pressure),
 		T(test_items_alloc_deadlock_is_a_clear_error),

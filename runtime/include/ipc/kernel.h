@@ -100,8 +100,9 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  * duration, 500 us by default) after its first item, even when the kernel
  * is busy in its own code or asleep (a thread of the process sends it then).
  * So an item waits at most about linger before it leaves its producer. A
- * port that was quiet for a whole linger sends the first item that comes at
- * once (a trickle of items pays no linger at all).
+ * sparse stream pays no linger at all: a batch goes out with its first item
+ * when the port's previous batch opened a linger or more earlier and held a
+ * single item (a trickle, or the first item after a pause).
  *
  * A producer killed mid-stream: every batch it sent is delivered whole, in
  * order, once, and then IPC_TX_ABORTED; the items of its open batch (emitted
@@ -118,8 +119,9 @@ int ipc_recv_any(struct ipc_kernel *k, struct ipc_port **from, void **rec,
  * ipc_alloc does while the buffer is full. An item larger than the batch
  * goes out as a record of its own, after the open batch. Returns 0, -EPIPE
  * when the consumer is gone, -ENOMEM when the buffer stayed full (see
- * ipc_alloc), -EINVAL (not an output port, item NULL with n > 0, or n above
- * IPC_ITEM_MAX). */
+ * ipc_alloc), -EINVAL (not an output port, item NULL with n > 0, n above
+ * IPC_ITEM_MAX, or an item larger than a batch that is also too large for a
+ * record of this buffer: see ipc_alloc). */
 int ipc_emit(struct ipc_port *out, const void *item, size_t n);
 
 /* ipc_emit of the text s and its NUL (an item of strlen(s) + 1 bytes), so
@@ -140,6 +142,29 @@ int ipc_flush(struct ipc_port *out);
  * the same size w, at offsets multiple of w from a 16-byte aligned start (so
  * 8-byte numbers read in place). */
 int ipc_next(struct ipc_port *in, const void **item, size_t *n);
+
+/* Many items of one size at once, for kernels that make or take arrays (a
+ * source of numbers, a sink that sums them): the same stream as calls of
+ * ipc_emit / ipc_next one item at a time, without a call per item.
+ *
+ * ipc_emit_many: ipc_emit of count items of width bytes each, items[0],
+ * items[width], ... (copied into the open batches; width 0 emits count empty
+ * items). Returns 0 when all were emitted; on an error (the codes of
+ * ipc_emit) the items before the failing one were emitted, the rest not.
+ *
+ * ipc_next_many: ipc_next, and with it the items of the same record that
+ * follow it back to back with the same size: *items points at *count >= 1
+ * items of *width bytes each (the first is what ipc_next would return; a
+ * batch of items of one size yields everything it has left, any other
+ * record one item). Valid until the next ipc_next or ipc_next_many on this
+ * port. Returns what ipc_next returns, and -EINVAL for a NULL argument.
+ *
+ * Runs are as long as the producer made them: a batch holds items of one
+ * size only until an item of another size comes (then it holds them all
+ * with their lengths, and yields them one at a time), and empty items come
+ * one per call. A stream of one item size gets whole batches. */
+int ipc_emit_many(struct ipc_port *out, const void *items, size_t width, size_t count);
+int ipc_next_many(struct ipc_port *in, const void **items, size_t *width, size_t *count);
 
 /* Largest item: a record of its own in a buffer of 16 GiB at least. */
 #define IPC_ITEM_MAX (UINT32_C(0xffffffff) - 16)
