@@ -67,6 +67,14 @@ bool ir_bridge_tx_step(struct edge *e)
 	uint64_t before = e->credited;
 	tx_back(e);
 	progress |= e->credited != before;
+	/* a large record goes back to the buffer as soon as its payload is
+	 * sent (ir_bridge_in_flight nulls the request): the producer needs
+	 * the room */
+	for (uint32_t s = 0; s < e->window; s++)
+		if (e->big[s] && e->breq[s] == MPI_REQUEST_NULL) {
+			ipc_record_free(ir_br.tls, e->big[s]);
+			e->big[s] = NULL;
+		}
 	/* lent: the watcher has the channel (net_wait.c) */
 	if (e->lent || e->state != E_OPEN || e->nframes - e->credited >= e->window)
 		return progress;
@@ -324,21 +332,33 @@ bool ir_bridge_rx_step(struct edge *e)
 }
 
 /* A transfer under way on edge e (not just a receive posted in advance). */
+/* Some request of r[0..n) still under way. One MPI_Testsome for them all
+ * (it lets MPI progress once) rather than one MPI_Test each: while large
+ * records move this runs every pass, and each progress is a poll(2). The
+ * requests that completed become MPI_REQUEST_NULL, which the edge code
+ * takes as done (ir_bridge_test); only sends and payload receives, whose
+ * status nobody reads, are tested here. */
+static bool some_pending(MPI_Request *r, uint32_t n)
+{
+	static int idx[1024];
+	int active = 0, out = 0;
+	for (uint32_t i = 0; i < n; i++)
+		active += r[i] != MPI_REQUEST_NULL;
+	if (!active)
+		return false;
+	MPI_Testsome((int)n, r, &out, idx, MPI_STATUSES_IGNORE);
+	return out != MPI_UNDEFINED && out < active;
+}
+
 bool ir_bridge_in_flight(struct edge *e)
 {
 	for (int i = 0; i < CTL_SLOTS; i++)
 		if (!ir_bridge_test(&e->ctl[i].req))
 			return true;
-	if (e->tx == 'r') {
-		for (uint64_t f = e->nframes; f < e->nposted; f++)
-			if (!ir_bridge_test(&e->breq[f % e->window]))
-				return true;
-		return false;
-	}
-	for (uint32_t s = 0; s < e->window; s++)
-		if (!ir_bridge_test(&e->req[s]) || !ir_bridge_test(&e->breq[s]))
-			return true;
-	return false;
+	if (e->tx == 'r')
+		return some_pending(e->breq, e->window);
+	bool req = some_pending(e->req, e->window);
+	return some_pending(e->breq, e->window) || req;
 }
 
 bool ir_bridge_stalled(struct edge *e)

@@ -125,6 +125,42 @@ check "EOF: count and sum exact (count=200000 sum=19999900000)" \
 check "EOF: same as one host" cmp -s "$T/ref_eof.out" "$T/eof.out"
 hosts_clean "EOF"
 
+# ---- large records (sent alone, received straight into records) mixed
+# with small ones (packed in frames): every byte, in order ----
+awk 'BEGIN { srand(13); for (i = 0; i < 3000; i++) {
+	n = (i % 7 == 3) ? 32768 + int(rand() * 90000) : 1 + int(rand() * 300)
+	c = sprintf("%c", 33 + i % 90); s = ""
+	while (length(s) < n) s = s c sprintf("%d", i)
+	print substr(s, 1, n) } }' >"$T/mixed.txt"
+cat >"$T/mixed.ini" <<INI
+[graph]
+buffer = 32M
+hosts  = head, worker
+[process:p1]
+[process:p2]
+host = worker
+[kernel:src]
+library  = libipckernels.so
+function = file_lines
+process  = p1
+args     = str:$T/mixed.txt
+[kernel:sum]
+library  = libipckernels.so
+function = digest_sink
+process  = p2
+[connections]
+connect = src.out -> sum.in window=2
+INI
+"$IPCRUN" --no-progress "$T/mixed.ini" >"$T/ref_mixed.out" 2>/dev/null
+mpi_run mixed "$T/mixed.ini"
+check "mixed large and small records: exit 0" test "$RC" -eq 0
+check "mixed large and small records: same count, bytes and CRC as one host" \
+	test -s "$T/ref_mixed.out" -a "$(cat "$T/ref_mixed.out")" = "$(cat "$T/mixed.out")"
+check "mixed large and small records: 3000 records, 429 of them over 32 KiB" \
+	test "$(awk 'length($0) >= 32768' "$T/mixed.txt" | wc -l)" -eq 429 -a \
+	     "$(sed -n 's/.*records=\([0-9]*\) .*/\1/p' "$T/mixed.out")" -eq 3000
+hosts_clean "mixed large and small records"
+
 # ---- a kernel on rank 1 fails ----
 mpi_run fail "$HI/fail.ini"
 check "failed kernel on worker: exit 1" test "$RC" -eq 1
