@@ -435,6 +435,7 @@ static int run_bridge(void)
 	bool after_sleep = false;
 	uint64_t events = 0;
 	unsigned unsure = 0;
+	bool was_busy = false;
 	if (ir_wait_start())
 		ir_bridge_fatal("cannot start the watcher threads");
 	for (;;) {
@@ -442,8 +443,9 @@ static int run_bridge(void)
 		 * care: looked at every HOSTS_NS while busy, after every sleep */
 		bool progress = ir_wait_collect(), open = false, busy = false, quiet = true;
 		uint64_t now = ir_bridge_now_ns();
-		/* a pass that may end in a sleep: did MPI read during it? */
-		bool last = now - idle_since >= SPIN_NS;
+		/* a pass that may end in a sleep: did MPI read during it? (not
+		 * while a transfer is under way: that pass only yields) */
+		bool last = !was_busy && now - idle_since >= SPIN_NS;
 		uint64_t reads = last ? ir_wait_reads() : 0;
 		if (now >= next_hosts || after_sleep || last) {
 			progress |= hosts_step();
@@ -461,6 +463,7 @@ static int run_bridge(void)
 			break;
 		for (size_t i = 0; i < (size_t)ir_br.nranks * CTL_SLOTS && !busy; i++)
 			busy = !ir_bridge_test(&hello_out[i].req);
+		was_busy = busy;
 		if (progress) {
 			idle_since = ir_bridge_now_ns();
 			sleep_ns = 1000;
