@@ -340,7 +340,7 @@ bool ir_bridge_rx_step(struct edge *e)
  * status nobody reads, are tested here. */
 static bool some_pending(MPI_Request *r, uint32_t n)
 {
-	static int idx[1024];
+	static int idx[2 * 1024]; /* windows are at most 1024 */
 	int active = 0, out = 0;
 	for (uint32_t i = 0; i < n; i++)
 		active += r[i] != MPI_REQUEST_NULL;
@@ -357,8 +357,7 @@ bool ir_bridge_in_flight(struct edge *e)
 			return true;
 	if (e->tx == 'r')
 		return some_pending(e->breq, e->window);
-	bool req = some_pending(e->req, e->window);
-	return some_pending(e->breq, e->window) || req;
+	return some_pending(e->req, 2 * e->window); /* req, then breq */
 }
 
 bool ir_bridge_stalled(struct edge *e)

@@ -321,8 +321,9 @@ static int parse_edge(const char *spec, struct edge *e)
 	                   .window = window, .capacity = capacity, .name = spec + off,
 	                   .back_req = MPI_REQUEST_NULL};
 	e->buf = calloc(window, sizeof *e->buf);
-	e->req = calloc(window, sizeof *e->req);
-	e->breq = calloc(window, sizeof *e->breq);
+	/* req and breq side by side: tx tests them with one MPI_Testsome */
+	e->req = calloc(2 * (size_t)window, sizeof *e->req);
+	e->breq = e->req ? e->req + window : NULL;
 	e->big = calloc(window, sizeof *e->big);
 	e->hs = calloc(window, sizeof *e->hs);
 	e->heap = calloc(window, sizeof *e->heap);
