@@ -81,7 +81,8 @@ static void *watch(void *arg)
 		do
 			rc = ipc_record_recv_wait(e->tls, e->chan, &rec, WATCH_MS);
 		while (rc == IPC_TX_RETRY &&
-		       !atomic_load_explicit(&e->close_req, memory_order_acquire));
+		       !atomic_load_explicit(&e->close_req, memory_order_acquire) &&
+		       !atomic_load_explicit(&quit, memory_order_acquire));
 		if (atomic_load_explicit(&e->close_req, memory_order_acquire)) {
 			/* the remote consumer left: so does ours (-EPIPE upstream) */
 			if (rc == 0)
@@ -209,14 +210,14 @@ enum ir_wake ir_wait_sleep(uint64_t timeout_ns)
 	struct timespec ts = {(time_t)(timeout_ns / 1000000000u),
 	                      (long)(timeout_ns % 1000000000u)};
 	int n = ppoll(pfd, npfd, &ts, NULL);
-	woke_reads = ir_wait_reads();
-	if (n <= 0)
-		return IR_WAKE_TIMEOUT;
-	if (pfd[0].revents) {
+	if (n > 0 && pfd[0].revents) {
 		uint64_t v;
 		if (read(evfd, &v, sizeof v) < 0 && errno != EAGAIN)
 			ir_bridge_fatal("eventfd: %s", strerror(errno));
 	}
+	woke_reads = ir_wait_reads(); /* what MPI reads from here on */
+	if (n <= 0)
+		return IR_WAKE_TIMEOUT;
 	enum ir_wake w = IR_WAKE_LOCAL;
 	for (nfds_t i = 2; i < npfd; i++)
 		if (pfd[i].revents)

@@ -121,8 +121,8 @@ for i in $(seq "$RUNS"); do
 	fi
 done
 
-# idle: NEDGES sources that send one record after IDLE_SECS + 6 s; CPU of
-# both bridges (utime + stime of /proc/PID/stat) over IDLE_SECS s, from 2 s
+# idle: NEDGES sources that send one record after IDLE_SECS + 7 s; CPU of
+# both bridges (utime + stime of /proc/PID/stat) over IDLE_SECS s, from 3 s
 # after they started (past the first hellos); prints % of a core per bridge
 idle_cpu() {
 	local n=$1 i
@@ -131,7 +131,7 @@ idle_cpu() {
 		for i in $(seq "$n"); do
 			printf '[process:s%d]\n[process:d%d]\nhost = b\n' "$i" "$i"
 			printf '[kernel:s%d]\nlibrary = libtestkernels.so\nfunction = t_stamp_source\n' "$i"
-			printf 'process = s%d\nargs = u64:%d, u64:1\n' "$i" $(( (IDLE_SECS + 6) * 1000000 ))
+			printf 'process = s%d\nargs = u64:%d, u64:1\n' "$i" $(( (IDLE_SECS + 7) * 1000000 ))
 			printf '[kernel:d%d]\nlibrary = libtestkernels.so\nfunction = t_latency_sink\n' "$i"
 			printf 'process = d%d\n' "$i"
 		done
@@ -147,7 +147,7 @@ idle_cpu() {
 		[ "$(echo "$nets" | wc -w)" -eq 2 ] && break
 		sleep 0.05
 	done
-	sleep 2
+	sleep 3 # past the start: the first hellos teach the bridges to sleep
 	ticks() { local t=0 p; for p in $nets; do
 		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 	local c0 t0 c1 t1

@@ -216,7 +216,7 @@ check "consumer gone while the edge is idle: the producer on head got -EPIPE" \
 hosts_clean "consumer gone while idle"
 
 # ---- idle bridged edges sleep: CPU of both bridges over 4 s of idle ----
-# 4 edges whose sources send one record after 7 s. The bridges wake for
+# 4 edges whose sources send one record after 8 s. The bridges wake for
 # nothing but a hello a second (net_wait.c); the bound, 1 % of a core,
 # is the goal (measured ~0.05 %); ticks are 1/CLK_TCK s.
 {
@@ -224,7 +224,7 @@ hosts_clean "consumer gone while idle"
 	for i in 1 2 3 4; do
 		printf '[process:s%d]\n[process:d%d]\nhost = worker\n' "$i" "$i"
 		printf '[kernel:s%d]\nlibrary = libtestkernels.so\nfunction = t_stamp_source\n' "$i"
-		printf 'process = s%d\nargs = u64:7000000, u64:1\n' "$i"
+		printf 'process = s%d\nargs = u64:8000000, u64:1\n' "$i"
 		printf '[kernel:d%d]\nlibrary = libtestkernels.so\nfunction = t_latency_sink\n' "$i"
 		printf 'process = d%d\n' "$i"
 	done
@@ -240,7 +240,7 @@ ticks() { local p t=0; for p in $NETS; do
 both_up() { [ "$(handles | wc -l)" -eq 2 ] && [ "$(nets | wc -l)" -eq 2 ]; }
 if wait_for 20000 both_up; then
 	NETS=$(nets)
-	sleep 2 # past the start (the first hellos teach the bridges to sleep)
+	sleep 3 # past the start (the first hellos teach the bridges to sleep)
 	c0=$(ticks); t0=$(now_ms); sleep 4; c1=$(ticks); t1=$(now_ms)
 	pct=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v ms=$((t1 - t0)) \
 		'BEGIN { printf "%.2f", 100 * c / hz / (ms / 1000) / 2 }')
