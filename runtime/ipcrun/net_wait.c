@@ -43,7 +43,7 @@
 
 #include "net_mpi.h"
 
-#define WATCH_MS 250                 /* a watcher looks at close_req this often */
+#define WATCH_MS 1000                /* a watcher looks at close_req this often */
 #define MAX_POLL 256                 /* sockets polled at most */
 #define MUTE_FDS 1024                /* fds below this can be left out */
 #define MUTE_NS 1000000000ull        /* ... for this long */
