@@ -28,7 +28,7 @@ BENCH_MPI := $(BENCH_DIR)/bench_mpi
 $(BENCH_MPI): tests/bench/bench_mpi.c
 	@mkdir -p $(dir $@)
 	OMPI_CC=$(CC) mpicc $(CSTD) -O2 -o $@ $<
-tests/bench/bench_hosts.sh: $(BENCH_MPI) $(IPCRUN_NET) $(TESTKERNELS_SO)
+tests/bench/bench_hosts.sh: $(BENCH_MPI) $(IPCRUN_NET) $(TESTKERNELS_SO) $(BENCHKERNELS_SO)
 BENCH_TARGETS += tests/bench/bench_hosts.sh
 endif
 

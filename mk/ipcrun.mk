@@ -105,7 +105,7 @@ endef
 INSTALL_EXTRA   += $(IPCRUN_INSTALL_CMDS)
 UNINSTALL_EXTRA += $(IPCRUN_UNINSTALL_CMDS)
 
-# The MPI bridge (runtime/ipcrun/net_mpi.c, net_edge.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
+# The MPI bridge (runtime/ipcrun/net_mpi.c, net_edge.c, net_wait.c + frame.c) -> $(BUILD)/bin/ipcrun-net,
 # a helper ipcrun execs under mpirun/srun. Built only where mpicc exists, so
 # that ipcrun itself never needs MPI; `make test` installs Open MPI first.
 MPICC        ?= $(shell command -v mpicc 2>/dev/null)
@@ -123,7 +123,8 @@ $(BUILD)/mpi/%.o: %.c
 	@mkdir -p $(dir $@)
 	OMPI_CC=$(CC) $(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-IPCRUN_NET_OBJ := $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(BUILD)/mpi/runtime/ipcrun/net_edge.o
+IPCRUN_NET_OBJ := $(BUILD)/mpi/runtime/ipcrun/net_mpi.o $(BUILD)/mpi/runtime/ipcrun/net_edge.o \
+                  $(BUILD)/mpi/runtime/ipcrun/net_wait.o
 $(IPCRUN_NET): $(IPCRUN_NET_OBJ) $(FRAME_OBJ) $(LIBIPC_SO)
 	@mkdir -p $(dir $@)
 	OMPI_CC=$(CC) $(MPICC) -o $@ $(IPCRUN_NET_OBJ) $(FRAME_OBJ) \

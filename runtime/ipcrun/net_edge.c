@@ -17,10 +17,21 @@
 
 /* ---- tx: local channel -> frames ---- */
 
+void ir_bridge_tx_close(struct edge *e)
+{
+	if (e->held) {
+		ipc_record_free(e->tls, e->held);
+		e->held = NULL;
+	}
+	ipc_channel_close(e->tls, e->chan);
+	e->closed_local = true;
+}
+
 static void tx_back(struct edge *e)
 {
 	if (e->back_req == MPI_REQUEST_NULL || !ir_bridge_test(&e->back_req))
 		return;
+	ir_br.mpi_events++;
 	ir_br.last_seen[e->peer] = ir_bridge_now_ns();
 	struct ir_frame_hdr h;
 	const char *why;
@@ -35,13 +46,12 @@ static void tx_back(struct edge *e)
 		e->credited += h.count;
 	} else if (!e->consumer_gone) {
 		/* the remote consumer left: so does ours, and the upstream
-		 * producer gets -EPIPE */
+		 * producer gets -EPIPE (by the watcher if it has the channel) */
 		e->consumer_gone = true;
-		if (e->held) {
-			ipc_record_free(ir_br.tls, e->held);
-			e->held = NULL;
-		}
-		ipc_channel_close(ir_br.tls, e->chan);
+		if (e->lent)
+			atomic_store_explicit(&e->close_req, true, memory_order_release);
+		else
+			ir_bridge_tx_close(e);
 	}
 	if (e->state == E_FINAL && e->credited == e->nframes) {
 		e->state = E_DONE;
@@ -57,7 +67,16 @@ bool ir_bridge_tx_step(struct edge *e)
 	uint64_t before = e->credited;
 	tx_back(e);
 	progress |= e->credited != before;
-	if (e->state != E_OPEN || e->nframes - e->credited >= e->window)
+	/* a large record goes back to the buffer as soon as its payload is
+	 * sent (ir_bridge_in_flight nulls the request): the producer needs
+	 * the room */
+	for (uint32_t s = 0; s < e->window; s++)
+		if (e->big[s] && e->breq[s] == MPI_REQUEST_NULL) {
+			ipc_record_free(ir_br.tls, e->big[s]);
+			e->big[s] = NULL;
+		}
+	/* lent: the watcher has the channel (net_wait.c) */
+	if (e->lent || e->state != E_OPEN || e->nframes - e->credited >= e->window)
 		return progress;
 	size_t slot = e->nframes % e->window;
 	if (!ir_bridge_test(&e->req[slot]) || !ir_bridge_test(&e->breq[slot]))
@@ -74,8 +93,10 @@ bool ir_bridge_tx_step(struct edge *e)
 		void *rec = e->held;
 		int rc = 0;
 		e->held = NULL;
-		if (!rec)
-			rc = e->consumer_gone ? IPC_TX_EOF : ipc_record_recv(ir_br.tls, e->chan, &rec);
+		if (!rec && e->held_rc)
+			rc = e->held_rc; /* the end, as the watcher met it */
+		else if (!rec)
+			rc = e->consumer_gone ? IPC_TX_EOF : ipc_record_recv(e->tls, e->chan, &rec);
 		if (rc == IPC_TX_RETRY)
 			break;
 		if (rc == IPC_TX_EOF || rc == -ENOENT) {
@@ -99,7 +120,7 @@ bool ir_bridge_tx_step(struct edge *e)
 			break;
 		}
 		ir_frame_add(&w, rec, n);
-		ipc_record_free(ir_br.tls, rec);
+		ipc_record_free(e->tls, rec);
 	}
 	if (!big && w.count == 0 && !flags)
 		return progress;
@@ -184,6 +205,7 @@ static bool rx_arrive(struct edge *e)
 		MPI_Test(&e->req[slot], &done, &st);
 		if (!done)
 			break;
+		ir_br.mpi_events++;
 		ir_br.last_seen[e->peer] = ir_bridge_now_ns();
 		int n = 0;
 		MPI_Get_count(&st, MPI_BYTE, &n);
@@ -256,6 +278,7 @@ bool ir_bridge_rx_step(struct edge *e)
 		if (e->big[slot]) {
 			if (!ir_bridge_test(&e->breq[slot]))
 				return progress;
+			ir_br.mpi_events++;
 			void *rec = e->big[slot];
 			e->big[slot] = NULL;
 			progress = true;
@@ -309,46 +332,38 @@ bool ir_bridge_rx_step(struct edge *e)
 }
 
 /* A transfer under way on edge e (not just a receive posted in advance). */
-bool ir_bridge_in_flight(struct edge *e)
+/* Some request of r[0..n) still under way. One MPI_Testsome for them all
+ * (it lets MPI progress once) rather than one MPI_Test each: while large
+ * records move this runs every pass, and each progress is a poll(2). The
+ * requests that completed become MPI_REQUEST_NULL, which the edge code
+ * takes as done (ir_bridge_test); only sends and payload receives, whose
+ * status nobody reads, are tested here. */
+static bool some_pending(MPI_Request *r, uint32_t n)
 {
-	if (e->tx == 'r') {
-		for (uint64_t f = e->nframes; f < e->nposted; f++)
-			if (!ir_bridge_test(&e->breq[f % e->window]))
-				return true;
+	static int idx[2 * 1024]; /* windows are at most 1024 */
+	int active = 0, out = 0;
+	for (uint32_t i = 0; i < n; i++)
+		active += r[i] != MPI_REQUEST_NULL;
+	if (!active)
 		return false;
-	}
-	for (uint32_t s = 0; s < e->window; s++)
-		if (!ir_bridge_test(&e->req[s]) || !ir_bridge_test(&e->breq[s]))
-			return true;
-	return false;
+	MPI_Testsome((int)n, r, &out, idx, MPI_STATUSES_IGNORE);
+	return out != MPI_UNDEFINED && out < active;
 }
 
-/* Fully idle: sleep in the local channel of one tx edge (in turn), so
- * that a record sent into it wakes the bridge at once (the futex of the
- * channel) rather than at the next poll: 1 ms while this host also has
- * edges coming in (only polling MPI finds their frames), 10 ms when it
- * only sends (nothing else is urgent: credits matter once the window is
- * full, and then this is not called). Returns false when there is no such
- * edge (the caller sleeps instead). */
-bool ir_bridge_idle_wait(size_t *turn)
+bool ir_bridge_in_flight(struct edge *e)
 {
-	static int ms = -1;
-	if (ms < 0) {
-		ms = 10;
-		for (size_t i = 0; i < ir_br.nedge; i++)
-			if (ir_br.edges[i].tx == 'r')
-				ms = 1;
-	}
-	for (size_t k = 0; k < ir_br.nedge; k++) {
-		struct edge *e = &ir_br.edges[(*turn + k) % ir_br.nedge];
-		if (e->tx != 't' || e->state != E_OPEN || e->held || e->consumer_gone ||
-		    e->nframes - e->credited >= e->window)
-			continue;
-		*turn = (*turn + k + 1) % ir_br.nedge;
-		void *rec = NULL;
-		if (ipc_record_recv_wait(ir_br.tls, e->chan, &rec, ms) == 0)
-			e->held = rec;
-		return true;
-	}
-	return false;
+	for (int i = 0; i < CTL_SLOTS; i++)
+		if (!ir_bridge_test(&e->ctl[i].req))
+			return true;
+	if (e->tx == 'r')
+		return some_pending(e->breq, e->window);
+	return some_pending(e->req, 2 * e->window); /* req, then breq */
+}
+
+bool ir_bridge_stalled(struct edge *e)
+{
+	if (e->tx == 't')
+		return false; /* what it waits for comes by MPI or its watcher */
+	return e->state != E_DONE && (e->nrecv != e->nframes ||
+	                              (e->consumer_gone && !e->closed_sent));
 }

@@ -27,11 +27,12 @@
  * blocking inside MPI: non-blocking ipc_record_recv / ipc_record_send on the
  * local channels, MPI_Isend / pre-posted MPI_Irecv tested with MPI_Test.
  * While bytes move it polls again at once (MPI progresses only inside MPI
- * calls); after ~50 us without progress it sleeps with a doubling back-off
- * up to 1 ms, and a host with nothing but outgoing edges sleeps in a local
- * channel's futex instead, 10 ms at a time, woken by the next record
- * (measured: an idle bridge ~1-2 % of a core on a loaded 2-vCPU machine; a
- * blocked MPI_Recv would take all of one).
+ * calls); after ~50 us without progress it sleeps (net_wait.c) until one of
+ * MPI's sockets is readable, a watcher thread takes a record from a tx
+ * edge's channel (futex), or ipcrun writes: no timer wake-ups while idle
+ * but the hello every second (measured: an idle bridge ~0.05 % of a core,
+ * 1 or 4 edges; a blocked MPI_Recv would take all of one). Where MPI's
+ * transport has no sockets it polls every 1 ms instead.
  *
  * Per edge, at most WINDOW frames are in flight: rx credits a frame only
  * after every record of it went into the local channel, so a slow consumer
@@ -166,6 +167,7 @@ static bool hosts_step(void)
 		MPI_Test(&hello_req, &done, &st);
 	if (done) {
 		progress = true;
+		ir_br.mpi_events++;
 		struct ir_frame_hdr h;
 		const char *why = NULL;
 		int n = 0;
@@ -319,8 +321,9 @@ static int parse_edge(const char *spec, struct edge *e)
 	                   .window = window, .capacity = capacity, .name = spec + off,
 	                   .back_req = MPI_REQUEST_NULL};
 	e->buf = calloc(window, sizeof *e->buf);
-	e->req = calloc(window, sizeof *e->req);
-	e->breq = calloc(window, sizeof *e->breq);
+	/* req and breq side by side: tx tests them with one MPI_Testsome */
+	e->req = calloc(2 * (size_t)window, sizeof *e->req);
+	e->breq = e->req ? e->req + window : NULL;
 	e->big = calloc(window, sizeof *e->big);
 	e->hs = calloc(window, sizeof *e->hs);
 	e->heap = calloc(window, sizeof *e->heap);
@@ -424,17 +427,29 @@ static int run_bridge(void)
 	uint64_t t = ir_bridge_now_ns(), idle_since = t, sleep_ns = 1000;
 	for (int p = 0; p < ir_br.nranks; p++)
 		ir_br.last_seen[p] = t;
-	next_hello = t + HELLO_NS;
-	size_t turn = 0;
+	/* each host's hellos in their own phase: a sleep that ends as its
+	 * own hello is due then never meets a peer's (net_wait.c learns from
+	 * what wakes the bridge whether MPI's sockets announce arrivals) */
+	next_hello = t + HELLO_NS / 2 + HELLO_NS / 2 * (uint64_t)ir_br.rank / (uint64_t)ir_br.nranks;
 	uint64_t next_hosts = 0;
+	enum ir_wake woke = IR_WAKE_LOCAL;
+	bool after_sleep = false;
+	uint64_t events = 0;
+	unsigned unsure = 0;
+	bool was_busy = false;
+	if (ir_wait_start())
+		ir_bridge_fatal("cannot start the watcher threads");
 	for (;;) {
 		/* stop, hello and silence between hosts need no sub-millisecond
-		 * care: looked at every HOSTS_NS, so that an idle wake-up costs
-		 * one MPI_Test per edge and nothing more */
-		bool progress = false, open = false, busy = false;
+		 * care: looked at every HOSTS_NS while busy, after every sleep */
+		bool progress = ir_wait_collect(), open = false, busy = false, quiet = true;
 		uint64_t now = ir_bridge_now_ns();
-		if (now >= next_hosts) {
-			progress = hosts_step();
+		/* a pass that may end in a sleep: did MPI read during it? (not
+		 * while a transfer is under way: that pass only yields) */
+		bool last = !was_busy && now - idle_since >= SPIN_NS;
+		uint64_t reads = last ? ir_wait_reads() : 0;
+		if (now >= next_hosts || after_sleep || last) {
+			progress |= hosts_step();
 			next_hosts = now + HOSTS_NS;
 		}
 		for (size_t i = 0; i < ir_br.nedge; i++) {
@@ -442,27 +457,50 @@ static int run_bridge(void)
 			progress |= e->tx == 't' ? ir_bridge_tx_step(e) : ir_bridge_rx_step(e);
 			open |= e->state != E_DONE;
 			busy |= ir_bridge_in_flight(e);
+			quiet &= !ir_bridge_stalled(e);
 		}
+		after_sleep = false;
 		if (!open)
 			break;
+		for (size_t i = 0; i < (size_t)ir_br.nranks * CTL_SLOTS && !busy; i++)
+			busy = !ir_bridge_test(&hello_out[i].req);
+		was_busy = busy;
 		if (progress) {
 			idle_since = ir_bridge_now_ns();
 			sleep_ns = 1000;
 			continue;
 		}
-		if (busy || ir_bridge_now_ns() - idle_since < SPIN_NS) {
+		if (busy || !last) {
 			/* MPI moves bytes only inside MPI calls: while a transfer is
 			 * under way, poll again at once (yielding the core) */
 			sched_yield();
 			continue;
 		}
-		if (sleep_ns >= SLEEP_MAX_NS && ir_bridge_idle_wait(&turn))
-			continue;
-		struct timespec ts = {0, (long)sleep_ns};
-		nanosleep(&ts, NULL);
-		if (sleep_ns < SLEEP_MAX_NS)
+		if (ir_wait_reads() != reads && ++unsure < 64)
+			continue; /* what MPI read may have completed a request
+			             this pass had looked at already (net_wait.c) */
+		unsure = 0;
+		/* what the last wake-up brought: were MPI's sockets right? */
+		ir_wait_account(woke, ir_br.mpi_events != events);
+		woke = IR_WAKE_LOCAL;
+		/* idle (net_wait.c): the tx edges' channels go to their
+		 * watchers; then sleep until a socket of MPI, a watcher or
+		 * ipcrun wakes us, or the next hello is due. Only while MPI's
+		 * sockets are not known to announce what comes, or something
+		 * local holds an rx edge up (a full channel), poll instead,
+		 * backing off up to SLEEP_MAX_NS. */
+		ir_wait_lend();
+		uint64_t nap = sleep_ns;
+		now = ir_bridge_now_ns();
+		if (quiet && ir_wait_trusted())
+			nap = next_hello > now + SLEEP_MAX_NS ? next_hello - now : SLEEP_MAX_NS;
+		else if (sleep_ns < SLEEP_MAX_NS)
 			sleep_ns *= 2;
+		woke = ir_wait_sleep(nap);
+		events = ir_br.mpi_events;
+		after_sleep = true;
 	}
+	ir_wait_stop();
 	/* the last sends: BIG payloads still read their records */
 	for (size_t i = 0; i < ir_br.nedge; i++) {
 		struct edge *e = &ir_br.edges[i];
@@ -499,7 +537,7 @@ int main(int argc, char **argv)
 	const char *handle = argv[2];
 	struct ipc_buffer_opts bo = {.shm = (enum ipc_shm_kind)atoi(argv[3]),
 	                             .sem = (enum ipc_sem_kind)atoi(argv[4])};
-	ctrl_fd = atoi(argv[5]);
+	ctrl_fd = ir_br.ctrl_fd = atoi(argv[5]);
 	status_fd = atoi(argv[6]);
 	ir_br.rank = atoi(argv[7]);
 	ir_br.host = split_hosts(argv[8], &ir_br.nranks);
@@ -537,14 +575,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < ir_br.nedge; i++) {
-		/* the bridge's ends sleep at once when they wait (idle_wait):
-		 * it never spins in libipc */
-		struct ipc_channel_opts co = {.capacity = ir_br.edges[i].capacity,
+		/* the bridge's ends sleep at once when they wait (the watchers,
+		 * net_wait.c): it never spins in libipc. A tx edge's end has a
+		 * thread slot of its own, lent to its watcher while idle. */
+		struct edge *e = &ir_br.edges[i];
+		struct ipc_channel_opts co = {.capacity = e->capacity,
 		                              .wait = IPC_WAIT_BLOCK};
-		int rc = ipc_channel_add_opts(ir_br.tls, ir_br.edges[i].chan, ir_br.edges[i].tx == 't' ?
+		e->tls = e->tx == 't' ? ipc_tls_open(b, -1) : ir_br.tls;
+		if (!e->tls) {
+			say("F cannot open a thread slot: %s", strerror(errno));
+			return 1;
+		}
+		int rc = ipc_channel_add_opts(e->tls, e->chan, e->tx == 't' ?
 		                              IPC_CONSUMER : IPC_PRODUCER, &co);
 		if (rc < 0) {
-			say("F cannot attach edge %s: %s", ir_br.edges[i].name, ipc_strerror(rc));
+			say("F cannot attach edge %s: %s", e->name, ipc_strerror(rc));
 			return 1;
 		}
 	}
@@ -571,6 +616,9 @@ int main(int argc, char **argv)
 	say("G");
 	fcntl(ctrl_fd, F_SETFL, O_NONBLOCK);
 	run_bridge();
+	for (size_t i = 0; i < ir_br.nedge; i++)
+		if (ir_br.edges[i].tls != ir_br.tls)
+			ipc_tls_close(ir_br.edges[i].tls);
 	ipc_tls_close(ir_br.tls);
 	ipc_buffer_close(b, false);
 	finish();

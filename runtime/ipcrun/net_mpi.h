@@ -9,6 +9,8 @@
 #define IPCRUN_NET_MPI_H
 
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,7 @@ struct edge {
 	uint64_t nframes;     /* frames sent (tx) or taken (rx) */
 	uint64_t credited;    /* tx: frames credited */
 	void *held;           /* tx: a record taken that did not fit */
+	int held_rc;          /* tx: the end the watcher met (IPC_TX_EOF...), or 0 */
 	bool consumer_gone;   /* tx: CLOSED came; rx: -EPIPE locally */
 	uint8_t back[IR_FRAME_HDR];
 	MPI_Request back_req; /* tx: the pre-posted CREDIT/CLOSED receive */
@@ -67,6 +70,17 @@ struct edge {
 	void *pend;           /* a record allocated, not yet sent */
 	bool closed_sent;
 	struct ctl_slot ctl[CTL_SLOTS];
+	/* tx: the local end has its own thread slot, so that a watcher thread
+	 * can sleep in the channel (futex) while the bridge is idle; rx: the
+	 * bridge's. `watched` (1) hands tls to the watcher until it finds a
+	 * record or the end (held, held_rc) and gives it back (0). net_wait.c */
+	struct ipc_tls *tls;
+	pthread_t watcher;
+	bool has_watcher;
+	bool lent;               /* main's view: handed to the watcher */
+	_Atomic uint32_t watched;
+	_Atomic bool close_req;  /* CLOSED came while lent: watcher closes */
+	bool closed_local;       /* our consumer end of chan is closed */
 };
 
 /* The bridge's state shared by both files; written by net_mpi.c's main
@@ -80,6 +94,8 @@ struct ir_bridge {
 	struct ipc_tls *tls;
 	uint64_t max_record;   /* a quarter of this host's buffer */
 	uint64_t *last_seen;   /* per rank: when something last came */
+	uint64_t mpi_events;   /* receives completed: frames, credits, hellos */
+	int ctrl_fd;           /* ipcrun's control pipe (read) */
 	bool corrupt;          /* tests (IPCRUN_NET_TEST_CORRUPT=rank): spoil
 	                          the first DATA frame this host sends */
 };
@@ -101,6 +117,29 @@ bool ir_bridge_tx_step(struct edge *e);
 bool ir_bridge_rx_step(struct edge *e);
 void ir_bridge_rx_post(struct edge *e, size_t slot);
 bool ir_bridge_in_flight(struct edge *e);
-bool ir_bridge_idle_wait(size_t *turn);
+/* Something local holds the edge up (a full channel or buffer on rx): only
+ * polling finds when it clears. */
+bool ir_bridge_stalled(struct edge *e);
+/* Close this host's consumer end of a tx edge (the remote consumer left),
+ * dropping a record held; main's, when the edge is not lent. */
+void ir_bridge_tx_close(struct edge *e);
+
+/* net_wait.c: sleeping without CPU while idle */
+int ir_wait_start(void);   /* watcher threads of the tx edges, the eventfd */
+void ir_wait_stop(void);   /* join them (every tx edge is done) */
+/* Results of watchers that gave their edge back; true when some did. */
+bool ir_wait_collect(void);
+/* Lend every tx edge that can take records to its watcher. */
+void ir_wait_lend(void);
+enum ir_wake { IR_WAKE_TIMEOUT, IR_WAKE_LOCAL, IR_WAKE_MPI };
+/* Sleep until ipcrun writes, a watcher gives an edge back, one of MPI's
+ * sockets is readable, or timeout_ns passes. */
+enum ir_wake ir_wait_sleep(uint64_t timeout_ns);
+/* After the pass that followed a wake: did MPI complete a receive? Learns
+ * whether MPI's sockets announce what comes (then idle sleeps are long). */
+void ir_wait_account(enum ir_wake w, bool mpi_progress);
+bool ir_wait_trusted(void);
+/* Bytes this thread has read so far (0 when unknown). */
+uint64_t ir_wait_reads(void);
 
 #endif

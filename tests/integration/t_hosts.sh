@@ -8,7 +8,9 @@
 #  - EOF count exact; back-pressure bound (the source runs at most
 #    capacity + window x batch + capacity records ahead of a slow sink);
 #  - a kernel failing or killed on rank 1 is named with its host, exit 1;
-#    a consumer leaving on rank 1 gives -EPIPE to the producer on rank 0;
+#    a consumer leaving on rank 1 gives -EPIPE to the producer on rank 0,
+#    also while the edge is idle;
+#  - idle bridged edges cost each bridge under 1 % of a core;
 #  - rank 1's ipcrun killed: the job ends within 10 s, and after
 #    ipcrun --gc nothing is left;
 #  - a library missing on one host only, or a job size that is not the
@@ -123,6 +125,42 @@ check "EOF: count and sum exact (count=200000 sum=19999900000)" \
 check "EOF: same as one host" cmp -s "$T/ref_eof.out" "$T/eof.out"
 hosts_clean "EOF"
 
+# ---- large records (sent alone, received straight into records) mixed
+# with small ones (packed in frames): every byte, in order ----
+awk 'BEGIN { srand(13); for (i = 0; i < 3000; i++) {
+	n = (i % 7 == 3) ? 32768 + int(rand() * 90000) : 1 + int(rand() * 300)
+	c = sprintf("%c", 33 + i % 90); s = ""
+	while (length(s) < n) s = s c sprintf("%d", i)
+	print substr(s, 1, n) } }' >"$T/mixed.txt"
+cat >"$T/mixed.ini" <<INI
+[graph]
+buffer = 32M
+hosts  = head, worker
+[process:p1]
+[process:p2]
+host = worker
+[kernel:src]
+library  = libipckernels.so
+function = file_lines
+process  = p1
+args     = str:$T/mixed.txt
+[kernel:sum]
+library  = libipckernels.so
+function = digest_sink
+process  = p2
+[connections]
+connect = src.out -> sum.in window=2
+INI
+"$IPCRUN" --no-progress "$T/mixed.ini" >"$T/ref_mixed.out" 2>/dev/null
+mpi_run mixed "$T/mixed.ini"
+check "mixed large and small records: exit 0" test "$RC" -eq 0
+check "mixed large and small records: same count, bytes and CRC as one host" \
+	test -s "$T/ref_mixed.out" -a "$(cat "$T/ref_mixed.out")" = "$(cat "$T/mixed.out")"
+check "mixed large and small records: 3000 records, 429 of them over 32 KiB" \
+	test "$(awk 'length($0) >= 32768' "$T/mixed.txt" | wc -l)" -eq 429 -a \
+	     "$(sed -n 's/.*records=\([0-9]*\) .*/\1/p' "$T/mixed.out")" -eq 3000
+hosts_clean "mixed large and small records"
+
 # ---- a kernel on rank 1 fails ----
 mpi_run fail "$HI/fail.ini"
 check "failed kernel on worker: exit 1" test "$RC" -eq 1
@@ -166,6 +204,58 @@ check "consumer gone on worker: it took 1000 records" grep -qx "took 1000 record
 check "consumer gone on worker: the producer on head got -EPIPE" \
 	grep -q "^src: send returned -32 (Broken pipe)$" "$E"
 hosts_clean "consumer gone"
+
+# ---- the consumer leaves while the producer is idle: the bridge's watcher
+# has the channel then (it sleeps in it); -EPIPE must still come ----
+sed -e 's/u64:10$/u64:300000/' -e 's/u64:1000$/u64:3/' "$HI/take.ini" >"$T/take_idle.ini"
+mpi_run take_idle "$T/take_idle.ini"
+check "consumer gone while the edge is idle: exit 0, it took 3 records" \
+	test "$RC" -eq 0 -a "$(cat "$T/take_idle.out")" = "took 3 records"
+check "consumer gone while the edge is idle: the producer on head got -EPIPE" \
+	grep -q "^src: send returned -32 (Broken pipe)$" "$E"
+hosts_clean "consumer gone while idle"
+
+# ---- idle bridged edges sleep: CPU of both bridges over 4 s of idle ----
+# 4 edges whose sources send one record after 8 s. The bridges wake for
+# nothing but a hello a second (net_wait.c); the bound, 1 % of a core,
+# is the issue's goal (measured ~0.05 %); ticks are 1/CLK_TCK s.
+{
+	printf '[graph]\nhosts = head, worker\nstall_timeout = 0\n'
+	for i in 1 2 3 4; do
+		printf '[process:s%d]\n[process:d%d]\nhost = worker\n' "$i" "$i"
+		printf '[kernel:s%d]\nlibrary = libtestkernels.so\nfunction = t_stamp_source\n' "$i"
+		printf 'process = s%d\nargs = u64:8000000, u64:1\n' "$i"
+		printf '[kernel:d%d]\nlibrary = libtestkernels.so\nfunction = t_latency_sink\n' "$i"
+		printf 'process = d%d\n' "$i"
+	done
+	printf '[connections]\n'
+	for i in 1 2 3 4; do printf 'connect = s%d.out -> d%d.in\n' "$i" "$i"; done
+} >"$T/idle.ini"
+(mpi_run idle "$T/idle.ini"; echo "$RC" >"$T/idle.rc") &
+MP=$!
+handles() { sed -n 's/^ipcrun: run \(ipcrun\.[0-9]*\.[0-9a-f]*\) .*/\1/p' "$T/idle.err"; }
+nets() { sed -n 's/^ipcrun: process @net pid \([0-9]*\)$/\1/p' "$T/idle.err"; }
+ticks() { local p t=0; for p in $NETS; do
+	t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+both_up() { [ "$(handles | wc -l)" -eq 2 ] && [ "$(nets | wc -l)" -eq 2 ]; }
+if wait_for 20000 both_up; then
+	NETS=$(nets)
+	sleep 3 # past the start (the first hellos teach the bridges to sleep)
+	c0=$(ticks); t0=$(now_ms); sleep 4; c1=$(ticks); t1=$(now_ms)
+	pct=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v ms=$((t1 - t0)) \
+		'BEGIN { printf "%.2f", 100 * c / hz / (ms / 1000) / 2 }')
+	echo "       idle bridges, 4 edges: $pct % of a core each ($((c1 - c0)) ticks in $((t1 - t0)) ms)"
+	check "idle: each bridge under 1 % of a core over 4 s, 4 idle edges ($pct %)" \
+		awk -v p="$pct" 'BEGIN { exit !(p < 1) }'
+else
+	not_ok "idle: the bridges never ran"; sed 's/^/      /' "$T/idle.err" | head
+fi
+wait "$MP"
+RC=$(cat "$T/idle.rc"); E=$T/idle.err
+HS=$(handles)
+check "idle: exit 0, every sink got its record" \
+	test "$RC" -eq 0 -a "$(grep -c '^latency median' "$T/idle.out")" -eq 4
+hosts_clean "idle"
 
 # ---- back-pressure: a slow sink on worker holds the source on head ----
 sl=$T/src.log; kl=$T/sink.log
