@@ -156,11 +156,11 @@ size_t kx__text_len(const char *rec, size_t n)
 uint64_t kx__fnv1a(const void *p, size_t n)
 {
 	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325u;
+	uint64_t h = KX_FNV_OFFSET;
 
 	for (size_t i = 0; i < n; i++) {
 		h ^= s[i];
-		h *= 0x100000001b3u;
+		h *= KX_FNV_PRIME;
 	}
 	return h;
 }

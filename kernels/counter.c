@@ -32,7 +32,12 @@ static bool counter_grow(struct kx_counter *c)
 bool kx__counter_add(struct kx_counter *c, const char *key, size_t len,
                      uint64_t inc)
 {
-	uint64_t h = kx__fnv1a(key, len);
+	return kx__counter_add_hashed(c, key, len, kx__fnv1a(key, len), inc);
+}
+
+bool kx__counter_add_hashed(struct kx_counter *c, const char *key, size_t len,
+                            uint64_t h, uint64_t inc)
+{
 	size_t j;
 
 	if ((c->used + 1) * 2 > c->cap && !counter_grow(c))

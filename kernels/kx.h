@@ -99,7 +99,10 @@ struct ipc_port *kx__need_out(struct ipc_kernel *k, const char *port);
 /* Length of a text record without its trailing NUL, if it has one. */
 size_t kx__text_len(const char *rec, size_t n);
 
-/* 64-bit FNV-1a of n bytes. */
+/* 64-bit FNV-1a of n bytes: h = KX_FNV_OFFSET, then per byte h ^= byte,
+ * h *= KX_FNV_PRIME (Fowler, Noll, Vo; the parameters of its 64-bit form). */
+#define KX_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+#define KX_FNV_PRIME UINT64_C(0x100000001b3)
 uint64_t kx__fnv1a(const void *p, size_t n);
 
 /* CRC-32 (IEEE 802.3, as gzip and zlib compute it) of n more bytes;
@@ -123,9 +126,13 @@ struct kx_counter {
 	size_t arena_len, arena_cap;
 };
 
-/* Add inc to key's count (a new key starts at 0). false: out of memory. */
+/* Add inc to key's count (a new key starts at 0). false: out of memory.
+ * _hashed: the same, given kx__fnv1a(key, len) (a caller that hashed the
+ * key while it read it). */
 bool kx__counter_add(struct kx_counter *c, const char *key, size_t len,
                      uint64_t inc);
+bool kx__counter_add_hashed(struct kx_counter *c, const char *key, size_t len,
+                            uint64_t hash, uint64_t inc);
 void kx__counter_free(struct kx_counter *c);
 
 /* Seconds on the monotonic clock. */
