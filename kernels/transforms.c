@@ -70,31 +70,57 @@ static inline size_t next_word(const unsigned char *s, size_t n, size_t *i, char
 	return len;
 }
 
-int tokenize(struct ipc_kernel *k)
+/* Hand every word of every text item of in to fn (the word, room for a NUL
+ * after its len bytes, and its kx__fnv1a) until the input ends (then what
+ * kx__input_end says) or fn returns other than KX_DONE. Inlined into each
+ * kernel with its fn, so that a word costs no indirect call. */
+static inline enum kx_end each_word(struct ipc_kernel *k, struct ipc_port *in,
+                                    enum kx_end (*fn)(void *ctx, char *word, size_t len,
+                                                      uint64_t hash),
+                                    void *ctx)
 {
-	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
-	enum kx_end e = KX_DONE;
 	char word[WORD_MAX + 1];
 
-	if (!in || !out)
-		return 1;
-	while (e == KX_DONE) {
+	for (;;) {
 		const void *item;
 		size_t n, len, i = 0;
 		uint64_t h;
 		int rc = ipc_next(in, &item, &n);
 
-		if (rc != 0) {
-			e = kx__input_end(k, "in", rc);
-			break;
-		}
+		if (rc != 0)
+			return kx__input_end(k, "in", rc);
 		n = kx__text_len(item, n);
-		while (e == KX_DONE && (len = next_word(item, n, &i, word, &h)) > 0) {
-			word[len] = '\0';
-			e = kx__emit(k, out, word, len + 1);
+		while ((len = next_word(item, n, &i, word, &h)) > 0) {
+			enum kx_end e = fn(ctx, word, len, h);
+
+			if (e != KX_DONE)
+				return e;
 		}
 	}
-	return kx__end(k, e);
+}
+
+struct tokenize_ctx {
+	struct ipc_kernel *k;
+	struct ipc_port *out;
+};
+
+static enum kx_end tokenize_word(void *ctx, char *word, size_t len, uint64_t hash)
+{
+	struct tokenize_ctx *t = ctx;
+
+	(void)hash;
+	word[len] = '\0';
+	return kx__emit(t->k, t->out, word, len + 1);
+}
+
+int tokenize(struct ipc_kernel *k)
+{
+	struct tokenize_ctx t = {k, kx__need_out(k, "out")};
+	struct ipc_port *in = kx__need_in(k, "in");
+
+	if (!in || !t.out)
+		return 1;
+	return kx__end(k, each_word(k, in, tokenize_word, &t));
 }
 
 int grep_filter(struct ipc_kernel *k, const char *pattern)
@@ -222,35 +248,32 @@ int keyed_count(struct ipc_kernel *k)
  * found, and only the counts travel (a combiner, in MapReduce's terms). The
  * words are those tokenize emits, so the counts equal tokenize ->
  * keyed_count's. */
+struct word_count_ctx {
+	struct ipc_kernel *k;
+	struct kx_counter c;
+};
+
+static enum kx_end count_word(void *ctx, char *word, size_t len, uint64_t hash)
+{
+	struct word_count_ctx *w = ctx;
+
+	if (kx__counter_add_hashed(&w->c, word, len, hash, 1))
+		return KX_DONE;
+	kx__errorf(w->k, "out of memory counting words");
+	return KX_FAILED;
+}
+
 int word_count(struct ipc_kernel *k)
 {
 	struct ipc_port *in = kx__need_in(k, "in"), *out = kx__need_out(k, "out");
-	struct kx_counter c = {0};
-	enum kx_end e = KX_DONE;
-	char word[WORD_MAX];
+	struct word_count_ctx w = {.k = k};
+	enum kx_end e;
 
 	if (!in || !out)
 		return 1;
-	while (e == KX_DONE) {
-		const void *item;
-		size_t n, len, i = 0;
-		uint64_t h;
-		int rc = ipc_next(in, &item, &n);
-
-		if (rc != 0) {
-			e = kx__input_end(k, "in", rc);
-			break;
-		}
-		n = kx__text_len(item, n);
-		while ((len = next_word(item, n, &i, word, &h)) > 0)
-			if (!kx__counter_add_hashed(&c, word, len, h, 1)) {
-				kx__errorf(k, "out of memory counting words");
-				e = KX_FAILED;
-				break;
-			}
-	}
+	e = each_word(k, in, count_word, &w);
 	if (e == KX_DONE)
-		e = counter_send(k, out, &c);
-	kx__counter_free(&c);
+		e = counter_send(k, out, &w.c);
+	kx__counter_free(&w.c);
 	return kx__end(k, e);
 }
